@@ -1,0 +1,1 @@
+"""The ``jidoka`` console: thin commands over the client, the worker and the vocabulary."""

@@ -1,0 +1,274 @@
+"""The typed view of a ``WORKFLOW.md`` front matter (DESIGN §4.1).
+
+Two layers, on purpose:
+
+* the pydantic models below describe the *shape* (types, unknown keys rejected, defaults);
+  they are also the payload that travels through Temporal, so they must stay cheap to rebuild
+  from JSON and must never hold a secret: secret fields only accept ``$VAR`` references;
+* :func:`semantic_problems` checks the rules that span several keys (state categories, verdict
+  routes, ...) and names each problem by its key path. The loader runs both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from jidoka.outcomes import AgentKind, TrackerKind
+
+ENV_REF_PATTERN = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$")
+HALT_VERDICT = "HALT"
+LINE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+SecretRef = Annotated[str, StringConstraints(pattern=ENV_REF_PATTERN.pattern)]
+"""A secret is written as ``$NAME`` and resolved inside activities only."""
+NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Seconds = Annotated[int, Field(gt=0, le=7 * 24 * 3600)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackerStates(Section):
+    """State categories shared by every tracker kind. A state belongs to one category only."""
+
+    active_states: list[NonEmpty] = Field(min_length=1)
+    working_state: NonEmpty | None = None
+    paused_states: list[NonEmpty] = Field(default_factory=list[str])
+    terminal_states: list[NonEmpty] = Field(min_length=1)
+    backlog_states: list[NonEmpty] = Field(default_factory=list[str])
+    done_state: NonEmpty
+    """Where shipped work goes. Required, no default: the article's fifth why."""
+    paused_labels: list[NonEmpty] = Field(default_factory=lambda: ["awaiting-answers"])
+    """Labels that mark an issue as paused whatever its state; such an issue is never closed."""
+    required_labels: list[NonEmpty] = Field(default_factory=list[str])
+    """When set, only issues carrying every one of these labels are dispatched."""
+
+
+class LocalTrackerConfig(TrackerStates):
+    kind: Literal[TrackerKind.LOCAL]
+    board: NonEmpty
+    """Folder of ``<IDENTIFIER>.md`` files; relative to the WORKFLOW.md folder."""
+
+
+class GitHubTrackerConfig(TrackerStates):
+    kind: Literal[TrackerKind.GITHUB]
+    repo: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    api_key: SecretRef = "$GITHUB_TOKEN"
+    endpoint: NonEmpty = "https://api.github.com"
+    state_labels: dict[NonEmpty, NonEmpty] = Field(default_factory=dict[str, str])
+    """State name -> label. An open issue is in the state whose label it carries."""
+    default_open_state: NonEmpty | None = None
+    """State of an open issue that carries no state label (None: such issues are ignored)."""
+    closed_states: dict[NonEmpty, Literal["completed", "not_planned"]] = Field(
+        default_factory=dict[str, Literal["completed", "not_planned"]]
+    )
+    """State name -> GitHub ``state_reason`` for closed issues."""
+    priority_labels: dict[NonEmpty, int] = Field(default_factory=dict[str, int])
+    pull_request_base: NonEmpty | None = None
+    """Base branch of pull requests opened on ship (default: ``workspace.base_branch``)."""
+    draft_pull_requests: bool = False
+
+
+class LinearTrackerConfig(TrackerStates):
+    kind: Literal[TrackerKind.LINEAR]
+    project_slug: NonEmpty
+    api_key: SecretRef = "$LINEAR_API_KEY"
+    endpoint: NonEmpty = "https://api.linear.app/graphql"
+    team_key: NonEmpty | None = None
+
+
+TrackerConfig = Annotated[
+    LocalTrackerConfig | GitHubTrackerConfig | LinearTrackerConfig, Field(discriminator="kind")
+]
+
+
+class WorkspaceConfig(Section):
+    repo: NonEmpty
+    """A path (relative to the WORKFLOW.md folder) or a git URL, cloned once per issue."""
+    root: NonEmpty = "./.jidoka/workspaces"
+    base_branch: NonEmpty = "main"
+    branch_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]*$")] = "jidoka/"
+    push_on_ship: bool = True
+    """Push the work branch to the repository's ``origin`` when an issue ships."""
+
+
+class HooksConfig(Section):
+    after_create: str | None = None
+    before_run: str | None = None
+    after_run: str | None = None
+    before_remove: str | None = None
+    verify: str | None = None
+    """Run after a claimed success; its failure output feeds the next continuation."""
+    timeout_s: Seconds = 60
+    verify_timeout_s: Seconds | None = None
+    """Defaults to ``timeout_s``."""
+
+
+class UsageFields(Section):
+    """Where a JSON-lines agent reports token usage (dotted paths into each event)."""
+
+    match: dict[NonEmpty, str] = Field(default_factory=dict[str, str])
+    """Field path -> value an event must have to be a usage event (e.g. ``type: result``)."""
+    input_tokens: NonEmpty | None = None
+    output_tokens: NonEmpty | None = None
+    total_tokens: NonEmpty | None = None
+    cumulative: bool = False
+    """True when each event repeats the running total; False when events are deltas."""
+
+
+class CodexSettings(Section):
+    approval_policy: Literal["untrusted", "on-request", "never"] = "never"
+    sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = "workspace-write"
+    network_access: bool = False
+    model: NonEmpty | None = None
+    read_timeout_s: Seconds = 10
+    user_input: Literal["fail", "answer"] = "fail"
+    """On a user-input request: fail the attempt, or answer with a fixed text."""
+
+
+class ClaudeSettings(Section):
+    permission_mode: Literal["acceptEdits", "auto", "default", "dontAsk", "plan"] = "acceptEdits"
+    allowed_tools: list[NonEmpty] = Field(
+        default_factory=lambda: ["Bash", "Edit", "Write", "Read", "Glob", "Grep"]
+    )
+    disallowed_tools: list[NonEmpty] = Field(default_factory=lambda: ["AskUserQuestion"])
+    model: NonEmpty | None = None
+    max_budget_usd: Annotated[float, Field(gt=0)] | None = None
+
+
+class AgentConfig(Section):
+    kind: AgentKind
+    command: NonEmpty | None = None
+    """Shell command, run with ``bash -lc`` in the workspace. Defaults per kind."""
+    preset: Literal["gemini", "opencode", "aider"] | None = None
+    scenario: NonEmpty | None = None
+    """``scripted`` agents only: force one scenario instead of reading it from the issue."""
+    stall_timeout_s: Seconds = 300
+    """Progress clock: no progress event for this long stalls the attempt."""
+    silence_timeout_s: Seconds = 900
+    """Raw clock: no output at all for this long stalls the attempt."""
+    turn_timeout_s: Seconds = 3600
+    """Wall clock: the hard cap of one attempt."""
+    env: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict[str, str]
+    )
+    usage: UsageFields | None = None
+    codex: CodexSettings = Field(default_factory=CodexSettings)
+    claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
+
+
+class FleetBudget(Section):
+    tokens_per_hour: PositiveInt | None = None
+
+
+class BudgetsConfig(Section):
+    max_attempts: PositiveInt = 3
+    """Failed attempts (crash, stall, lost worker, hook failure) before the line stops."""
+    max_continuations: Annotated[int, Field(ge=0)] = 5
+    """Follow-up attempts after a verify failure, a turn limit or uncommitted work."""
+    max_turns: PositiveInt = 20
+    max_tokens: PositiveInt = 2_000_000
+    max_tokens_before_first_commit: PositiveInt = 200_000
+    max_wall_time: Annotated[int | str, Field(union_mode="left_to_right")] = "4h"
+    """Seconds, or a duration such as ``90m`` / ``4h``: the issue's total time under agents."""
+    fleet: FleetBudget = Field(default_factory=FleetBudget)
+
+
+class BackoffConfig(Section):
+    base_s: Seconds = 10
+    max_s: Seconds = 300
+    continuation_s: Annotated[int, Field(ge=0, le=3600)] = 1
+
+
+class ConcurrencyConfig(Section):
+    max_agents: PositiveInt = 10
+    by_state: dict[NonEmpty, PositiveInt] = Field(default_factory=dict[str, int])
+
+
+class PollingConfig(Section):
+    interval_s: Seconds = 30
+
+
+class LoopGuardConfig(Section):
+    max_dispatches: PositiveInt = 3
+    window_s: Seconds = 3600
+
+
+class GuardsConfig(Section):
+    loop: LoopGuardConfig = Field(default_factory=LoopGuardConfig)
+
+
+class WorkflowConfig(Section):
+    """The whole front matter. Key names are a contract (DESIGN §4.1): add keys, never rename."""
+
+    line: Annotated[str, StringConstraints(pattern=LINE_NAME_PATTERN)]
+    tracker: TrackerConfig
+    workspace: WorkspaceConfig
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
+    agent: AgentConfig
+    verdicts: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")], NonEmpty] = (
+        Field(min_length=1)
+    )
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    polling: PollingConfig = Field(default_factory=PollingConfig)
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
+
+    # -- derived views used by policy -------------------------------------------------------
+
+    def ship_verdicts(self) -> list[str]:
+        return [v for v, state in self.verdicts.items() if state == self.tracker.done_state]
+
+    def pause_verdicts(self) -> list[str]:
+        paused = set(self.tracker.paused_states)
+        return [v for v, state in self.verdicts.items() if state in paused]
+
+    def verify_timeout_s(self) -> int:
+        return self.hooks.verify_timeout_s or self.hooks.timeout_s
+
+    def max_wall_time_s(self) -> int:
+        return parse_duration(self.budgets.max_wall_time)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: int | str) -> int:
+    """``90`` / ``"90s"`` / ``"15m"`` / ``"4h"`` / ``"1d"`` -> seconds. Raises ValueError."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"duration must be positive, got {value}")
+        return value
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (write seconds, or e.g. 90m, 4h, 1d)")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def is_env_ref(value: str) -> bool:
+    return bool(ENV_REF_PATTERN.match(value))
+
+
+def secret_env_names(config: WorkflowConfig) -> list[str]:
+    """Environment names holding secrets this line uses; agents never inherit them."""
+    names: list[str] = []
+    tracker = config.tracker
+    match tracker:
+        case GitHubTrackerConfig():
+            names.append(tracker.api_key[1:])
+            names.append("GH_TOKEN")
+        case LinearTrackerConfig():
+            names.append(tracker.api_key[1:])
+        case LocalTrackerConfig():
+            pass
+    return sorted(set(names))

@@ -1,0 +1,381 @@
+"""Pydantic models that cross a boundary: workflow inputs and outputs, activity payloads,
+signals, updates and query results.
+
+Payloads are plain JSON through ``pydantic_data_converter``, so the Temporal CLI and the Web UI
+show them as written here. Rules: paths and ids, never whole diffs or logs; never a secret.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jidoka.config import WorkflowConfig
+from jidoka.outcomes import (
+    AgentStop,
+    DecisionKind,
+    HaltCategory,
+    HaltScope,
+    HaltSource,
+    OperatorDecision,
+    Outcome,
+)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------
+# Tracker vocabulary (Symphony §4.1.1, normalised per §11.3)
+# --------------------------------------------------------------------------------------------
+
+
+class BlockerRef(Model):
+    id: str | None = None
+    identifier: str | None = None
+    state: str | None = None
+
+
+class Issue(Model):
+    id: str
+    identifier: str
+    title: str
+    description: str | None = None
+    priority: int | None = None
+    state: str
+    branch_name: str | None = None
+    url: str | None = None
+    labels: list[str] = Field(default_factory=list[str])
+    """Lowercase."""
+    blocked_by: list[BlockerRef] = Field(default_factory=list[BlockerRef])
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# WORKFLOW.md, loaded
+# --------------------------------------------------------------------------------------------
+
+
+class LoadedWorkflow(Model):
+    """A validated WORKFLOW.md. ``$VAR`` references are still references here."""
+
+    path: str
+    """Absolute path of the WORKFLOW.md it came from."""
+    base_dir: str
+    config: WorkflowConfig
+    prompt_template: str
+    digest: str
+    """sha256 of the file bytes: tells a reload that changed nothing from one that did."""
+
+
+class Problem(Model):
+    """One thing wrong with a WORKFLOW.md, named by its key path."""
+
+    path: str
+    message: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        text = f"{self.path}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class LoadWorkflowInput(Model):
+    path: str
+
+
+# --------------------------------------------------------------------------------------------
+# Verdict and evidence (DESIGN §4.2-4.3)
+# --------------------------------------------------------------------------------------------
+
+
+class Verdict(Model):
+    """What the agent *says*, in ``.jidoka/verdict.json``. Untrusted input."""
+
+    verdict: Annotated[str, Field(min_length=1, max_length=64)]
+    summary: Annotated[str, Field(max_length=16_000)] = ""
+    questions: Annotated[list[Annotated[str, Field(max_length=4000)]], Field(max_length=50)] = (
+        Field(default_factory=list[str])
+    )
+    halt_reason: Annotated[str, Field(max_length=4000)] | None = None
+
+
+class VerdictReading(Model):
+    """The verdict file as the orchestrator found it."""
+
+    present: bool
+    verdict: Verdict | None = None
+    error: str | None = None
+    """Why the file was rejected (symlink, too large, not JSON, unknown field, ...)."""
+
+
+class DiffStat(Model):
+    files_changed: int = 0
+    insertions: int = 0
+    deletions: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return self.files_changed == 0
+
+
+class HookResult(Model):
+    name: str
+    ran: bool
+    ok: bool
+    timed_out: bool = False
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    output_tail: str = ""
+    """Last lines of combined output, truncated and scrubbed of known secrets."""
+
+
+class GitEvidence(Model):
+    base_sha: str
+    head_sha: str
+    """Tip of the work branch (not HEAD: an agent may have switched branches)."""
+    branch: str
+    commits_ahead: int
+    diff: DiffStat
+    """Net diff base..branch outside ``.jidoka/``."""
+    uncommitted_paths: list[str] = Field(default_factory=list[str])
+    """Modified or untracked paths outside ``.jidoka/`` (at most 50 listed)."""
+    uncommitted_count: int = 0
+    on_branch: bool = True
+    """False when the workspace's HEAD is not the work branch."""
+
+
+class Evidence(Model):
+    """What the orchestrator *measured* after an attempt."""
+
+    verdict: VerdictReading
+    git: GitEvidence
+    verify: HookResult | None = None
+
+
+class ShipEvidence(Model):
+    """The proof a ship transition must carry; checked again at the tracker boundary."""
+
+    outcome: Outcome
+    branch: str
+    base_sha: str
+    head_sha: str
+    commits_ahead: int
+    diff: DiffStat
+    uncommitted_count: int
+    verify_configured: bool
+    verify_passed: bool | None
+    tokens_total: int
+    summary: str = ""
+    pushed_to: str | None = None
+    pull_request_url: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Agent runs
+# --------------------------------------------------------------------------------------------
+
+
+class TokenUsage(Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def plus(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class RateLimitInfo(Model):
+    """An agent said the provider is limiting it; ``resets_at`` gates new dispatch."""
+
+    resets_at: datetime | None = None
+    used_percent: float | None = None
+    exhausted: bool = False
+    source: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Halts and decisions
+# --------------------------------------------------------------------------------------------
+
+
+class HaltRecord(Model):
+    category: HaltCategory
+    reason: str
+    source: HaltSource
+    scope: HaltScope
+    issue_identifier: str | None = None
+    at: datetime
+    evidence: dict[str, str | int | bool | None] = Field(
+        default_factory=dict[str, str | int | bool | None]
+    )
+    resolved_at: datetime | None = None
+    root_cause: str | None = None
+    resolved_by: str | None = None
+
+
+class HaltRequest(Model):
+    """Signal ``halt`` payload (operators, issues and the line all send it)."""
+
+    reason: str = "halted by operator"
+    category: HaltCategory = HaltCategory.HALT_PRODUCTION
+    source: HaltSource = HaltSource.OPERATOR
+    scope: HaltScope | None = None
+    """For issue workflows: LINE means "the line is halted" (sent by the line)."""
+    issue_identifier: str | None = None
+    operator: str | None = None
+    evidence: dict[str, str | int | bool | None] = Field(
+        default_factory=dict[str, str | int | bool | None]
+    )
+
+
+class ResumeRequest(Model):
+    """Signal/update ``resume`` payload. Without a root cause it is refused visibly."""
+
+    root_cause: str = ""
+    operator: str = ""
+    scope: HaltScope | None = None
+    """For issue workflows: LINE means "the line was resumed" (sent by the line)."""
+
+
+class ResumeResult(Model):
+    accepted: bool
+    message: str
+
+
+class DecideRequest(Model):
+    """Update ``decide`` on a halted issue."""
+
+    decision: OperatorDecision
+    root_cause: str
+    operator: str
+
+
+class AnswerRequest(Model):
+    """Signal ``answer`` on a paused issue."""
+
+    answer: str
+    operator: str = ""
+
+
+class CancelRequest(Model):
+    """Signal ``cancel`` on an issue: stop, preserve the work, optionally clean up."""
+
+    reason: str = "cancelled by operator"
+    cleanup_workspace: bool = False
+    source: HaltSource = HaltSource.OPERATOR
+
+
+class Decision(Model):
+    kind: DecisionKind
+    reason: str
+    """Plain words, ending at the WORKFLOW.md rule that decided (read by ``jidoka why``)."""
+    rule: str
+    """The config key or policy rule that decided, e.g. ``budgets.max_attempts``."""
+    delay_s: float = 0.0
+    halt_category: HaltCategory | None = None
+    target_state: str | None = None
+    guidance: str | None = None
+    """Feedback for the next attempt (verify output, what the done gate found missing)."""
+
+
+class AgentRunResult(Model):
+    """What the supervisor reports after one agent session."""
+
+    stop: AgentStop
+    exit_code: int | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    """Tokens of this session only."""
+    tokens_before_first_commit: int = 0
+    """Tokens of this session spent while the work branch had no commit beyond the base."""
+    first_commit_seen: bool = False
+    turns: int = 0
+    detail: str = ""
+    """One line for humans: why it stopped. Scrubbed of known secrets."""
+    stderr_tail: str = ""
+    resume_token: str | None = None
+    rate_limit: RateLimitInfo | None = None
+    transcript_path: str | None = None
+    duration_s: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# The issue's durable state (carried across continue-as-new)
+# --------------------------------------------------------------------------------------------
+
+
+class IssueCounters(Model):
+    attempts: int = 0
+    """Agent sessions started, over the issue's life."""
+    failures: int = 0
+    """Failed attempts counted against ``budgets.max_attempts`` (an operator retry resets)."""
+    continuations: int = 0
+    """Follow-ups counted against ``budgets.max_continuations`` (an operator retry resets)."""
+    turns: int = 0
+    tokens: TokenUsage = Field(default_factory=TokenUsage)
+    tokens_before_first_commit: int = 0
+    has_commit: bool = False
+    agent_seconds: float = 0.0
+
+
+class AttemptRecord(Model):
+    number: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    host_queue: str | None = None
+    agent_stop: AgentStop | None = None
+    agent_detail: str = ""
+    tokens: int = 0
+    verdict: str | None = None
+    verdict_error: str | None = None
+    commits_ahead: int | None = None
+    diff: DiffStat | None = None
+    uncommitted_count: int | None = None
+    verify_ok: bool | None = None
+    hook_failure: str | None = None
+    outcome: Outcome | None = None
+    decision: Decision | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Workspace and agent-run payloads
+# --------------------------------------------------------------------------------------------
+
+
+class WorkspaceInfo(Model):
+    """A prepared workspace on one host. Every activity that touches it runs on ``host_queue``."""
+
+    path: str
+    key: str
+    branch: str
+    base_sha: str
+    host_queue: str
+    created_now: bool = False
+
+
+class AgentRunInput(Model):
+    """Input of the ``run_agent`` activity (one agent session = one attempt)."""
+
+    workflow: LoadedWorkflow
+    issue: Issue
+    attempt: int
+    """1-based session number; exported as ``JIDOKA_ATTEMPT``."""
+    template_attempt: int | None = None
+    """The Liquid ``attempt`` variable: None on the first attempt (Symphony §5.4)."""
+    guidance: str | None = None
+    workspace: WorkspaceInfo
+    budget_tokens: int
+    """Tokens this session may still spend (issue budget minus what was used)."""
+    budget_tokens_before_first_commit: int | None = None
+    """Tokens it may spend while the branch has no commit; None once it has one."""
+    wall_s: float
+    max_turns: int
+    resume_token: str | None = None

@@ -1,0 +1,169 @@
+"""The closed sets Jidoka decides over.
+
+Every branch on one of these enums is a ``match`` ending in ``assert_never`` so that pyright
+proves each member handled (poka-yoke: a new member is a type error, never a silent fallback).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What one attempt yielded, computed from evidence the orchestrator gathered itself."""
+
+    SHIPPED = "shipped"
+    """Ship verdict, commits beyond base, non-empty net diff, clean tree, verify passed."""
+    NO_PROGRESS = "no_progress"
+    """Claimed done, but no commit or no net diff outside ``.jidoka/``."""
+    UNCOMMITTED_WORK = "uncommitted_work"
+    """Claimed done with changes left uncommitted in the working tree."""
+    VERIFY_FAILED = "verify_failed"
+    VERDICT_MISSING = "verdict_missing"
+    VERDICT_INVALID = "verdict_invalid"
+    VERDICT_UNKNOWN = "verdict_unknown"
+    HALT_REQUESTED = "halt_requested"
+    AWAITING_ANSWERS = "awaiting_answers"
+    TURN_LIMIT = "turn_limit"
+    AGENT_FAILED = "agent_failed"
+    AGENT_UNAVAILABLE = "agent_unavailable"
+    """The agent could not start or is not logged in: retrying cannot help."""
+    AGENT_STALLED = "agent_stalled"
+    RATE_LIMITED = "rate_limited"
+    HOOK_FAILED = "hook_failed"
+    HOOK_TIMEOUT = "hook_timeout"
+    PROMPT_INVALID = "prompt_invalid"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    WORKER_LOST = "worker_lost"
+    CANCELLED = "cancelled"
+
+
+class DecisionKind(StrEnum):
+    """What happens after an outcome. Only ``SHIP`` moves an issue to its done state."""
+
+    SHIP = "ship"
+    CONTINUE = "continue"
+    """Another attempt soon, with guidance built from the evidence (verify output, etc.)."""
+    RETRY = "retry"
+    """Another attempt after a failure backoff."""
+    PAUSE = "pause"
+    HALT = "halt"
+    ABANDON = "abandon"
+    """Preserve the work on an ``abandoned/`` branch, comment, leave the state to humans."""
+    RELEASE = "release"
+    """The issue left our hands (reconciliation or operator cancel): preserve work, stop."""
+
+
+class HaltCategory(StrEnum):
+    """Why a line or an issue stopped. Closed, so dashboards can group and operators search."""
+
+    HALT_PRODUCTION = "halt_production"
+    VERDICT_MISSING = "verdict_missing"
+    VERDICT_INVALID = "verdict_invalid"
+    VERDICT_UNKNOWN = "verdict_unknown"
+    NO_PROGRESS = "no_progress"
+    HOOK_TIMEOUT = "hook_timeout"
+    HOOK_FAILED = "hook_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    QUOTA_WALL = "quota_wall"
+    LOOP_DETECTED = "loop_detected"
+    AGENT_ERROR = "agent_error"
+    TRANSITION_REFUSED = "transition_refused"
+    CONFIG_INVALID = "config_invalid"
+    OTHER = "other"
+
+
+class HaltSource(StrEnum):
+    AGENT = "agent"
+    ORCHESTRATOR = "orchestrator"
+    OPERATOR = "operator"
+
+
+class HaltScope(StrEnum):
+    LINE = "line"
+    ISSUE = "issue"
+
+
+class Phase(StrEnum):
+    """Where an issue workflow is now; mirrored in the ``JidokaPhase`` search attribute."""
+
+    QUEUED = "queued"
+    GATED = "gated"
+    """Waiting for the line to be resumed (or for a rate-limit gate) before a new attempt."""
+    PREPARING = "preparing"
+    RUNNING_AGENT = "running_agent"
+    VERIFYING = "verifying"
+    SHIPPING = "shipping"
+    BACKING_OFF = "backing_off"
+    PAUSED = "paused"
+    HALTED = "halted"
+    SHIPPED = "shipped"
+    ABANDONED = "abandoned"
+    RELEASED = "released"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_PHASES
+
+    @property
+    def is_parked(self) -> bool:
+        """Waiting on a human: it holds no agent slot and does not keep a line busy."""
+        return self in (Phase.PAUSED, Phase.HALTED)
+
+
+_FINAL_PHASES = frozenset({Phase.SHIPPED, Phase.ABANDONED, Phase.RELEASED})
+
+
+class LinePhase(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    HALTED = "halted"
+    STOPPED = "stopped"
+
+
+class TrackerKind(StrEnum):
+    LOCAL = "local"
+    GITHUB = "github"
+    LINEAR = "linear"
+
+
+class AgentKind(StrEnum):
+    COMMAND = "command"
+    SCRIPTED = "scripted"
+    CODEX = "codex"
+    CLAUDE = "claude"
+
+
+class OperatorDecision(StrEnum):
+    """What an operator may decide for a halted issue (the ``decide`` update)."""
+
+    RETRY = "retry"
+    ABANDON = "abandon"
+
+
+class AgentStop(StrEnum):
+    """How an agent session ended, as the supervisor saw it (before any evidence is read)."""
+
+    EXITED = "exited"
+    """The process exited, or a protocol agent completed its turns."""
+    FAILED = "failed"
+    """A protocol agent reported failure (Codex turn ``failed``, Claude ``is_error``)."""
+    TURN_LIMIT = "turn_limit"
+    PROGRESS_STALL = "progress_stall"
+    SILENCE_STALL = "silence_stall"
+    WALL_CLOCK = "wall_clock"
+    TOKEN_BUDGET = "token_budget"
+    FIRST_COMMIT_BUDGET = "first_commit_budget"
+    ISSUE_WALL_TIME = "issue_wall_time"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    """Could not start, not installed, not logged in."""
+    PROMPT_INVALID = "prompt_invalid"
+    CANCELLED = "cancelled"
+
+
+class ReconcileAction(StrEnum):
+    KEEP = "keep"
+    CANCEL_AND_CLEAN = "cancel_and_clean"
+    CANCEL_KEEP_WORKSPACE = "cancel_keep_workspace"
+    WAKE_PAUSED = "wake_paused"

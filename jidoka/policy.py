@@ -1,0 +1,666 @@
+"""Pure policy: evidence -> outcome -> decision, the transition guard, candidate selection,
+backoff and the line's guards. No I/O, no clock (``now`` is an argument), no randomness, so the
+same function runs in workflows, in activities and in unit tests.
+
+Every ``match`` over a closed set ends in ``assert_never``: pyright proves each case handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import assert_never
+
+from jidoka.config import HALT_VERDICT, WorkflowConfig
+from jidoka.models import (
+    AgentRunResult,
+    Decision,
+    Evidence,
+    GitEvidence,
+    HookResult,
+    Issue,
+    IssueCounters,
+    ShipEvidence,
+    VerdictReading,
+)
+from jidoka.outcomes import (
+    AgentStop,
+    DecisionKind,
+    HaltCategory,
+    Outcome,
+    Phase,
+    ReconcileAction,
+)
+
+
+def norm_state(state: str) -> str:
+    return state.strip().lower()
+
+
+def _in(state: str, states: Iterable[str]) -> bool:
+    key = norm_state(state)
+    return any(norm_state(s) == key for s in states)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence -> outcome
+# ---------------------------------------------------------------------------------------------
+
+
+def verdict_route(reading: VerdictReading, config: WorkflowConfig) -> str | None:
+    """The state a valid, known, non-HALT verdict routes to; None otherwise."""
+    if reading.verdict is None or reading.error is not None:
+        return None
+    return config.verdicts.get(reading.verdict.verdict)
+
+
+def claims_ship(reading: VerdictReading, config: WorkflowConfig) -> bool:
+    route = verdict_route(reading, config)
+    return route is not None and norm_state(route) == norm_state(config.tracker.done_state)
+
+
+def git_gate(git: GitEvidence) -> Outcome | None:
+    """The part of the done gate git can answer. None: passed (verify decides the rest)."""
+    if git.commits_ahead < 1 or git.diff.empty:
+        return Outcome.NO_PROGRESS
+    if git.uncommitted_count > 0 or not git.on_branch:
+        return Outcome.UNCOMMITTED_WORK
+    return None
+
+
+def needs_verify(evidence: Evidence, config: WorkflowConfig) -> bool:
+    """Run ``hooks.verify`` only for a ship claim that passed the git gate."""
+    return (
+        config.hooks.verify is not None
+        and claims_ship(evidence.verdict, config)
+        and git_gate(evidence.git) is None
+    )
+
+
+def evaluate_verdict(evidence: Evidence, config: WorkflowConfig) -> Outcome:
+    """Outcome of an attempt whose agent ended well enough for its verdict to be read."""
+    reading = evidence.verdict
+    if not reading.present:
+        return Outcome.VERDICT_MISSING
+    if reading.error is not None or reading.verdict is None:
+        return Outcome.VERDICT_INVALID
+    token = reading.verdict.verdict
+    if token == HALT_VERDICT:
+        return Outcome.HALT_REQUESTED
+    route = config.verdicts.get(token)
+    if route is None:
+        return Outcome.VERDICT_UNKNOWN
+    if _in(route, config.tracker.paused_states):
+        return Outcome.AWAITING_ANSWERS
+    if norm_state(route) != norm_state(config.tracker.done_state):
+        # Config validation rejects any other route; refuse to guess if one slipped through.
+        return Outcome.VERDICT_UNKNOWN
+    gate = git_gate(evidence.git)
+    if gate is not None:
+        return gate
+    if config.hooks.verify is None:
+        return Outcome.SHIPPED
+    return _verify_outcome(evidence.verify)
+
+
+def _verify_outcome(verify: HookResult | None) -> Outcome:
+    if verify is None or not verify.ran:
+        return Outcome.VERIFY_FAILED
+    if verify.timed_out:
+        return Outcome.HOOK_TIMEOUT
+    return Outcome.SHIPPED if verify.ok else Outcome.VERIFY_FAILED
+
+
+def classify_attempt(
+    agent: AgentRunResult, evidence: Evidence | None, config: WorkflowConfig
+) -> Outcome:
+    """One attempt's outcome from the supervisor's report and the gathered evidence.
+
+    The agent's exit status never decides success: a present verdict is always judged on
+    evidence; without one, how the process ended says which failure it was.
+    """
+    verdict_present = evidence is not None and evidence.verdict.present
+    match agent.stop:
+        case AgentStop.TOKEN_BUDGET | AgentStop.FIRST_COMMIT_BUDGET | AgentStop.ISSUE_WALL_TIME:
+            return Outcome.BUDGET_EXCEEDED
+        case AgentStop.CANCELLED:
+            return Outcome.CANCELLED
+        case AgentStop.UNAVAILABLE:
+            return Outcome.AGENT_UNAVAILABLE
+        case AgentStop.PROMPT_INVALID:
+            return Outcome.PROMPT_INVALID
+        case AgentStop.RATE_LIMITED:
+            return Outcome.RATE_LIMITED
+        case AgentStop.EXITED:
+            if evidence is not None and verdict_present:
+                return evaluate_verdict(evidence, config)
+            return Outcome.VERDICT_MISSING if agent.exit_code == 0 else Outcome.AGENT_FAILED
+        case AgentStop.FAILED:
+            if evidence is not None and verdict_present:
+                return evaluate_verdict(evidence, config)
+            return Outcome.AGENT_FAILED
+        case AgentStop.TURN_LIMIT:
+            if evidence is not None and verdict_present:
+                return evaluate_verdict(evidence, config)
+            return Outcome.TURN_LIMIT
+        case AgentStop.PROGRESS_STALL | AgentStop.SILENCE_STALL | AgentStop.WALL_CLOCK:
+            if evidence is not None and verdict_present:
+                return evaluate_verdict(evidence, config)
+            return Outcome.AGENT_STALLED
+        case _:
+            assert_never(agent.stop)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcome -> decision
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """Facts the decision needs beyond the outcome. ``counters`` already include the attempt."""
+
+    counters: IssueCounters
+    verdict_token: str | None = None
+    verdict_route: str | None = None
+    guidance: str | None = None
+    rate_limit_delay_s: float = 0.0
+
+
+def failure_backoff_s(failures: int, config: WorkflowConfig) -> float:
+    """Symphony §8.4: ``min(base * 2^(failures-1), max)``."""
+    exponent = max(failures - 1, 0)
+    return float(min(config.backoff.base_s * (2**exponent), config.backoff.max_s))
+
+
+def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> Decision:
+    """The one place outcomes become decisions. Only SHIPPED yields SHIP."""
+    budgets = config.budgets
+    counters = ctx.counters
+    match outcome:
+        case Outcome.SHIPPED:
+            return Decision(
+                kind=DecisionKind.SHIP,
+                reason="verdict, commits, net diff, clean tree and verify all present",
+                rule=f"verdicts.{ctx.verdict_token} -> tracker.done_state",
+                target_state=config.tracker.done_state,
+            )
+        case Outcome.AWAITING_ANSWERS:
+            return Decision(
+                kind=DecisionKind.PAUSE,
+                reason="the agent needs answers from a person",
+                rule=f"verdicts.{ctx.verdict_token} -> tracker.paused_states",
+                target_state=ctx.verdict_route,
+            )
+        case Outcome.HALT_REQUESTED:
+            return _halt(
+                HaltCategory.HALT_PRODUCTION,
+                "the agent pulled the andon cord (HALT)",
+                "verdict HALT (reserved)",
+            )
+        case Outcome.VERDICT_MISSING:
+            return _halt(
+                HaltCategory.VERDICT_MISSING,
+                "the agent wrote no verdict: never guess intent",
+                "verdict contract (DESIGN 4.2)",
+            )
+        case Outcome.VERDICT_INVALID:
+            return _halt(
+                HaltCategory.VERDICT_INVALID,
+                "the verdict file is not a valid verdict",
+                "verdict contract (DESIGN 4.2)",
+            )
+        case Outcome.VERDICT_UNKNOWN:
+            return _halt(
+                HaltCategory.VERDICT_UNKNOWN,
+                f"verdict {ctx.verdict_token!r} is not in this line's alphabet",
+                "verdicts (closed alphabet, no fallback route)",
+            )
+        case Outcome.NO_PROGRESS:
+            return _halt(
+                HaltCategory.NO_PROGRESS,
+                "the agent claimed success but there is no commit or no net diff",
+                "done gate: commits and a non-empty diff are required",
+            )
+        case Outcome.UNCOMMITTED_WORK | Outcome.VERIFY_FAILED | Outcome.TURN_LIMIT:
+            if counters.continuations < budgets.max_continuations:
+                return Decision(
+                    kind=DecisionKind.CONTINUE,
+                    reason=f"{outcome.value}: continuation "
+                    f"{counters.continuations + 1} of {budgets.max_continuations}",
+                    rule="budgets.max_continuations",
+                    delay_s=float(config.backoff.continuation_s),
+                    guidance=ctx.guidance,
+                )
+            return _halt(
+                HaltCategory.BUDGET_EXCEEDED,
+                f"{outcome.value} after {counters.continuations} continuations",
+                "budgets.max_continuations",
+            )
+        case (
+            Outcome.AGENT_FAILED
+            | Outcome.AGENT_STALLED
+            | Outcome.WORKER_LOST
+            | Outcome.HOOK_FAILED
+            | Outcome.RATE_LIMITED
+        ):
+            if counters.failures < budgets.max_attempts:
+                delay = max(failure_backoff_s(counters.failures, config), ctx.rate_limit_delay_s)
+                return Decision(
+                    kind=DecisionKind.RETRY,
+                    reason=f"{outcome.value}: failure {counters.failures} of "
+                    f"{budgets.max_attempts}, retry in {delay:.0f}s",
+                    rule="budgets.max_attempts, backoff",
+                    delay_s=delay,
+                    guidance=ctx.guidance,
+                )
+            category = (
+                HaltCategory.HOOK_FAILED
+                if outcome is Outcome.HOOK_FAILED
+                else HaltCategory.AGENT_ERROR
+            )
+            return _halt(
+                category,
+                f"{outcome.value}: {counters.failures} failed attempts",
+                "budgets.max_attempts",
+            )
+        case Outcome.AGENT_UNAVAILABLE:
+            return _halt(
+                HaltCategory.AGENT_ERROR,
+                "the agent cannot run (missing, not logged in): retrying cannot help",
+                "agent",
+            )
+        case Outcome.PROMPT_INVALID:
+            return _halt(
+                HaltCategory.CONFIG_INVALID,
+                "the prompt template failed for this issue",
+                "WORKFLOW.md body",
+            )
+        case Outcome.HOOK_TIMEOUT:
+            return _halt(
+                HaltCategory.HOOK_TIMEOUT,
+                "a hook timed out: the line stops; the work is kept, nothing is marked exhausted",
+                "hooks.timeout_s",
+            )
+        case Outcome.BUDGET_EXCEEDED:
+            return _halt(HaltCategory.BUDGET_EXCEEDED, "a budget was exhausted mid-run", "budgets")
+        case Outcome.CANCELLED:
+            return Decision(
+                kind=DecisionKind.RELEASE,
+                reason="cancelled (reconciliation or operator): work preserved",
+                rule="reconciliation (Symphony 8.5)",
+            )
+        case _:
+            assert_never(outcome)
+
+
+def _halt(category: HaltCategory, reason: str, rule: str) -> Decision:
+    return Decision(kind=DecisionKind.HALT, reason=reason, rule=rule, halt_category=category)
+
+
+def budget_gate(counters: IssueCounters, config: WorkflowConfig) -> Decision | None:
+    """Checked before every attempt: a halt when no budget is left to start one."""
+    budgets = config.budgets
+    if counters.tokens.total_tokens >= budgets.max_tokens:
+        return _halt(
+            HaltCategory.BUDGET_EXCEEDED,
+            f"{counters.tokens.total_tokens} tokens used of {budgets.max_tokens}",
+            "budgets.max_tokens",
+        )
+    if (
+        not counters.has_commit
+        and counters.tokens_before_first_commit >= budgets.max_tokens_before_first_commit
+    ):
+        return _halt(
+            HaltCategory.BUDGET_EXCEEDED,
+            f"{counters.tokens_before_first_commit} tokens spent without a first commit "
+            f"(cap {budgets.max_tokens_before_first_commit})",
+            "budgets.max_tokens_before_first_commit",
+        )
+    if counters.agent_seconds >= config.max_wall_time_s():
+        return _halt(
+            HaltCategory.BUDGET_EXCEEDED,
+            f"{counters.agent_seconds:.0f}s of agent time used of {config.max_wall_time_s()}s",
+            "budgets.max_wall_time",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class AttemptBudget:
+    """What one attempt may still spend; the supervisor enforces it mid-run."""
+
+    tokens: int
+    tokens_before_first_commit: int | None
+    """None once the branch has a commit: that guard no longer applies."""
+    wall_s: float
+    max_turns: int
+
+
+def attempt_budget(counters: IssueCounters, config: WorkflowConfig) -> AttemptBudget:
+    budgets = config.budgets
+    first_commit_left = (
+        None
+        if counters.has_commit
+        else max(budgets.max_tokens_before_first_commit - counters.tokens_before_first_commit, 0)
+    )
+    issue_wall_left = max(config.max_wall_time_s() - counters.agent_seconds, 0.0)
+    return AttemptBudget(
+        tokens=max(budgets.max_tokens - counters.tokens.total_tokens, 0),
+        tokens_before_first_commit=first_commit_left,
+        wall_s=min(float(config.agent.turn_timeout_s), issue_wall_left),
+        max_turns=budgets.max_turns,
+    )
+
+
+def record_usage(counters: IssueCounters, agent: AgentRunResult) -> IssueCounters:
+    """Counters after an attempt's tokens, turns and time (the attempt itself counted before)."""
+    return counters.model_copy(
+        update={
+            "tokens": counters.tokens.plus(agent.usage),
+            "tokens_before_first_commit": counters.tokens_before_first_commit
+            + agent.tokens_before_first_commit,
+            "turns": counters.turns + agent.turns,
+            "agent_seconds": counters.agent_seconds + agent.duration_s,
+            "has_commit": counters.has_commit or agent.first_commit_seen,
+        }
+    )
+
+
+def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
+    """Charge an outcome to the cap it belongs to."""
+    match outcome:
+        case (
+            Outcome.AGENT_FAILED
+            | Outcome.AGENT_STALLED
+            | Outcome.WORKER_LOST
+            | Outcome.HOOK_FAILED
+            | Outcome.RATE_LIMITED
+        ):
+            return counters.model_copy(update={"failures": counters.failures + 1})
+        case Outcome.UNCOMMITTED_WORK | Outcome.VERIFY_FAILED | Outcome.TURN_LIMIT:
+            return counters
+        case (
+            Outcome.SHIPPED
+            | Outcome.NO_PROGRESS
+            | Outcome.VERDICT_MISSING
+            | Outcome.VERDICT_INVALID
+            | Outcome.VERDICT_UNKNOWN
+            | Outcome.HALT_REQUESTED
+            | Outcome.AWAITING_ANSWERS
+            | Outcome.AGENT_UNAVAILABLE
+            | Outcome.HOOK_TIMEOUT
+            | Outcome.PROMPT_INVALID
+            | Outcome.BUDGET_EXCEEDED
+            | Outcome.CANCELLED
+        ):
+            return counters
+        case _:
+            assert_never(outcome)
+
+
+def count_continuation(counters: IssueCounters, decision: Decision) -> IssueCounters:
+    if decision.kind is DecisionKind.CONTINUE:
+        return counters.model_copy(update={"continuations": counters.continuations + 1})
+    return counters
+
+
+def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | None:
+    """What the next attempt is told about why it runs (built from evidence, not claims)."""
+    match outcome:
+        case Outcome.VERIFY_FAILED:
+            output = evidence.verify.output_tail if evidence and evidence.verify else ""
+            return (
+                "Your previous attempt claimed the work was done, but the project's verify "
+                "command failed. Fix the cause, commit, and write the verdict again.\n\n"
+                "Verify output (tail):\n```\n" + output + "\n```"
+            )
+        case Outcome.UNCOMMITTED_WORK:
+            paths = evidence.git.uncommitted_paths if evidence else []
+            listed = "\n".join(f"- {p}" for p in paths[:20])
+            branch = evidence.git.branch if evidence else "the work branch"
+            return (
+                "Your previous attempt claimed the work was done, but the working tree was not "
+                f"clean or not on `{branch}`. Commit what belongs to the change on that branch, "
+                "remove what does not, then write the verdict again.\n" + listed
+            )
+        case Outcome.TURN_LIMIT:
+            return (
+                "Your previous session reached its turn limit before writing a verdict. "
+                "Continue from the current state of the branch; finish and write the verdict."
+            )
+        case (
+            Outcome.AGENT_FAILED
+            | Outcome.AGENT_STALLED
+            | Outcome.WORKER_LOST
+            | Outcome.HOOK_FAILED
+            | Outcome.RATE_LIMITED
+        ):
+            return (
+                f"The previous attempt ended with {outcome.value}. Check the state of the "
+                "branch and continue; write the verdict when done."
+            )
+        case (
+            Outcome.SHIPPED
+            | Outcome.NO_PROGRESS
+            | Outcome.VERDICT_MISSING
+            | Outcome.VERDICT_INVALID
+            | Outcome.VERDICT_UNKNOWN
+            | Outcome.HALT_REQUESTED
+            | Outcome.AWAITING_ANSWERS
+            | Outcome.AGENT_UNAVAILABLE
+            | Outcome.HOOK_TIMEOUT
+            | Outcome.PROMPT_INVALID
+            | Outcome.BUDGET_EXCEEDED
+            | Outcome.CANCELLED
+        ):
+            return None
+        case _:
+            assert_never(outcome)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tracker-write boundary (poka-yoke)
+# ---------------------------------------------------------------------------------------------
+
+
+def ship_evidence_problems(evidence: ShipEvidence | None, config: WorkflowConfig) -> list[str]:
+    """Everything missing from a claimed proof of shipping. Empty: the proof holds."""
+    if evidence is None:
+        return ["no evidence attached"]
+    problems: list[str] = []
+    if evidence.outcome is not Outcome.SHIPPED:
+        problems.append(f"outcome is {evidence.outcome.value}, not shipped")
+    if evidence.commits_ahead < 1:
+        problems.append("no commit beyond the base")
+    if evidence.diff.empty:
+        problems.append("empty net diff")
+    if evidence.uncommitted_count > 0:
+        problems.append(f"{evidence.uncommitted_count} uncommitted path(s)")
+    if config.hooks.verify is not None and evidence.verify_passed is not True:
+        problems.append("hooks.verify did not pass")
+    return problems
+
+
+def transition_refusal(
+    *,
+    current: Issue,
+    expected_state: str,
+    target_state: str,
+    evidence: ShipEvidence | None,
+    config: WorkflowConfig,
+) -> str | None:
+    """Why a state transition must not happen, or None when it may. Pure; the tracker write
+    activity applies it after reading the issue's live state (compare-and-set)."""
+    tracker = config.tracker
+    declared = (
+        list(tracker.active_states)
+        + list(tracker.paused_states)
+        + list(tracker.terminal_states)
+        + list(tracker.backlog_states)
+        + [tracker.done_state]
+    )
+    if not _in(target_state, declared):
+        return f"'{target_state}' is not a declared state"
+    if _in(target_state, tracker.backlog_states):
+        return f"'{target_state}' is a backlog state: only operators move issues there"
+    if norm_state(current.state) != norm_state(expected_state):
+        return (
+            f"expected the issue in '{expected_state}' but it is in '{current.state}' "
+            "(changed by someone else): refusing to overwrite"
+        )
+    closing = norm_state(target_state) == norm_state(tracker.done_state) or _in(
+        target_state, tracker.terminal_states
+    )
+    if not closing:
+        return None
+    if _in(current.state, tracker.paused_states):
+        return f"refusing to close a paused issue (state '{current.state}')"
+    paused_labels = {label.lower() for label in tracker.paused_labels}
+    flagged = sorted(paused_labels.intersection(label.lower() for label in current.labels))
+    if flagged:
+        return f"refusing to close an issue labelled {', '.join(flagged)}"
+    if norm_state(target_state) != norm_state(tracker.done_state):
+        return f"'{target_state}' closes without shipping: only the done state is ever written"
+    problems = ship_evidence_problems(evidence, config)
+    if problems:
+        return "refusing to close without shipped evidence: " + "; ".join(problems)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidate selection (Symphony §8.2-8.3)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningIssue:
+    issue_id: str
+    state: str
+    parked: bool
+    """Paused or halted: waits on a human and holds no agent slot."""
+
+
+def sort_candidates(issues: Iterable[Issue]) -> list[Issue]:
+    """Priority ascending (none last), oldest first (none last), identifier."""
+    return sorted(
+        issues,
+        key=lambda i: (
+            i.priority is None,
+            i.priority if i.priority is not None else 0,
+            i.created_at is None,
+            i.created_at.timestamp() if i.created_at is not None else 0.0,
+            i.identifier,
+        ),
+    )
+
+
+def blocked(issue: Issue, config: WorkflowConfig) -> bool:
+    """A blocker that is not terminal (or unknown) blocks dispatch."""
+    closed = [*config.tracker.terminal_states, config.tracker.done_state]
+    return any(ref.state is None or not _in(ref.state, closed) for ref in issue.blocked_by)
+
+
+def eligible(issue: Issue, running_ids: set[str], config: WorkflowConfig) -> bool:
+    tracker = config.tracker
+    if not (issue.id and issue.identifier and issue.title and issue.state):
+        return False
+    if not _in(issue.state, tracker.active_states) or _in(issue.state, tracker.terminal_states):
+        return False
+    if tracker.working_state is not None and norm_state(issue.state) == norm_state(
+        tracker.working_state
+    ):
+        return False
+    if issue.id in running_ids:
+        return False
+    labels = {label.lower() for label in issue.labels}
+    if any(required.lower() not in labels for required in tracker.required_labels):
+        return False
+    return not blocked(issue, config)
+
+
+def select_for_dispatch(
+    candidates: Sequence[Issue], running: Sequence[RunningIssue], config: WorkflowConfig
+) -> list[Issue]:
+    """Eligible candidates in dispatch order, within global and per-state slots."""
+    busy = [r for r in running if not r.parked]
+    running_ids = {r.issue_id for r in running}
+    slots = max(config.concurrency.max_agents - len(busy), 0)
+    per_state: dict[str, int] = {}
+    for entry in busy:
+        key = norm_state(entry.state)
+        per_state[key] = per_state.get(key, 0) + 1
+    limits = {norm_state(k): v for k, v in config.concurrency.by_state.items()}
+    chosen: list[Issue] = []
+    for issue in sort_candidates(candidates):
+        if slots <= 0:
+            break
+        if not eligible(issue, running_ids, config):
+            continue
+        key = norm_state(issue.state)
+        limit = limits.get(key)
+        if limit is not None and per_state.get(key, 0) >= limit:
+            continue
+        chosen.append(issue)
+        running_ids.add(issue.id)
+        slots -= 1
+        per_state[key] = per_state.get(key, 0) + 1
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# Reconciliation (Symphony §8.5) and the line's guards
+# ---------------------------------------------------------------------------------------------
+
+
+def reconcile_action(
+    tracker_state: str | None, phase: Phase, config: WorkflowConfig
+) -> ReconcileAction:
+    """What the line does with a running issue given its live tracker state."""
+    tracker = config.tracker
+    if phase.is_final or phase in (Phase.SHIPPING,):
+        return ReconcileAction.KEEP
+    if tracker_state is None:
+        return ReconcileAction.CANCEL_KEEP_WORKSPACE
+    if _in(tracker_state, tracker.terminal_states) or norm_state(tracker_state) == norm_state(
+        tracker.done_state
+    ):
+        return ReconcileAction.CANCEL_AND_CLEAN
+    if _in(tracker_state, tracker.active_states):
+        return ReconcileAction.WAKE_PAUSED if phase is Phase.PAUSED else ReconcileAction.KEEP
+    if _in(tracker_state, tracker.paused_states) and phase is Phase.PAUSED:
+        return ReconcileAction.KEEP
+    return ReconcileAction.CANCEL_KEEP_WORKSPACE
+
+
+def dispatches_in_window(times: Sequence[datetime], now: datetime, window_s: int) -> int:
+    start = now - timedelta(seconds=window_s)
+    return sum(1 for t in times if t > start)
+
+
+def loop_detected(times: Sequence[datetime], now: datetime, config: WorkflowConfig) -> bool:
+    """True when dispatching once more would exceed ``guards.loop.max_dispatches``."""
+    guard = config.guards.loop
+    return dispatches_in_window(times, now, guard.window_s) >= guard.max_dispatches
+
+
+def fleet_tokens_last_hour(ledger: Iterable[tuple[datetime, int]], now: datetime) -> int:
+    start = now - timedelta(hours=1)
+    return sum(tokens for at, tokens in ledger if at > start)
+
+
+def quota_wall(
+    ledger: Iterable[tuple[datetime, int]], now: datetime, config: WorkflowConfig
+) -> bool:
+    cap = config.budgets.fleet.tokens_per_hour
+    return cap is not None and fleet_tokens_last_hour(ledger, now) >= cap
+
+
+def extend_gate(current: datetime | None, resets_at: datetime | None) -> datetime | None:
+    """Symphony §8.7: the latest deadline wins; never shorten."""
+    if resets_at is None:
+        return current
+    if current is None or resets_at > current:
+        return resets_at
+    return current

@@ -1,0 +1,17 @@
+"""Search attributes (DESIGN §4.5). Registered by ``jidoka server``, the test fixtures and
+``jidoka setup``. They are stored unencrypted: never put a secret or a description here."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+LINE = SearchAttributeKey.for_keyword("JidokaLine")
+ISSUE = SearchAttributeKey.for_keyword("JidokaIssue")
+PHASE = SearchAttributeKey.for_keyword("JidokaPhase")
+OUTCOME = SearchAttributeKey.for_keyword("JidokaOutcome")
+HALTED = SearchAttributeKey.for_bool("JidokaHalted")
+TOKENS = SearchAttributeKey.for_int("JidokaTokens")
+
+AnyKey = SearchAttributeKey[str] | SearchAttributeKey[bool] | SearchAttributeKey[int]
+
+ALL: tuple[AnyKey, ...] = (LINE, ISSUE, PHASE, OUTCOME, HALTED, TOKENS)

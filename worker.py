@@ -1,0 +1,1 @@
+"""Run a Jidoka worker (placeholder until the worker lands)."""
