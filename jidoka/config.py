@@ -69,6 +69,7 @@ class GitHubTrackerConfig(TrackerStates):
     )
     """State name -> GitHub ``state_reason`` for closed issues."""
     priority_labels: dict[NonEmpty, int] = Field(default_factory=dict[str, int])
+    """Label -> priority (1 = most urgent); an issue with several takes the lowest."""
     pull_request_base: NonEmpty | None = None
     """Base branch of pull requests opened on ship (default: ``workspace.base_branch``)."""
     draft_pull_requests: bool = False
@@ -203,6 +204,15 @@ class GuardsConfig(Section):
     loop: LoopGuardConfig = Field(default_factory=LoopGuardConfig)
 
 
+class TimeoutsConfig(Section):
+    """How fast a lost host is noticed (DESIGN §3: a lost host is an outcome, not a hang)."""
+
+    heartbeat_s: Seconds = 30
+    """Long activities on a host (agent, hooks) heartbeat; silence this long = worker lost."""
+    host_start_s: Seconds = 120
+    """A host-pinned activity not picked up within this long = worker lost."""
+
+
 class WorkflowConfig(Section):
     """The whole front matter. Key names are a contract (DESIGN §4.1): add keys, never rename."""
 
@@ -219,6 +229,7 @@ class WorkflowConfig(Section):
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
     polling: PollingConfig = Field(default_factory=PollingConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
 
     # -- derived views used by policy -------------------------------------------------------
 

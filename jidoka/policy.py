@@ -244,6 +244,7 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             | Outcome.WORKER_LOST
             | Outcome.HOOK_FAILED
             | Outcome.RATE_LIMITED
+            | Outcome.WORKSPACE_FAILED
         ):
             if counters.failures < budgets.max_attempts:
                 delay = max(failure_backoff_s(counters.failures, config), ctx.rate_limit_delay_s)
@@ -255,11 +256,7 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                     delay_s=delay,
                     guidance=ctx.guidance,
                 )
-            category = (
-                HaltCategory.HOOK_FAILED
-                if outcome is Outcome.HOOK_FAILED
-                else HaltCategory.AGENT_ERROR
-            )
+            category = _failure_category(outcome)
             return _halt(
                 category,
                 f"{outcome.value}: {counters.failures} failed attempts",
@@ -277,6 +274,12 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 "the prompt template failed for this issue",
                 "WORKFLOW.md body",
             )
+        case Outcome.CONFIG_INVALID:
+            return _halt(
+                HaltCategory.CONFIG_INVALID,
+                "a setting cannot be used on this worker (e.g. an unset $VAR)",
+                "WORKFLOW.md front matter",
+            )
         case Outcome.HOOK_TIMEOUT:
             return _halt(
                 HaltCategory.HOOK_TIMEOUT,
@@ -293,6 +296,14 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             )
         case _:
             assert_never(outcome)
+
+
+def _failure_category(outcome: Outcome) -> HaltCategory:
+    if outcome is Outcome.HOOK_FAILED:
+        return HaltCategory.HOOK_FAILED
+    if outcome is Outcome.WORKSPACE_FAILED:
+        return HaltCategory.WORKSPACE_ERROR
+    return HaltCategory.AGENT_ERROR
 
 
 def _halt(category: HaltCategory, reason: str, rule: str) -> Decision:
@@ -377,6 +388,7 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.WORKER_LOST
             | Outcome.HOOK_FAILED
             | Outcome.RATE_LIMITED
+            | Outcome.WORKSPACE_FAILED
         ):
             return counters.model_copy(update={"failures": counters.failures + 1})
         case Outcome.UNCOMMITTED_WORK | Outcome.VERIFY_FAILED | Outcome.TURN_LIMIT:
@@ -392,6 +404,7 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.AGENT_UNAVAILABLE
             | Outcome.HOOK_TIMEOUT
             | Outcome.PROMPT_INVALID
+            | Outcome.CONFIG_INVALID
             | Outcome.BUDGET_EXCEEDED
             | Outcome.CANCELLED
         ):
@@ -436,6 +449,7 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.WORKER_LOST
             | Outcome.HOOK_FAILED
             | Outcome.RATE_LIMITED
+            | Outcome.WORKSPACE_FAILED
         ):
             return (
                 f"The previous attempt ended with {outcome.value}. Check the state of the "
@@ -452,6 +466,7 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.AGENT_UNAVAILABLE
             | Outcome.HOOK_TIMEOUT
             | Outcome.PROMPT_INVALID
+            | Outcome.CONFIG_INVALID
             | Outcome.BUDGET_EXCEEDED
             | Outcome.CANCELLED
         ):
@@ -557,9 +572,13 @@ def sort_candidates(issues: Iterable[Issue]) -> list[Issue]:
 
 
 def blocked(issue: Issue, config: WorkflowConfig) -> bool:
-    """A blocker that is not terminal (or unknown) blocks dispatch."""
+    """A blocker known to be in a non-terminal state blocks dispatch (Symphony §8.2).
+
+    Blockers are best effort: one whose state the tracker did not report (a closed GitHub
+    issue outside the page, a deleted board file) does not block, or it would block forever.
+    """
     closed = [*config.tracker.terminal_states, config.tracker.done_state]
-    return any(ref.state is None or not _in(ref.state, closed) for ref in issue.blocked_by)
+    return any(ref.state is not None and not _in(ref.state, closed) for ref in issue.blocked_by)
 
 
 def eligible(issue: Issue, running_ids: set[str], config: WorkflowConfig) -> bool:

@@ -11,7 +11,9 @@ PHASE = SearchAttributeKey.for_keyword("JidokaPhase")
 OUTCOME = SearchAttributeKey.for_keyword("JidokaOutcome")
 HALTED = SearchAttributeKey.for_bool("JidokaHalted")
 TOKENS = SearchAttributeKey.for_int("JidokaTokens")
+CONFIG_INVALID = SearchAttributeKey.for_bool("JidokaConfigInvalid")
+"""True while the last WORKFLOW.md reload failed (the last good config is still in use)."""
 
 AnyKey = SearchAttributeKey[str] | SearchAttributeKey[bool] | SearchAttributeKey[int]
 
-ALL: tuple[AnyKey, ...] = (LINE, ISSUE, PHASE, OUTCOME, HALTED, TOKENS)
+ALL: tuple[AnyKey, ...] = (LINE, ISSUE, PHASE, OUTCOME, HALTED, TOKENS, CONFIG_INVALID)

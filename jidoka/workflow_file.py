@@ -590,11 +590,90 @@ def _tracker_kind_problems(
                         "the branch must be pushed",
                     )
                 )
+            problems.extend(_github_mapping_problems(tracker))
         case LinearTrackerConfig() | LocalTrackerConfig():
             pass
         case _:
             assert_never(tracker)
     return problems
+
+
+def _github_mapping_problems(tracker: GitHubTrackerConfig) -> list[Problem]:
+    """A GitHub issue must read as exactly one state, and every declared state must be
+    writable: otherwise the adapter would have to guess (see activities/tracker/PROFILES.md)."""
+    problems: list[Problem] = []
+    labelled = {_norm(s) for s in tracker.state_labels}
+    closed = {_norm(s) for s in tracker.closed_states}
+    label_owner: dict[str, str] = {}
+    for state, label in tracker.state_labels.items():
+        path = f"tracker.state_labels.{state}"
+        if "," in label:
+            problems.append(
+                Problem(path=path, message=f"'{label}': a state label cannot contain a comma")
+            )
+        owner = label_owner.setdefault(label.strip().lower(), state)
+        if owner != state:
+            problems.append(
+                Problem(path=path, message=f"label '{label}' is already the label of '{owner}'")
+            )
+        if _norm(state) in closed:
+            problems.append(
+                Problem(
+                    path=path,
+                    message=f"'{state}' is also in tracker.closed_states: "
+                    "a state is either open with a label or closed with a reason",
+                )
+            )
+    reason_owner: dict[str, str] = {}
+    for state, reason in tracker.closed_states.items():
+        owner = reason_owner.setdefault(reason, state)
+        if owner != state:
+            problems.append(
+                Problem(
+                    path=f"tracker.closed_states.{state}",
+                    message=f"reason '{reason}' already means '{owner}': "
+                    "a closed issue would read as either",
+                )
+            )
+    default = tracker.default_open_state
+    if default is not None:
+        declared = declared_states(tracker)
+        if _norm(default) not in {_norm(s) for s in declared}:
+            problems.append(
+                Problem(
+                    path="tracker.default_open_state",
+                    message=f"'{default}' is not a declared state",
+                    hint=_suggest(default, declared),
+                )
+            )
+        elif _norm(default) in closed:
+            problems.append(
+                Problem(
+                    path="tracker.default_open_state",
+                    message=f"'{default}' is a closed state: open issues cannot be in it",
+                )
+            )
+    representable = labelled | closed
+    if default is not None:
+        representable.add(_norm(default))
+    for category, members in _categories(tracker).items():
+        for state in members:
+            if _norm(state) not in representable:
+                problems.append(_unrepresentable(f"tracker.{category}", state))
+    if _norm(tracker.done_state) not in representable and _norm(tracker.done_state) not in {
+        _norm(s) for members in _categories(tracker).values() for s in members
+    }:
+        problems.append(_unrepresentable("tracker.done_state", tracker.done_state))
+    return problems
+
+
+def _unrepresentable(path: str, state: str) -> Problem:
+    return Problem(
+        path=path,
+        message=f"'{state}' has no GitHub representation: no issue could be in it",
+        hint="map it in tracker.state_labels (open issues), tracker.closed_states "
+        "(closed issues) or name it tracker.default_open_state",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

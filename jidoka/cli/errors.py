@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]  # pyright: ignore[reportPrivateUsage]
-"""The object ``add_subparsers`` returns; each command module adds its parser to it."""
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]  # pyright: ignore[reportPrivateUsage]
+    """The object ``add_subparsers`` returns; each command module adds its parser to it."""
+else:
+    SubParsers = argparse._SubParsersAction
 
 
 class CliError(Exception):

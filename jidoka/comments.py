@@ -1,0 +1,74 @@
+"""The comments Jidoka leaves on issues: evidence, questions, halts. Pure text builders."""
+
+from __future__ import annotations
+
+from jidoka.models import HaltRecord, ShipEvidence
+
+MAX_SUMMARY = 2000
+
+
+def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | None) -> str:
+    lines = [
+        f"**Jidoka: shipped** → {done_state}",
+        "",
+        f"- branch `{evidence.branch}`: {evidence.commits_ahead} commit(s) beyond "
+        f"`{evidence.base_sha[:12]}`, tip `{evidence.head_sha[:12]}`"
+        + (f", pushed to {evidence.pushed_to}" if evidence.pushed_to else ""),
+        f"- net diff outside .jidoka/: {evidence.diff.files_changed} file(s), "
+        f"+{evidence.diff.insertions} -{evidence.diff.deletions}",
+        "- verify: "
+        + (f"passed (`{verify_command}`)" if verify_command else "not configured (hooks.verify)"),
+        f"- tokens: {evidence.tokens_total:,}",
+    ]
+    if evidence.pull_request_url:
+        lines.append(f"- pull request: {evidence.pull_request_url}")
+    if evidence.summary:
+        lines += [
+            "",
+            "Agent's summary (its words, not evidence):",
+            "",
+            "> " + _clip(evidence.summary).replace("\n", "\n> "),
+        ]
+    return "\n".join(lines)
+
+
+def questions_comment(questions: list[str], paused_state: str, workflow_id: str) -> str:
+    listed = (
+        "\n".join(f"{i}. {_clip(q, 1000)}" for i, q in enumerate(questions, 1)) or "(none given)"
+    )
+    return (
+        f"**Jidoka: paused** → {paused_state}. The agent needs answers:\n\n{listed}\n\n"
+        "Answer with `jidoka issue answer` or "
+        f"`temporal workflow signal --workflow-id {workflow_id} --name answer "
+        '--input \'{"answer": "...", "operator": "you"}\'`, '
+        "or move the issue back to an active state."
+    )
+
+
+def answer_comment(answer: str, operator: str) -> str:
+    who = operator or "an operator"
+    return f"**Jidoka: answered** by {who}:\n\n> " + _clip(answer).replace("\n", "\n> ")
+
+
+def halt_comment(halt: HaltRecord, workflow_id: str) -> str:
+    return (
+        f"**Jidoka: halted** ({halt.category.value}, by {halt.source.value}): "
+        f"{_clip(halt.reason, 1000)}\n\n"
+        "Nothing more happens on this issue until an operator decides:\n"
+        f"`temporal workflow update execute --workflow-id {workflow_id} --name decide "
+        '--input \'{"decision": "retry", "root_cause": "...", "operator": "you"}\'` '
+        '(or `"abandon"`).'
+    )
+
+
+def abandon_comment(reason: str, branch: str | None, detail: str) -> str:
+    where = f"preserved on branch `{branch}` ({detail})" if branch else detail
+    return (
+        f"**Jidoka: abandoned**: {_clip(reason, 1000)}\n\n"
+        f"The work is {where}. The issue's state is left to people."
+    )
