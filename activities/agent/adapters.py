@@ -1,0 +1,312 @@
+"""Agent adapters: translate one agent's wire format into :mod:`activities.agent.events`.
+
+Adapters translate; they never decide. Clocks, budgets, turn limits, killing and the transcript
+belong to :class:`activities.agent.supervisor.Supervisor`, the same for every agent.
+
+The contract, and how each kind of agent fits it:
+
+* :meth:`AgentAdapter.launch` returns the shell command for one process, how its stdin is used
+  (:class:`StdinMode`) and extra environment (e.g. a per-run ``CODEX_HOME``).
+* :meth:`AgentAdapter.begin` runs once the process is up. The default writes the prompt and
+  closes stdin (``StdinMode.PROMPT``). A JSON-RPC adapter (Codex app-server) overrides it to send
+  ``initialize`` / ``thread/start`` / ``turn/start`` through :class:`AgentIO` and keeps stdin open
+  (``StdinMode.PROTOCOL``).
+* :meth:`AgentAdapter.parse` turns one stdout line into events. It must never raise: unknown
+  shapes become ``RAW`` events. Responses to the adapter's own requests may yield no event.
+* :meth:`AgentAdapter.respond` sees every event and answers server->client requests (Codex
+  approvals, dynamic tool calls, user input) by writing to :class:`AgentIO`; every request must
+  get *some* answer, or the agent hangs. Slow work goes to :meth:`AgentIO.spawn`.
+* A ``TURN_ENDED`` event ends a turn. The supervisor then asks its continuation policy whether
+  another turn is needed and, within ``max_turns``, calls :meth:`AgentAdapter.next_turn`:
+  Codex sends ``turn/start`` on the same thread and answers ``SAME_PROCESS``; Claude answers
+  ``NEW_PROCESS`` and is launched again with ``--resume <resume_token()>`` once the current
+  process has exited. A one-shot command agent never emits ``TURN_ENDED``: its process exit
+  ends its single turn.
+* :meth:`AgentAdapter.interrupt` runs before the process group is killed (clock or budget
+  stop): Codex sends ``turn/interrupt``, Claude a ``control_request`` interrupt. The supervisor
+  then waits up to ``wind_down_s`` for the process to exit before SIGTERM/SIGKILL of the group.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, assert_never, cast
+
+from activities.agent.events import (
+    AgentEvent,
+    EventKind,
+    UsageMode,
+    UsageReading,
+    raw_event,
+)
+from activities.agent.usage import matches, reading_from_fields, token_count
+from jidoka.config import AgentConfig, UsageFields
+from jidoka.models import RateLimitInfo
+from jidoka.outcomes import AgentKind
+
+SCRIPTED_COMMAND = '"$JIDOKA_PYTHON" -m jidoka.scripted_agent'
+"""``bash -l`` resets PATH on Debian, so the scripted agent is found through JIDOKA_PYTHON."""
+
+
+class StdinMode(StrEnum):
+    PROMPT = "prompt"
+    """The prompt is written to stdin, then stdin is closed (one-shot CLIs)."""
+    PROTOCOL = "protocol"
+    """stdin stays open for the adapter's protocol lines (Codex app-server, Claude stream-json
+    input)."""
+    CLOSED = "closed"
+    """stdin is /dev/null (the prompt travels in argv or a file)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    command: str
+    """Run as ``bash -lc <command>`` in the workspace, in a new process group."""
+    stdin: StdinMode
+    env: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Adapter additions; the worker's secrets are stripped from these too."""
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    number: int
+    """1-based turn within the session."""
+    text: str
+    """The full prompt on turn 1; the continuation guidance on later turns."""
+    workspace: str
+    resume_token: str | None = None
+
+
+class NextTurn(StrEnum):
+    SAME_PROCESS = "same_process"
+    """The adapter already asked the running process for the next turn."""
+    NEW_PROCESS = "new_process"
+    """Launch again (with :meth:`AgentAdapter.resume_token`) once the current process exits."""
+
+
+class AgentIO(Protocol):
+    """The adapter's handle on the running process. Writes are queued, never block the caller."""
+
+    def send(self, text: str) -> None:
+        """Queue ``text`` (a newline is added if missing) for the process's stdin."""
+        ...
+
+    def close_stdin(self) -> None:
+        """Close stdin once everything queued before has been written."""
+        ...
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run slow work (a host-side tool call) without stalling the supervisor; cancelled when
+        the process ends."""
+        ...
+
+
+class AgentAdapter(abc.ABC):
+    name: str = "agent"
+    wind_down_s: float = 0.0
+    """After :meth:`interrupt`, how long the agent may take to exit before the group kill."""
+
+    @abc.abstractmethod
+    def launch(self, turn: TurnContext) -> Launch: ...
+
+    async def begin(self, io: AgentIO, turn: TurnContext, launch: Launch) -> None:
+        match launch.stdin:
+            case StdinMode.PROMPT:
+                io.send(turn.text)
+                io.close_stdin()
+            case StdinMode.PROTOCOL | StdinMode.CLOSED:
+                pass
+            case _:
+                assert_never(launch.stdin)
+
+    @abc.abstractmethod
+    def parse(self, line: str) -> list[AgentEvent]:
+        """Events from one stdout line (without its newline). Never raises."""
+
+    def parse_stderr(self, line: str) -> list[AgentEvent]:
+        """Stderr is diagnostics for every agent we know: raw activity, kept as a tail."""
+        return [raw_event(line, "stderr")]
+
+    async def respond(self, event: AgentEvent, io: AgentIO) -> None:
+        """Answer server->client requests. One-shot CLIs have none."""
+        return None
+
+    async def next_turn(self, io: AgentIO, turn: TurnContext) -> NextTurn:
+        return NextTurn.NEW_PROCESS
+
+    async def interrupt(self, io: AgentIO) -> None:
+        """Ask the agent to stop its turn before the supervisor kills the group."""
+        return None
+
+    def resume_token(self) -> str | None:
+        """Thread/session id for a later continuation and for post-mortems."""
+        return None
+
+
+# ------------------------------------------------------------------------------------------
+# The command adapter: any CLI speaking Jidoka's line protocol, or JSON lines described by
+# ``agent.usage``.
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandProfile:
+    """How to read one family of command agents.
+
+    ``agent.preset`` (gemini, opencode, aider) will be implemented as profiles: a default
+    command, a usage field map and the JSON shapes that count as progress. Nothing else in the
+    supervisor needs to change for them.
+    """
+
+    command: str
+    usage: UsageFields | None = None
+    """Where usage hides in the agent's own JSON events (``agent.usage``)."""
+    progress_match: tuple[Mapping[str, str], ...] = ()
+    """JSON lines matching any of these dotted-path maps count as progress."""
+    env: Mapping[str, str] = field(default_factory=dict[str, str])
+
+
+class CommandAdapter(AgentAdapter):
+    """Jidoka's command protocol: stdout lines that are JSON objects with an ``event`` key.
+
+    * ``{"event": "usage", "input_tokens": N, "output_tokens": N, "total_tokens": N}``: the
+      session's *cumulative* usage (``total_tokens`` may be left out: input + output);
+    * ``{"event": "progress", "message": "..."}``: resets the progress clock;
+    * ``{"event": "rate_limit", "resets_at": "<ISO 8601>"|null, "used_percent": x,
+      "exhausted": bool}``: the provider is limiting the agent;
+    * anything else, and every stderr line: raw activity (resets the silence clock only).
+    """
+
+    name = "command"
+
+    def __init__(self, profile: CommandProfile) -> None:
+        self.profile = profile
+
+    def launch(self, turn: TurnContext) -> Launch:
+        return Launch(command=self.profile.command, stdin=StdinMode.PROMPT, env=self.profile.env)
+
+    def parse(self, line: str) -> list[AgentEvent]:
+        obj = _json_object(line)
+        if obj is None:
+            return [raw_event(line)]
+        native = _native_event(obj)
+        if native is not None:
+            return [native]
+        if self.profile.usage is not None:
+            reading = reading_from_fields(obj, self.profile.usage)
+            if reading is not None:
+                return [AgentEvent(EventKind.USAGE, obj, usage=reading)]
+        if any(matches(obj, shape) for shape in self.profile.progress_match):
+            return [AgentEvent(EventKind.PROGRESS, obj)]
+        return [raw_event(line)]
+
+
+def _json_object(line: str) -> dict[str, object] | None:
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return cast(dict[str, object], value) if isinstance(value, dict) else None
+
+
+def _native_event(obj: dict[str, object]) -> AgentEvent | None:
+    match obj.get("event"):
+        case "progress":
+            message = obj.get("message")
+            return AgentEvent(
+                EventKind.PROGRESS, obj, message=message if isinstance(message, str) else ""
+            )
+        case "usage":
+            input_tokens = token_count(obj.get("input_tokens", 0))
+            output_tokens = token_count(obj.get("output_tokens", 0))
+            total = obj.get("total_tokens")
+            total_tokens = None if total is None else token_count(total)
+            if (
+                input_tokens is None
+                or output_tokens is None
+                or (total is not None and total_tokens is None)
+            ):
+                return None  # malformed counts: raw activity, never a guess
+            reading = UsageReading(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=total_tokens,
+                mode=UsageMode.CUMULATIVE,
+            )
+            return AgentEvent(EventKind.USAGE, obj, usage=reading)
+        case "rate_limit":
+            return AgentEvent(EventKind.RATE_LIMIT, obj, rate_limit=_rate_limit(obj))
+        case _:
+            return None
+
+
+def _rate_limit(obj: dict[str, object]) -> RateLimitInfo:
+    resets_at: datetime | None = None
+    raw_reset = obj.get("resets_at")
+    if isinstance(raw_reset, str):
+        try:
+            resets_at = datetime.fromisoformat(raw_reset)
+        except ValueError:
+            resets_at = None
+    used = obj.get("used_percent")
+    used_percent = (
+        float(used) if isinstance(used, int | float) and not isinstance(used, bool) else None
+    )
+    return RateLimitInfo(
+        resets_at=resets_at,
+        used_percent=used_percent,
+        exhausted=obj.get("exhausted") is True,
+        source="command",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Choosing the adapter for a line's ``agent`` section
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """This worker cannot run the configured agent; ``reason`` says why, for humans."""
+
+    reason: str
+
+
+def select_adapter(agent: AgentConfig) -> AgentAdapter | Unavailable:
+    match agent.kind:
+        case AgentKind.COMMAND:
+            return _command_adapter(agent)
+        case AgentKind.SCRIPTED:
+            # The scenario travels in the environment, so a custom agent.command sees it too.
+            env = {"JIDOKA_SCENARIO": agent.scenario} if agent.scenario else {}
+            return CommandAdapter(
+                CommandProfile(command=agent.command or SCRIPTED_COMMAND, env=env)
+            )
+        case AgentKind.CODEX | AgentKind.CLAUDE:
+            return Unavailable(
+                f"agent.kind '{agent.kind.value}' has no adapter on this worker yet; "
+                "use agent.kind 'command' with its CLI meanwhile"
+            )
+        case _:
+            assert_never(agent.kind)
+
+
+def _command_adapter(agent: AgentConfig) -> AgentAdapter | Unavailable:
+    match agent.preset:
+        case None:
+            if agent.command is None:
+                return Unavailable("agent.command is required when agent.kind is 'command'")
+            return CommandAdapter(CommandProfile(command=agent.command, usage=agent.usage))
+        case "gemini" | "opencode" | "aider":
+            # Extension point: return CommandAdapter(<preset profile>) here.
+            return Unavailable(f"agent.preset '{agent.preset}' is not supported on this worker yet")
+        case _:
+            assert_never(agent.preset)
