@@ -1,0 +1,714 @@
+"""GitHub Issues adapter (REST v3), scoped to one repository (``tracker.repo``).
+
+GitHub issues have two native states (open, closed with a ``state_reason``); a line needs
+more. The mapping, configured in WORKFLOW.md and published in ``PROFILES.md``:
+
+* an **open** issue is in the state whose label (``tracker.state_labels``) it carries; exactly
+  one state label, several is a malformed record; no state label means
+  ``tracker.default_open_state`` (or: not this line's issue, when that is unset);
+* a **closed** issue is in the state whose ``tracker.closed_states`` reason equals its
+  ``state_reason``; any other closed issue is not this line's issue;
+* pull requests (which the issues API also lists) are never issues.
+
+``id`` is the issue number as a string, ``identifier`` is ``<repo-name>#<number>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar, assert_never
+from urllib.parse import quote
+
+import httpx
+
+from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.http import (
+    ApiClient,
+    Clock,
+    ConditionalCache,
+    RateLimitSnapshot,
+    RetryPolicy,
+    Sleep,
+    as_list,
+    as_object,
+    clean_labels,
+    non_empty_str,
+    parse_epoch,
+    parse_int,
+    parse_timestamp,
+    utc_now,
+)
+from jidoka.config import GitHubTrackerConfig
+from jidoka.models import BlockerRef, Issue
+
+logger = logging.getLogger("jidoka.tracker.github")
+
+API_VERSION = "2022-11-28"
+PAGE_SIZE = 100
+"""GitHub's maximum ``per_page``."""
+MAX_OPEN_PAGES = 100
+"""10,000 open issues in the requested states: past that, the line's scope is too wide."""
+MAX_CLOSED_PAGES = 10
+"""Closed listings (startup cleanup) read the 1,000 most recently updated closed issues only:
+a repository's whole closed history is unbounded and older issues need no cleanup."""
+BY_ID_CONCURRENCY = 8
+"""GitHub has no batch read by number; reconciliation reads issues concurrently, few at once
+(GitHub's secondary limits punish bursts of concurrent requests)."""
+
+_BLOCKER_LINE = re.compile(r"(?im)^[ \t>*+-]*(?:blocked[ \t]+by|depends[ \t]+on)\b(?P<refs>.*)$")
+_ISSUE_REF = re.compile(r"(?<![\w/])(?:(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+))?#(?P<number>\d+)")
+_MARKER_SAFE = "._:/#@+=-"
+
+T = TypeVar("T")
+
+
+def marker_tag(marker: str) -> str:
+    """The hidden idempotency key appended to every comment Jidoka writes. Characters outside
+    a plain set are percent-encoded, so no marker can close the HTML comment early."""
+    if not marker:
+        raise ValueError("a comment marker must not be empty")
+    return f"<!-- jidoka:{quote(marker, safe=_MARKER_SAFE)} -->"
+
+
+# --------------------------------------------------------------------------------------------
+# State mapping (pure)
+# --------------------------------------------------------------------------------------------
+
+
+class Placement(StrEnum):
+    """How a Jidoka state is represented on a GitHub issue."""
+
+    LABELLED = "labelled"
+    """Open, carrying the state's label."""
+    OPEN_DEFAULT = "open_default"
+    """Open, carrying no state label (``default_open_state``)."""
+    CLOSED = "closed"
+    """Closed with a ``state_reason``."""
+
+
+@dataclass(frozen=True)
+class StatePlacement:
+    state: str
+    """The state as spelled in WORKFLOW.md: GitHub has no spelling of its own for it."""
+    placement: Placement
+    label: str | None = None
+    reason: str | None = None
+
+
+class MalformedRecordError(Exception):
+    """An issue payload that cannot be normalised (§11.1: omitted from lists, fatal by id)."""
+
+
+@dataclass(frozen=True)
+class StateMap:
+    placements: dict[str, StatePlacement]
+    """Case-folded state name -> placement."""
+    by_label: dict[str, str]
+    """Lowercase label -> state."""
+    by_reason: dict[str, str]
+    """``state_reason`` -> state."""
+    default_open: str | None
+
+    @classmethod
+    def from_config(cls, config: GitHubTrackerConfig) -> StateMap:
+        placements: dict[str, StatePlacement] = {}
+        by_label: dict[str, str] = {}
+        by_reason: dict[str, str] = {}
+        if config.default_open_state is not None:
+            state = config.default_open_state
+            placements[state.casefold()] = StatePlacement(state, Placement.OPEN_DEFAULT)
+        for state, label in config.state_labels.items():
+            placements[state.casefold()] = StatePlacement(state, Placement.LABELLED, label=label)
+            by_label[label.strip().lower()] = state
+        for state, reason in config.closed_states.items():
+            placements[state.casefold()] = StatePlacement(state, Placement.CLOSED, reason=reason)
+            by_reason[reason] = state
+        return cls(placements, by_label, by_reason, config.default_open_state)
+
+    def placement(self, state: str) -> StatePlacement | None:
+        return self.placements.get(state.strip().casefold())
+
+    def state_labels_in(self, labels: Iterable[str]) -> list[str]:
+        """The state labels among ``labels`` (lowercase in, lowercase out)."""
+        return [label for label in labels if label in self.by_label]
+
+    def state_of(self, *, is_open: bool, labels: Sequence[str], reason: str | None) -> str | None:
+        """The state of an issue, None when it is in none of this line's states."""
+        if not is_open:
+            return self.by_reason.get(reason) if reason is not None else None
+        found = self.state_labels_in(labels)
+        if len(found) > 1:
+            raise MalformedRecordError(f"several state labels: {', '.join(sorted(found))}")
+        if found:
+            return self.by_label[found[0]]
+        return self.default_open
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def _label_names(raw_labels: list[object]) -> list[object]:
+    names: list[object] = []
+    for entry in raw_labels:
+        obj = as_object(entry)
+        names.append(obj.get("name") if obj is not None else entry)
+    return names
+
+
+def _priority(labels: Sequence[str], priority_labels: dict[str, int]) -> int | None:
+    wanted = {label.strip().lower(): value for label, value in priority_labels.items()}
+    values = [wanted[label] for label in labels if label in wanted]
+    return min(values) if values else None
+
+
+def _blockers(body: str | None, repo: str) -> list[BlockerRef]:
+    """``blocked by #12`` / ``depends on #12, other/repo#3`` lines of the body."""
+    if not body:
+        return []
+    repo_name = repo.split("/", 1)[1]
+    refs: dict[str, BlockerRef] = {}
+    for line in _BLOCKER_LINE.finditer(body):
+        for ref in _ISSUE_REF.finditer(line.group("refs")):
+            other = ref.group("repo")
+            number = ref.group("number")
+            if other is None or other.casefold() == repo.casefold():
+                blocker = BlockerRef(id=number, identifier=f"{repo_name}#{number}")
+            else:
+                blocker = BlockerRef(identifier=f"{other}#{number}")
+            refs.setdefault(blocker.identifier or "", blocker)
+    return list(refs.values())
+
+
+def decode_issue(raw: object, config: GitHubTrackerConfig, states: StateMap) -> Issue | None:
+    """One REST issue object -> an Issue; None for pull requests and issues outside the line's
+    states. Raises :class:`MalformedRecordError` when a required field is unusable."""
+    obj = as_object(raw)
+    if obj is None:
+        raise MalformedRecordError("not a JSON object")
+    number = obj.get("number")
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        raise MalformedRecordError(f"no usable number ({number!r})")
+    if "pull_request" in obj:
+        return None
+    title = non_empty_str(obj.get("title"))
+    if title is None:
+        raise MalformedRecordError(f"#{number}: no title")
+    native_state = obj.get("state")
+    if native_state not in ("open", "closed"):
+        raise MalformedRecordError(f"#{number}: unknown state {native_state!r}")
+    raw_labels = as_list(obj.get("labels"))
+    if raw_labels is None:
+        raise MalformedRecordError(f"#{number}: labels is not a list")
+    labels = clean_labels(_label_names(raw_labels))
+    reason = obj.get("state_reason")
+    try:
+        state = states.state_of(
+            is_open=native_state == "open",
+            labels=labels,
+            reason=reason if isinstance(reason, str) else None,
+        )
+    except MalformedRecordError as error:
+        raise MalformedRecordError(f"#{number}: {error}") from None
+    if state is None:
+        return None
+    body = obj.get("body")
+    description = body if isinstance(body, str) else None
+    return Issue(
+        id=str(number),
+        identifier=f"{config.repo.split('/', 1)[1]}#{number}",
+        title=title,
+        description=description,
+        priority=_priority(labels, config.priority_labels),
+        state=state,
+        url=non_empty_str(obj.get("html_url")),
+        labels=labels,
+        blocked_by=_blockers(description, config.repo),
+        created_at=parse_timestamp(obj.get("created_at")),
+        updated_at=parse_timestamp(obj.get("updated_at")),
+    )
+
+
+def with_blocker_states(issues: list[Issue]) -> list[Issue]:
+    """Fill blocker states from the issues fetched together; others stay unknown (None)."""
+    known = {issue.identifier: issue.state for issue in issues}
+    result: list[Issue] = []
+    for issue in issues:
+        if not any(b.identifier in known for b in issue.blocked_by):
+            result.append(issue)
+            continue
+        blockers = [
+            b.model_copy(update={"state": known[b.identifier]}) if b.identifier in known else b
+            for b in issue.blocked_by
+        ]
+        result.append(issue.model_copy(update={"blocked_by": blockers}))
+    return result
+
+
+def read_rate_limit(headers: httpx.Headers, now: datetime) -> RateLimitSnapshot | None:
+    remaining = parse_int(headers.get("x-ratelimit-remaining"))
+    if remaining is None:
+        return None
+    return RateLimitSnapshot(
+        remaining=remaining,
+        limit=parse_int(headers.get("x-ratelimit-limit")),
+        reset_at=parse_epoch(headers.get("x-ratelimit-reset")),
+        observed_at=now,
+        resource=headers.get("x-ratelimit-resource"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Listing:
+    state: str
+    """GitHub's ``state`` filter: ``open`` or ``closed``."""
+    label: str | None
+    max_pages: int
+    truncate: bool
+    """True: stop quietly at ``max_pages``; False: more pages than that is an error."""
+
+
+class GitHubTracker(TrackerClient):
+    def __init__(
+        self,
+        config: GitHubTrackerConfig,
+        token: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        cache: ConditionalCache | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._config = config
+        self._owner, self._name = config.repo.split("/", 1)
+        self._states = StateMap.from_config(config)
+        self._api = ApiClient(
+            provider="github",
+            base_url=config.endpoint,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "jidoka",
+            },
+            secrets=[token],
+            read_rate_limit=read_rate_limit,
+            transport=transport,
+            retry=retry,
+            cache=cache,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"GitHubTracker(repo={self._config.repo!r}, endpoint={self._config.endpoint!r})"
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot | None:
+        """The core budget as last reported (``X-RateLimit-*``), for the line's gate."""
+        return self._api.rate_limit
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def fetch_candidate_issues(self) -> list[Issue]:
+        return await self.fetch_issues_by_states(self._config.active_states)
+
+    async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
+        wanted: dict[str, StatePlacement] = {}
+        for state in states:
+            placement = self._states.placement(state)
+            if placement is None:
+                logger.debug("state %r has no GitHub mapping: nothing can be in it", state)
+            else:
+                wanted[placement.state] = placement
+        if not wanted:
+            return []
+        found: dict[str, Issue] = {}
+        for listing in self._listings(wanted.values()):
+            for raw in await self._list_issues(listing):
+                issue = self._decode_listed(raw)
+                if issue is not None and issue.state in wanted:
+                    found.setdefault(issue.id, issue)
+        return with_blocker_states(list(found.values()))
+
+    async def fetch_issues_by_ids(self, issue_ids: Sequence[str]) -> list[Issue]:
+        numbers = list(dict.fromkeys(n for n in map(_issue_number, issue_ids) if n is not None))
+        if not numbers:
+            return []
+
+        async def one(number: int) -> Issue | None:
+            try:
+                raw = await self._get_issue(number)
+            except TrackerError as error:
+                if error.category is TrackerErrorCategory.NOT_FOUND:
+                    return None
+                raise
+            return self._decode_strict(raw)
+
+        results = await _gather_bounded([one(n) for n in numbers], BY_ID_CONCURRENCY)
+        return with_blocker_states([issue for issue in results if issue is not None])
+
+    async def fetch_issue(self, issue_id: str) -> Issue:
+        number = _issue_number(issue_id)
+        if number is None:
+            raise self._api.error(
+                TrackerErrorCategory.NOT_FOUND, f"{issue_id!r} is not a GitHub issue number"
+            )
+        issue = self._decode_strict(await self._get_issue(number))
+        if issue is None:
+            raise self._api.error(
+                TrackerErrorCategory.NOT_FOUND,
+                f"#{number} is a pull request or in none of this line's states",
+            )
+        return issue
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def set_state(self, issue: Issue, target_state: str) -> Issue:
+        target = self._states.placement(target_state)
+        if target is None:
+            raise self._api.error(
+                TrackerErrorCategory.UNPROCESSABLE,
+                f"state {target_state!r} has no GitHub mapping "
+                "(tracker.state_labels, tracker.closed_states, tracker.default_open_state)",
+            )
+        number = self._require_number(issue)
+        raw = as_object(await self._get_issue(number))
+        if raw is None:
+            raise self._api.error(TrackerErrorCategory.UNKNOWN_PAYLOAD, f"#{number}: not an object")
+        raw = dict(raw)
+        labels = clean_labels(_label_names(as_list(raw.get("labels")) or []))
+        is_open = raw.get("state") == "open"
+        match target.placement:
+            case Placement.LABELLED:
+                assert target.label is not None
+                # The new label goes on before anything comes off: interrupted here, the issue
+                # carries two state labels, which reads as malformed (reconciliation keeps the
+                # run going) instead of as "no state" (which could end the run). A retry of
+                # this call finishes the job.
+                if target.label.strip().lower() not in labels:
+                    raw["labels"] = await self._add_label(number, target.label)
+                if not is_open:
+                    raw = await self._patch_issue(
+                        number, {"state": "open", "state_reason": "reopened"}
+                    )
+                raw["labels"] = await self._remove_state_labels(
+                    number, raw, keep=target.label.strip().lower()
+                )
+            case Placement.OPEN_DEFAULT:
+                if not is_open:
+                    raw = await self._patch_issue(
+                        number, {"state": "open", "state_reason": "reopened"}
+                    )
+                raw["labels"] = await self._remove_state_labels(number, raw, keep=None)
+            case Placement.CLOSED:
+                assert target.reason is not None
+                # Close first, then drop state labels: a closed issue's state comes from its
+                # reason alone, so an interruption between the two is harmless, and a later
+                # reopen does not resurrect a stale state label.
+                if not is_open and raw.get("state_reason") != target.reason:
+                    # GitHub ignores state_reason unless the state changes.
+                    await self._patch_issue(number, {"state": "open", "state_reason": "reopened"})
+                    is_open = True
+                if is_open:
+                    raw = await self._patch_issue(
+                        number, {"state": "closed", "state_reason": target.reason}
+                    )
+                raw["labels"] = await self._remove_state_labels(number, raw, keep=None)
+            case _:
+                assert_never(target.placement)
+        stored = self._decode_strict(raw)
+        if stored is None or stored.state != target.state:
+            raise self._api.error(
+                TrackerErrorCategory.UNKNOWN_PAYLOAD,
+                f"#{number} does not read as {target.state!r} after the update",
+            )
+        return stored
+
+    async def add_comment(self, issue: Issue, body: str, marker: str) -> bool:
+        tag = marker_tag(marker)
+        number = self._require_number(issue)
+        # Not conditional: comments are appended at the end, so an unchanged (304) last page
+        # would hide a page that appeared after it; and this read guards a write.
+        comments = await self._paginate(
+            self._path(f"issues/{number}/comments"),
+            {"per_page": PAGE_SIZE},
+            max_pages=MAX_OPEN_PAGES,
+            truncate=False,
+            conditional=False,
+        )
+        for comment in comments:
+            obj = as_object(comment)
+            text = obj.get("body") if obj is not None else None
+            if isinstance(text, str) and tag in text:
+                return False
+        # Not retried in-process: a create whose answer was lost must not become two comments.
+        await self._api.request(
+            "POST",
+            self._path(f"issues/{number}/comments"),
+            json={"body": f"{body}\n\n{tag}"},
+            safe=False,
+        )
+        return True
+
+    async def publish_branch(
+        self, issue: Issue, *, branch: str, base_branch: str, title: str, body: str
+    ) -> str | None:
+        pull = await self._find_pull(branch)
+        if pull is None:
+            try:
+                reply = await self._api.request(
+                    "POST",
+                    self._path("pulls"),
+                    json={
+                        "title": title,
+                        "head": branch,
+                        "base": self._config.pull_request_base or base_branch,
+                        "body": body,
+                        "draft": self._config.draft_pull_requests,
+                    },
+                    safe=False,
+                )
+                pull = self._pull_fields(reply.body)
+            except TrackerError as error:
+                # 422 also answers "a pull request already exists" (a concurrent or lost
+                # earlier create): reuse that one.
+                if error.category is not TrackerErrorCategory.UNPROCESSABLE:
+                    raise
+                pull = await self._find_pull(branch)
+                if pull is None:
+                    raise
+        elif pull.body != body:
+            await self._api.request(
+                "PATCH", self._path(f"pulls/{pull.number}"), json={"body": body}, safe=True
+            )
+        await self.add_comment(issue, f"Pull request: {pull.url}", marker=f"pr:{branch}")
+        return pull.url
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _path(self, tail: str) -> str:
+        return f"repos/{self._owner}/{self._name}/{tail}"
+
+    def _require_number(self, issue: Issue) -> int:
+        number = _issue_number(issue.id)
+        if number is None:
+            raise self._api.error(
+                TrackerErrorCategory.NOT_FOUND, f"{issue.id!r} is not a GitHub issue number"
+            )
+        return number
+
+    def _listings(self, wanted: Iterable[StatePlacement]) -> list[_Listing]:
+        placements = list(wanted)
+        listings: list[_Listing] = []
+        kinds = {p.placement for p in placements}
+        if Placement.OPEN_DEFAULT in kinds:
+            # Unlabelled issues can only be found by listing every open issue; that listing
+            # already holds the labelled ones too.
+            listings.append(_Listing("open", None, MAX_OPEN_PAGES, truncate=False))
+        else:
+            listings.extend(
+                _Listing("open", p.label, MAX_OPEN_PAGES, truncate=False)
+                for p in placements
+                if p.placement is Placement.LABELLED
+            )
+        if Placement.CLOSED in kinds:
+            listings.append(_Listing("closed", None, MAX_CLOSED_PAGES, truncate=True))
+        return listings
+
+    async def _list_issues(self, listing: _Listing) -> list[object]:
+        params: dict[str, str | int] = {
+            "state": listing.state,
+            "per_page": PAGE_SIZE,
+            "sort": "updated",
+            "direction": "desc",
+        }
+        if listing.label is not None:
+            params["labels"] = listing.label
+        return await self._paginate(
+            self._path("issues"), params, max_pages=listing.max_pages, truncate=listing.truncate
+        )
+
+    async def _paginate(
+        self,
+        url: str,
+        params: dict[str, str | int],
+        *,
+        max_pages: int,
+        truncate: bool,
+        conditional: bool = True,
+    ) -> list[object]:
+        """Every page of a listing. Issue listings are sorted by most recent update, so any
+        change reaches the first page: a 304 there means the listing as a whole is unchanged."""
+        items: list[object] = []
+        followed: set[str] = set()
+        reply = await self._api.request(
+            "GET", url, params=params, safe=True, conditional=conditional
+        )
+        pages = 1
+        while True:
+            page = as_list(reply.body)
+            if page is None:
+                raise self._api.error(
+                    TrackerErrorCategory.UNKNOWN_PAYLOAD, f"GET {url}: expected a JSON array"
+                )
+            items.extend(page)
+            next_url = reply.next_url
+            if next_url is None:
+                return items
+            if next_url in followed:
+                raise self._api.error(
+                    TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
+                    f"GET {url}: the next-page link loops back",
+                )
+            if pages >= max_pages:
+                if truncate:
+                    logger.info("%s: stopped after %d pages (by design)", url, pages)
+                    return items
+                raise self._api.error(
+                    TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
+                    f"GET {url}: more than {max_pages} pages; narrow the line's states",
+                )
+            followed.add(next_url)
+            reply = await self._api.request("GET", next_url, safe=True, conditional=conditional)
+            pages += 1
+
+    async def _get_issue(self, number: int) -> object:
+        reply = await self._api.request(
+            "GET", self._path(f"issues/{number}"), safe=True, conditional=True
+        )
+        return reply.body
+
+    async def _patch_issue(self, number: int, changes: dict[str, str]) -> dict[str, object]:
+        reply = await self._api.request(
+            "PATCH", self._path(f"issues/{number}"), json=changes, safe=True
+        )
+        obj = as_object(reply.body)
+        if obj is None:
+            raise self._api.error(
+                TrackerErrorCategory.UNKNOWN_PAYLOAD, f"PATCH #{number}: expected an issue"
+            )
+        return dict(obj)
+
+    async def _add_label(self, number: int, label: str) -> list[object]:
+        reply = await self._api.request(
+            "POST", self._path(f"issues/{number}/labels"), json={"labels": [label]}, safe=True
+        )
+        return self._label_list(reply.body, number)
+
+    async def _remove_state_labels(
+        self, number: int, raw: dict[str, object], *, keep: str | None
+    ) -> list[object]:
+        current = as_list(raw.get("labels")) or []
+        for label in self._states.state_labels_in(clean_labels(_label_names(current))):
+            if label == keep:
+                continue
+            reply = await self._api.request(
+                "DELETE",
+                self._path(f"issues/{number}/labels/{quote(label, safe='')}"),
+                safe=True,
+                passthrough=(404,),
+            )
+            if reply.status == 404:
+                # Already gone (a retried call): the remaining list is ours to compute.
+                current = [n for n in current if _label_key(n) != label]
+            else:
+                current = self._label_list(reply.body, number)
+        return current
+
+    def _label_list(self, body: object, number: int) -> list[object]:
+        labels = as_list(body)
+        if labels is None:
+            raise self._api.error(
+                TrackerErrorCategory.UNKNOWN_PAYLOAD, f"#{number} labels: expected a JSON array"
+            )
+        return labels
+
+    async def _find_pull(self, branch: str) -> _Pull | None:
+        reply = await self._api.request(
+            "GET",
+            self._path("pulls"),
+            params={"head": f"{self._owner}:{branch}", "state": "open", "per_page": PAGE_SIZE},
+            safe=True,
+        )
+        pulls = as_list(reply.body)
+        if pulls is None:
+            raise self._api.error(TrackerErrorCategory.UNKNOWN_PAYLOAD, "pulls: expected an array")
+        return self._pull_fields(pulls[0]) if pulls else None
+
+    def _pull_fields(self, raw: object) -> _Pull:
+        obj = as_object(raw)
+        number = obj.get("number") if obj is not None else None
+        url = non_empty_str(obj.get("html_url")) if obj is not None else None
+        if obj is None or not isinstance(number, int) or url is None:
+            raise self._api.error(
+                TrackerErrorCategory.UNKNOWN_PAYLOAD, "pull request without number or html_url"
+            )
+        body = obj.get("body")
+        return _Pull(number=number, url=url, body=body if isinstance(body, str) else "")
+
+    def _decode_listed(self, raw: object) -> Issue | None:
+        try:
+            return decode_issue(raw, self._config, self._states)
+        except MalformedRecordError as error:
+            logger.warning("github %s: skipping a malformed issue: %s", self._config.repo, error)
+            return None
+
+    def _decode_strict(self, raw: object) -> Issue | None:
+        try:
+            return decode_issue(raw, self._config, self._states)
+        except MalformedRecordError as error:
+            raise self._api.error(TrackerErrorCategory.MALFORMED_ISSUE, str(error)) from None
+
+
+@dataclass(frozen=True)
+class _Pull:
+    number: int
+    url: str
+    body: str
+
+
+def _issue_number(issue_id: str) -> int | None:
+    text = issue_id.strip().lstrip("#")
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
+def _label_key(entry: object) -> str | None:
+    obj = as_object(entry)
+    name = obj.get("name") if obj is not None else entry
+    return name.strip().lower() if isinstance(name, str) else None
+
+
+async def _gather_bounded(jobs: Sequence[Awaitable[T]], limit: int) -> list[T]:
+    """Run ``jobs`` at most ``limit`` at a time; the first failure cancels the rest, so a
+    by-id read is all or nothing (§11.1: a refresh is atomic)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(job: Awaitable[T]) -> T:
+        async with gate:
+            return await job
+
+    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
