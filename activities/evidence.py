@@ -1,0 +1,120 @@
+"""Evidence (DESIGN §4.2-4.3): what the orchestrator measures itself after an attempt.
+
+The verdict file is untrusted input written by the agent: it must be a regular file inside the
+workspace (no symlink anywhere on the way), at most 64 KiB, valid JSON, an object with known
+fields only. Git facts are read from the work branch ref, not from HEAD, so an agent that
+switched branches cannot make another branch's commits count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import stat
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from activities import gitops
+from jidoka.models import Evidence, GitEvidence, Verdict, VerdictReading, WorkspaceInfo
+from jidoka.payloads import EvidenceInput
+
+MAX_VERDICT_BYTES = 64 * 1024
+MAX_LISTED_PATHS = 50
+
+
+def read_verdict(workspace_path: str) -> VerdictReading:
+    """Read ``.jidoka/verdict.json`` without following symlinks at any step."""
+    try:
+        root_fd = os.open(workspace_path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        return VerdictReading(present=False, error=f"workspace unreadable: {error.strerror}")
+    try:
+        try:
+            dir_fd = os.open(
+                gitops.JIDOKA_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd
+            )
+        except FileNotFoundError:
+            return VerdictReading(present=False)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                return VerdictReading(present=True, error="'.jidoka' is not a plain directory")
+            return VerdictReading(present=True, error=f"'.jidoka' unreadable: {error.strerror}")
+        try:
+            return _read_verdict_in(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        os.close(root_fd)
+
+
+def _read_verdict_in(dir_fd: int) -> VerdictReading:
+    name = "verdict.json"
+    try:
+        info = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return VerdictReading(present=False)
+    if stat.S_ISLNK(info.st_mode):
+        return VerdictReading(present=True, error="verdict file is a symlink")
+    if not stat.S_ISREG(info.st_mode):
+        return VerdictReading(present=True, error="verdict file is not a regular file")
+    if info.st_size > MAX_VERDICT_BYTES:
+        return VerdictReading(
+            present=True, error=f"verdict file is {info.st_size} bytes (limit {MAX_VERDICT_BYTES})"
+        )
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError as error:
+        return VerdictReading(present=True, error=f"verdict file unreadable: {error.strerror}")
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(MAX_VERDICT_BYTES + 1)
+    if len(raw) > MAX_VERDICT_BYTES:
+        return VerdictReading(present=True, error="verdict file grew past the limit while read")
+    return parse_verdict(raw)
+
+
+def parse_verdict(raw: bytes) -> VerdictReading:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return VerdictReading(present=True, error=f"not valid JSON: {error}")
+    if not isinstance(data, dict):
+        return VerdictReading(present=True, error="the verdict must be a JSON object")
+    try:
+        verdict = Verdict.model_validate(data, strict=True)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'verdict'}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        return VerdictReading(present=True, error=f"invalid verdict: {problems}"[:1000])
+    return VerdictReading(present=True, verdict=verdict)
+
+
+def git_evidence(workspace: WorkspaceInfo) -> GitEvidence:
+    path = workspace.path
+    head = gitops.rev_parse(path, f"refs/heads/{workspace.branch}") or ""
+    uncommitted = gitops.uncommitted_paths(path)
+    return GitEvidence(
+        base_sha=workspace.base_sha,
+        head_sha=head,
+        branch=workspace.branch,
+        commits_ahead=gitops.commits_ahead(path, workspace.base_sha, workspace.branch),
+        diff=gitops.net_diff(path, workspace.base_sha, workspace.branch),
+        uncommitted_paths=uncommitted[:MAX_LISTED_PATHS],
+        uncommitted_count=len(uncommitted),
+        on_branch=gitops.current_branch(path) == workspace.branch,
+    )
+
+
+def gather(workspace: WorkspaceInfo) -> Evidence:
+    return Evidence(verdict=read_verdict(workspace.path), git=git_evidence(workspace))
+
+
+@activity.defn(name="collect_evidence")
+async def collect_evidence(input: EvidenceInput) -> Evidence:
+    """Verdict reading and git facts for the attempt that just ended (``verify`` runs apart,
+    only when the verdict claims a ship and the git gate passed)."""
+    return await asyncio.to_thread(gather, input.workspace)

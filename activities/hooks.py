@@ -1,0 +1,129 @@
+"""Workspace hooks (Symphony §9.4) plus ``verify``: shell scripts from WORKFLOW.md, run in the
+workspace, in their own process group, with a timeout and a truncated, scrubbed output tail.
+
+Hooks run code the agent may have written (tests, build scripts), so they get the same
+environment as agents: the worker's, minus every secret name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+
+from temporalio import activity
+
+from activities.process import child_environment, run_shell
+from activities.secrets import Scrubber, withheld_names
+from jidoka.models import HookResult, LoadedWorkflow, WorkspaceInfo
+from jidoka.payloads import HookInput, HookName
+
+HEARTBEAT_EVERY_S = 5.0
+
+
+def hook_environment(
+    workflow: LoadedWorkflow, workspace: WorkspaceInfo, attempt: int, identifier: str
+) -> dict[str, str]:
+    return child_environment(
+        base=os.environ,
+        strip=withheld_names(workflow.config),
+        extra={
+            "JIDOKA_ISSUE": identifier,
+            "JIDOKA_ATTEMPT": str(attempt),
+            "JIDOKA_WORKSPACE": workspace.path,
+            "JIDOKA_BRANCH": workspace.branch,
+            "JIDOKA_BASE_SHA": workspace.base_sha,
+            "JIDOKA_PYTHON": sys.executable,
+            "JIDOKA_WORKFLOW_DIR": workflow.base_dir,
+        },
+    )
+
+
+def hook_timeout_s(workflow: LoadedWorkflow, hook: HookName) -> int:
+    if hook is HookName.VERIFY:
+        return workflow.config.verify_timeout_s()
+    return workflow.config.hooks.timeout_s
+
+
+def hook_script(workflow: LoadedWorkflow, hook: HookName) -> str | None:
+    hooks = workflow.config.hooks
+    match hook:
+        case HookName.AFTER_CREATE:
+            return hooks.after_create
+        case HookName.BEFORE_RUN:
+            return hooks.before_run
+        case HookName.AFTER_RUN:
+            return hooks.after_run
+        case HookName.BEFORE_REMOVE:
+            return hooks.before_remove
+        case HookName.VERIFY:
+            return hooks.verify
+
+
+async def run_hook_script(
+    workflow: LoadedWorkflow,
+    workspace: WorkspaceInfo,
+    hook: HookName,
+    *,
+    script: str,
+    attempt: int,
+    identifier: str,
+) -> HookResult:
+    """Run one hook, heartbeating while it runs when inside an activity."""
+    timeout = hook_timeout_s(workflow, hook)
+    task = asyncio.create_task(
+        run_shell(
+            script,
+            cwd=workspace.path,
+            env=hook_environment(workflow, workspace, attempt, identifier),
+            timeout_s=timeout,
+        )
+    )
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_S)
+            if done:
+                break
+            with contextlib.suppress(RuntimeError):
+                activity.heartbeat({"hook": hook.value})
+    except asyncio.CancelledError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise
+    result = task.result()
+    scrub = Scrubber.for_config(workflow.config)
+    return HookResult(
+        name=hook.value,
+        ran=True,
+        ok=result.exit_code == 0 and not result.timed_out,
+        timed_out=result.timed_out,
+        exit_code=result.exit_code,
+        duration_s=round(result.duration_s, 3),
+        output_tail=scrub(result.output_tail),
+    )
+
+
+@activity.defn(name="run_hook")
+async def run_hook(input: HookInput) -> HookResult:
+    """``before_run``, ``after_run``, ``verify`` (and the others, for operators). A hook that is
+    not configured reports ``ran=False, ok=True``."""
+    script = hook_script(input.workflow, input.hook)
+    if not script:
+        return HookResult(name=input.hook.value, ran=False, ok=True)
+    if not os.path.isdir(input.workspace.path):
+        return HookResult(
+            name=input.hook.value,
+            ran=False,
+            ok=False,
+            output_tail=f"workspace {input.workspace.path} does not exist on this host",
+        )
+    return await run_hook_script(
+        input.workflow,
+        input.workspace,
+        input.hook,
+        script=script,
+        attempt=input.attempt,
+        identifier=input.issue_identifier,
+    )

@@ -1,0 +1,151 @@
+"""Activities the line needs a Temporal client for: starting issue workflows in one batch,
+noticing issue workflows that ended without reporting, and resetting stale claims at startup."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.tracker.activities import guarded_transition, tracker_session
+from jidoka import search_attributes as sa
+from jidoka.keys import issue_workflow_id, workspace_key
+from jidoka.models import HaltRequest
+from jidoka.outcomes import HaltCategory, HaltScope, HaltSource, Phase
+from jidoka.payloads import (
+    IssueWorkflowInput,
+    StaleClaimsInput,
+    StartedIssue,
+    StartIssuesInput,
+    TransitionInput,
+    WorkflowIdsInput,
+)
+from jidoka.policy import norm_state
+
+ISSUE_WORKFLOW = "IssueWorkflow"
+
+
+class LineActivities:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @activity.defn(name="start_issue_workflows")
+    async def start_issue_workflows(self, input: StartIssuesInput) -> list[StartedIssue]:
+        """Start (or join, USE_EXISTING) one issue workflow per issue: idempotent under retries,
+        because the workflow ID is derived from the line and the issue."""
+        started: list[StartedIssue] = []
+        for item in input.issues:
+            issue = item.issue
+            handle = await self._client.start_workflow(
+                ISSUE_WORKFLOW,
+                IssueWorkflowInput(
+                    workflow_path=input.workflow_path,
+                    issue_id=issue.id,
+                    line_workflow_id=input.line_workflow_id,
+                    workflow=input.workflow,
+                ),
+                id=item.workflow_id,
+                task_queue=input.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.LINE, input.line),
+                        SearchAttributePair(sa.ISSUE, issue.identifier),
+                        SearchAttributePair(sa.PHASE, Phase.QUEUED.value),
+                        SearchAttributePair(sa.HALTED, False),
+                        SearchAttributePair(sa.TOKENS, 0),
+                    ]
+                ),
+                memo={"title": issue.title, "url": issue.url or ""},
+                static_summary=f"{issue.identifier}: {issue.title}"[:200],
+            )
+            if input.line_halted:
+                await handle.signal(
+                    "halt",
+                    HaltRequest(
+                        reason="the line is halted",
+                        category=HaltCategory.HALT_PRODUCTION,
+                        source=HaltSource.ORCHESTRATOR,
+                        scope=HaltScope.LINE,
+                    ),
+                )
+            started.append(
+                StartedIssue(
+                    issue_id=issue.id,
+                    workflow_id=item.workflow_id,
+                    run_id=handle.result_run_id,
+                    started=True,
+                )
+            )
+        return started
+
+    @activity.defn(name="closed_issue_workflows")
+    async def closed_issue_workflows(self, input: WorkflowIdsInput) -> list[str]:
+        """Which of these workflows are no longer running (terminated by hand, failed...)."""
+        closed: list[str] = []
+        for workflow_id in input.workflow_ids:
+            try:
+                description = await self._client.get_workflow_handle(workflow_id).describe()
+            except RPCError as error:
+                if error.status is RPCStatusCode.NOT_FOUND:
+                    closed.append(workflow_id)
+                    continue
+                raise
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                closed.append(workflow_id)
+        return closed
+
+    @activity.defn(name="reset_stale_claims")
+    async def reset_stale_claims(self, input: StaleClaimsInput) -> list[str]:
+        """Symphony §8.9: issues left in ``working_state`` with no running issue workflow go
+        back to the first other active state, with an audit comment."""
+        config = input.workflow.config
+        working = config.tracker.working_state
+        if working is None:
+            return []
+        ready = [s for s in config.tracker.active_states if norm_state(s) != norm_state(working)]
+        if not ready:
+            return []
+        reset: list[str] = []
+        async with tracker_session(config) as tracker:
+            for issue in await tracker.fetch_issues_by_states([working]):
+                workflow_id = issue_workflow_id(config.line, workspace_key(issue.identifier))
+                if await self._running(workflow_id):
+                    continue
+                try:
+                    await guarded_transition(
+                        tracker,
+                        TransitionInput(
+                            config=config,
+                            issue_id=issue.id,
+                            expected_state=issue.state,
+                            target_state=ready[0],
+                            comment=(
+                                f"**Jidoka: claim reset** → {ready[0]}: it was left in "
+                                f"'{working}' but no issue workflow ({workflow_id}) is running."
+                            ),
+                            idempotency_key=f"{input.line_workflow_id}:reset:{workflow_id}:"
+                            f"{activity.info().workflow_run_id}",
+                        ),
+                    )
+                except Exception as error:  # one failed reset must not stop startup
+                    activity.logger.warning("could not reset %s: %s", issue.identifier, error)
+                    continue
+                reset.append(issue.identifier)
+        return reset
+
+    async def _running(self, workflow_id: str) -> bool:
+        try:
+            description = await self._client.get_workflow_handle(workflow_id).describe()
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return description.status is WorkflowExecutionStatus.RUNNING

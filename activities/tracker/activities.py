@@ -1,0 +1,184 @@
+"""Tracker activities: the only place the orchestrator reads or writes the tracker.
+
+Each builds a client from the line's config (resolving ``$VAR`` secrets here, never earlier),
+maps ``TrackerError`` to a typed ``ApplicationError`` (transient ones retryable, with the
+provider's ``Retry-After`` as the next retry delay), and scrubs secrets from every message.
+
+``tracker_transition`` is the poka-yoke boundary: it reads the issue's live state and refuses,
+as a non-retryable ``TransitionRefused``, any move the transition guard rejects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import assert_never
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.secrets import Scrubber, resolve_secret
+from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.http import ConditionalCache
+from jidoka.config import (
+    GitHubTrackerConfig,
+    LinearTrackerConfig,
+    LocalTrackerConfig,
+    WorkflowConfig,
+)
+from jidoka.models import Issue
+from jidoka.payloads import (
+    CommentInput,
+    PublishInput,
+    TrackerIssueInput,
+    TrackerQuery,
+    TransitionInput,
+    TransitionResult,
+)
+from jidoka.policy import norm_state, transition_refusal
+from jidoka.workflow_file import resolve_path
+
+TRANSITION_REFUSED = "TransitionRefused"
+TRACKER_NOT_FOUND = TrackerErrorCategory.NOT_FOUND.value
+
+
+_ETAG_CACHES: dict[str, ConditionalCache] = {}
+"""One conditional-request cache per GitHub repository per worker process: clients are short
+lived (one per activity), the cache is what makes unchanged polls free of rate limit."""
+
+
+def make_tracker(config: WorkflowConfig, base_dir: str | None = None) -> TrackerClient:
+    tracker = config.tracker
+    match tracker:
+        case LocalTrackerConfig():
+            from activities.tracker.local import LocalBoard
+
+            if "$" in tracker.board:
+                try:
+                    board = resolve_path(tracker.board, base_dir or os.getcwd(), os.environ)
+                except KeyError as missing:
+                    raise ApplicationError(
+                        f"tracker.board refers to ${missing.args[0]}, not set on this worker",
+                        type="ConfigInvalid",
+                        non_retryable=True,
+                    ) from None
+                tracker = tracker.model_copy(update={"board": board})
+            return LocalBoard(tracker)
+        case GitHubTrackerConfig():
+            from activities.tracker.github import GitHubTracker
+
+            cache = _ETAG_CACHES.setdefault(
+                f"{tracker.endpoint}/{tracker.repo}", ConditionalCache()
+            )
+            return GitHubTracker(tracker, resolve_secret(tracker.api_key), cache=cache)
+        case LinearTrackerConfig():
+            from activities.tracker.linear import LinearTracker
+
+            return LinearTracker(tracker, resolve_secret(tracker.api_key))
+        case _:
+            assert_never(tracker)
+
+
+@contextlib.asynccontextmanager
+async def tracker_session(config: WorkflowConfig) -> AsyncIterator[TrackerClient]:
+    scrub = Scrubber.for_config(config)
+    client = make_tracker(config)
+    try:
+        yield client
+    except TrackerError as error:
+        raise ApplicationError(
+            scrub(str(error)),
+            type=error.category.value,
+            non_retryable=not error.retryable,
+            next_retry_delay=(
+                timedelta(seconds=error.retry_after_s) if error.retry_after_s else None
+            ),
+        ) from None
+    finally:
+        await client.aclose()
+
+
+@activity.defn(name="tracker_fetch_issue")
+async def tracker_fetch_issue(input: TrackerIssueInput) -> Issue:
+    async with tracker_session(input.config) as tracker:
+        return await tracker.fetch_issue(input.issue_id)
+
+
+@activity.defn(name="tracker_fetch_candidates")
+async def tracker_fetch_candidates(input: TrackerQuery) -> list[Issue]:
+    async with tracker_session(input.config) as tracker:
+        return await tracker.fetch_candidate_issues()
+
+
+@activity.defn(name="tracker_fetch_by_ids")
+async def tracker_fetch_by_ids(input: TrackerQuery) -> list[Issue]:
+    if not input.issue_ids:
+        return []
+    async with tracker_session(input.config) as tracker:
+        return await tracker.fetch_issues_by_ids(input.issue_ids)
+
+
+@activity.defn(name="tracker_fetch_by_states")
+async def tracker_fetch_by_states(input: TrackerQuery) -> list[Issue]:
+    if not input.states:
+        return []
+    async with tracker_session(input.config) as tracker:
+        return await tracker.fetch_issues_by_states(input.states)
+
+
+async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> TransitionResult:
+    """Read the live issue, apply the transition guard, write state then comment. A retry of
+    a write that already landed only completes its comment."""
+    current = await tracker.fetch_issue(input.issue_id)
+    target, expected = norm_state(input.target_state), norm_state(input.expected_state)
+    if norm_state(current.state) == target and target != expected:
+        if input.comment:
+            await tracker.add_comment(current, input.comment, input.idempotency_key)
+        return TransitionResult(issue=current, already_applied=True)
+    refusal = transition_refusal(
+        current=current,
+        expected_state=input.expected_state,
+        target_state=input.target_state,
+        evidence=input.evidence,
+        config=input.config,
+    )
+    if refusal is not None:
+        raise ApplicationError(
+            refusal,
+            {"issue": current.identifier, "state": current.state, "target": input.target_state},
+            type=TRANSITION_REFUSED,
+            non_retryable=True,
+        )
+    updated = await tracker.set_state(current, input.target_state)
+    if input.comment:
+        await tracker.add_comment(updated, input.comment, input.idempotency_key)
+    return TransitionResult(issue=updated)
+
+
+@activity.defn(name="tracker_transition")
+async def tracker_transition(input: TransitionInput) -> TransitionResult:
+    """The poka-yoke boundary: a guarded, compare-and-set state change plus its comment."""
+    async with tracker_session(input.config) as tracker:
+        return await guarded_transition(tracker, input)
+
+
+@activity.defn(name="tracker_comment")
+async def tracker_comment(input: CommentInput) -> bool:
+    async with tracker_session(input.config) as tracker:
+        issue = await tracker.fetch_issue(input.issue_id)
+        return await tracker.add_comment(issue, input.body, input.idempotency_key)
+
+
+@activity.defn(name="tracker_publish")
+async def tracker_publish(input: PublishInput) -> str | None:
+    """Make the pushed work branch reviewable (a pull request on GitHub); None elsewhere."""
+    async with tracker_session(input.config) as tracker:
+        return await tracker.publish_branch(
+            input.issue,
+            branch=input.branch,
+            base_branch=input.config.workspace.base_branch,
+            title=input.title,
+            body=input.body,
+        )

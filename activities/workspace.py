@@ -1,0 +1,454 @@
+"""Workspace activities: everything that touches an issue's git workspace on its host.
+
+Except ``claim_host`` (shared queue: it tells the workflow which host picked the work up), these
+run on the host's own task queue (DESIGN §3, the worker-specific task queue pattern), so the
+workspace, the agent run, the evidence and the hooks of one issue all happen on the same disk.
+
+Safety invariants (Symphony §9.5): workspace keys are sanitised, every path is checked to stay
+under the workspace root, an existing directory that is not our workspace is never deleted, and
+work is never reset or cleaned: abandoning preserves it on an ``abandoned/`` branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import gitops
+from activities.hooks import run_hook_script
+from activities.repo_access import RepoAccess, repo_access
+from activities.secrets import Scrubber
+from activities.tracker.git_credentials import redact_url
+from jidoka.keys import (
+    InvalidIdentifierError,
+    WorkspaceEscapeError,
+    host_task_queue,
+    work_branch,
+    workspace_key,
+    workspace_path,
+)
+from jidoka.models import LoadedWorkflow, WorkspaceInfo
+from jidoka.payloads import (
+    CleanupInput,
+    CleanupResult,
+    HookName,
+    HostClaim,
+    PrepareWorkspaceInput,
+    PreserveInput,
+    PreserveResult,
+    PushInput,
+    PushResult,
+    RemoveWorkspaceInput,
+    RemoveWorkspaceResult,
+)
+from jidoka.workflow_file import is_url, resolve_path
+
+logger = logging.getLogger(__name__)
+
+CREATED_MARKER = os.path.join(gitops.JIDOKA_DIR, "created")
+ARCHIVE_DIR = os.path.join(gitops.JIDOKA_DIR, "archive")
+VERDICT_FILE = os.path.join(gitops.JIDOKA_DIR, "verdict.json")
+
+
+class ErrorType:
+    """``ApplicationError.type`` values the issue workflow maps to outcomes."""
+
+    WORKSPACE_INVALID = "WorkspaceInvalid"
+    WORKSPACE_FAILED = "WorkspaceFailed"
+    HOOK_FAILED = "HookFailed"
+    HOOK_TIMEOUT = "HookTimeout"
+    CONFIG_INVALID = "ConfigInvalid"
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    host_id: str
+
+    @property
+    def queue(self) -> str:
+        return host_task_queue(self.host_id)
+
+
+class HostActivities:
+    """Activities that need to know which host runs them."""
+
+    def __init__(self, host: HostIdentity) -> None:
+        self._host = host
+
+    @activity.defn(name="claim_host")
+    async def claim_host(self) -> HostClaim:
+        """Runs on the shared queue: whichever worker picks it up becomes the issue's host."""
+        return HostClaim(host_id=self._host.host_id, host_queue=self._host.queue)
+
+
+def _environ() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def workspace_root(workflow: LoadedWorkflow) -> str:
+    try:
+        return resolve_path(workflow.config.workspace.root, workflow.base_dir, _environ())
+    except KeyError as missing:
+        raise ApplicationError(
+            f"workspace.root refers to ${missing.args[0]}, which is not set on this worker",
+            type=ErrorType.CONFIG_INVALID,
+            non_retryable=True,
+        ) from None
+
+
+def repo_source(workflow: LoadedWorkflow) -> str:
+    repo = workflow.config.workspace.repo
+    if is_url(repo):
+        return repo
+    try:
+        return resolve_path(repo, workflow.base_dir, _environ())
+    except KeyError as missing:
+        raise ApplicationError(
+            f"workspace.repo refers to ${missing.args[0]}, which is not set on this worker",
+            type=ErrorType.CONFIG_INVALID,
+            non_retryable=True,
+        ) from None
+
+
+def locate(workflow: LoadedWorkflow, identifier: str) -> tuple[str, str, str]:
+    """(root, key, path) for an issue, refusing anything outside the root."""
+    root = workspace_root(workflow)
+    try:
+        key = workspace_key(identifier)
+        path = workspace_path(root, key)
+    except (InvalidIdentifierError, WorkspaceEscapeError) as error:
+        raise ApplicationError(
+            str(error), type=ErrorType.WORKSPACE_INVALID, non_retryable=True
+        ) from None
+    return root, key, path
+
+
+@activity.defn(name="prepare_workspace")
+async def prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
+    """Create (clone) or reuse the issue's workspace on the work branch; run ``after_create``
+    once; archive a stale verdict so that only this attempt's verdict can count."""
+    workflow = input.workflow
+    config = workflow.config.workspace
+    root, key, path = locate(workflow, input.issue.identifier)
+    branch = work_branch(config.branch_prefix, key)
+    if not gitops.branch_ref_ok(branch):
+        raise ApplicationError(
+            f"work branch {branch!r} is not a valid git branch name (workspace.branch_prefix)",
+            type=ErrorType.CONFIG_INVALID,
+            non_retryable=True,
+        )
+    os.makedirs(root, exist_ok=True)
+    created_now = False
+    access = repo_access(workflow)
+    if not os.path.exists(path):
+        await asyncio.to_thread(_clone_into_place, repo_source(workflow), path, access)
+        created_now = True
+    elif not gitops.is_repository(path):
+        raise ApplicationError(
+            f"{path} exists but is not a git workspace; refusing to touch it",
+            type=ErrorType.WORKSPACE_INVALID,
+            non_retryable=True,
+        )
+    base_sha = await asyncio.to_thread(
+        _checkout_work_branch, path, branch, config.base_branch, input.base_sha, access
+    )
+    info = WorkspaceInfo(
+        path=path,
+        key=key,
+        branch=branch,
+        base_sha=base_sha,
+        host_queue=activity.info().task_queue,
+        created_now=created_now,
+    )
+    if not os.path.exists(os.path.join(path, CREATED_MARKER)):
+        await _after_create(workflow, info, input)
+    await asyncio.to_thread(_archive_stale_verdict, path)
+    return info
+
+
+def _clone_into_place(source: str, path: str, access: RepoAccess) -> None:
+    """Clone next to the final path, then rename: a crash never leaves half a workspace."""
+    scratch = os.path.join(
+        os.path.dirname(path), f".{os.path.basename(path)}.clone-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        gitops.clone(source, scratch, options=access.git_options(), env=access.token_env())
+        os.rename(scratch, path)
+    except gitops.GitError as error:
+        raise ApplicationError(
+            f"cannot clone workspace.repo: {error}", type=ErrorType.WORKSPACE_FAILED
+        ) from None
+    finally:
+        if os.path.exists(scratch):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _checkout_work_branch(
+    path: str, branch: str, base_branch: str, known_base: str | None, access: RepoAccess
+) -> str:
+    """Put the workspace on the work branch and return the base commit.
+
+    A new workspace starts from the pushed work branch when one exists (another host worked
+    on it before), else from ``origin/<base_branch>``. The base recorded by the first attempt
+    is kept for the issue's whole life, so evidence always measures against the same commit.
+    """
+    gitops.exclude_jidoka_dir(path)
+    local = gitops.rev_parse(path, f"refs/heads/{branch}")
+    if local is None:
+        remote_work = gitops.rev_parse(path, f"refs/remotes/origin/{branch}")
+        remote_base = gitops.rev_parse(path, f"refs/remotes/origin/{base_branch}")
+        start = remote_work or remote_base
+        if start is None:
+            raise ApplicationError(
+                f"the repository has no branch '{base_branch}' (workspace.base_branch)",
+                type=ErrorType.WORKSPACE_FAILED,
+                non_retryable=True,
+            )
+        gitops.git(path, "checkout", "-q", "-B", branch, start)
+    elif gitops.current_branch(path) != branch and not gitops.uncommitted_paths(path):
+        gitops.git(path, "checkout", "-q", branch)
+    if known_base is not None:
+        if gitops.rev_parse(path, known_base) is None:
+            with contextlib.suppress(gitops.GitError):
+                gitops.remote_git(
+                    path,
+                    "fetch",
+                    "-q",
+                    "origin",
+                    options=access.git_options(),
+                    env=access.token_env(),
+                )
+        if gitops.rev_parse(path, known_base) is None:
+            raise ApplicationError(
+                f"base commit {known_base} is not in this workspace's repository",
+                type=ErrorType.WORKSPACE_FAILED,
+                non_retryable=True,
+            )
+        return known_base
+    remote_base = gitops.rev_parse(path, f"refs/remotes/origin/{base_branch}")
+    if remote_base is None:
+        raise ApplicationError(
+            f"the repository has no branch '{base_branch}' (workspace.base_branch)",
+            type=ErrorType.WORKSPACE_FAILED,
+            non_retryable=True,
+        )
+    return gitops.git(path, "merge-base", remote_base, f"refs/heads/{branch}")
+
+
+async def _after_create(
+    workflow: LoadedWorkflow, info: WorkspaceInfo, input: PrepareWorkspaceInput
+) -> None:
+    script = workflow.config.hooks.after_create
+    if script:
+        result = await run_hook_script(
+            workflow,
+            info,
+            HookName.AFTER_CREATE,
+            script=script,
+            attempt=input.attempt,
+            identifier=input.issue.identifier,
+        )
+        if not result.ok:
+            # Fatal to creation (Symphony §9.4): nothing of the agent's is here yet, so remove
+            # the fresh clone and let the next attempt start over.
+            if info.created_now:
+                await asyncio.to_thread(shutil.rmtree, info.path, True)
+            kind = ErrorType.HOOK_TIMEOUT if result.timed_out else ErrorType.HOOK_FAILED
+            raise ApplicationError(
+                f"after_create {'timed out' if result.timed_out else 'failed'}",
+                result.model_dump(mode="json"),
+                type=kind,
+                non_retryable=True,
+            )
+    await asyncio.to_thread(_mark_created, info.path)
+
+
+def _mark_created(path: str) -> None:
+    marker = os.path.join(path, CREATED_MARKER)
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    with open(marker, "w", encoding="utf-8") as handle:
+        handle.write("after_create done\n")
+
+
+def _archive_stale_verdict(path: str) -> None:
+    verdict = os.path.join(path, VERDICT_FILE)
+    if os.path.lexists(verdict):
+        archive = os.path.join(path, ARCHIVE_DIR)
+        os.makedirs(archive, exist_ok=True)
+        os.replace(verdict, os.path.join(archive, f"verdict-{uuid.uuid4().hex[:12]}.json"))
+
+
+@activity.defn(name="preserve_work")
+async def preserve_work(input: PreserveInput) -> PreserveResult:
+    """Keep whatever the agent produced on ``abandoned/<key>-<stamp>`` (commits and uncommitted
+    changes alike) and push it to ``origin`` when possible. Never resets, never cleans."""
+    workspace = input.workspace
+    if not gitops.is_repository(workspace.path):
+        return PreserveResult(branch=None, detail="no workspace on this host")
+    return await asyncio.to_thread(_preserve, input)
+
+
+def _preserve(input: PreserveInput) -> PreserveResult:
+    workspace = input.workspace
+    path = workspace.path
+    ahead = gitops.commits_ahead(path, workspace.base_sha, workspace.branch)
+    dirty = bool(gitops.uncommitted_paths(path))
+    if ahead == 0 and not dirty:
+        return PreserveResult(branch=None, detail="nothing to preserve: no commit, clean tree")
+    snapshot = gitops.snapshot_commit(path, f"jidoka: preserved work ({input.reason})")
+    if snapshot is None:
+        return PreserveResult(branch=None, detail="no HEAD commit")
+    branch = f"abandoned/{workspace.key}-{input.stamp}"
+    gitops.git(path, "branch", "-f", branch, snapshot.sha)
+    pushed = False
+    detail = "preserved locally"
+    try:
+        access = repo_access(input.workflow)
+        gitops.remote_git(
+            path,
+            "push",
+            "-q",
+            "--",
+            access.remote,
+            f"refs/heads/{branch}:refs/heads/{branch}",
+            options=access.git_options(),
+            env=access.token_env(),
+        )
+        pushed = True
+        detail = "preserved and pushed to origin"
+    except gitops.GitError as error:
+        # Best effort (Symphony §9.6): the local branch already holds the work.
+        scrub = Scrubber.for_config(input.workflow.config)
+        detail = f"preserved locally; push failed: {scrub(str(error))}"
+    return PreserveResult(branch=branch, sha=snapshot.sha, pushed=pushed, detail=detail)
+
+
+@activity.defn(name="push_branch")
+async def push_branch(input: PushInput) -> PushResult:
+    """Push the work branch to ``origin`` (the shipped work must outlive the workspace)."""
+    workspace = input.workspace
+    sha = gitops.rev_parse(workspace.path, f"refs/heads/{workspace.branch}")
+    if sha is None:
+        raise ApplicationError(
+            f"work branch {workspace.branch} is gone",
+            type=ErrorType.WORKSPACE_FAILED,
+            non_retryable=True,
+        )
+    refspec = f"refs/heads/{workspace.branch}:refs/heads/{workspace.branch}"
+    access = repo_access(input.workflow)
+    try:
+        await asyncio.to_thread(
+            lambda: gitops.remote_git(
+                workspace.path,
+                "push",
+                "-q",
+                "--",
+                access.remote,
+                refspec,
+                options=access.git_options(),
+                env=access.token_env(),
+            )
+        )
+    except gitops.GitError as error:
+        scrub = Scrubber.for_config(input.workflow.config)
+        raise ApplicationError(
+            f"push failed: {scrub(str(error))}", type=ErrorType.WORKSPACE_FAILED
+        ) from None
+    return PushResult(remote=redact_url(access.remote), sha=sha)
+
+
+@activity.defn(name="remove_workspace")
+async def remove_workspace(input: RemoveWorkspaceInput) -> RemoveWorkspaceResult:
+    """Run ``before_remove`` (failure ignored, Symphony §9.4) and delete the workspace.
+    Callers preserve the work first."""
+    _, key, path = locate(input.workflow, input.identifier)
+    if not os.path.isdir(path):
+        return RemoveWorkspaceResult(removed=False, path=path)
+    if not gitops.is_repository(path):
+        raise ApplicationError(
+            f"{path} is not a git workspace; refusing to delete it",
+            type=ErrorType.WORKSPACE_INVALID,
+            non_retryable=True,
+        )
+    hook_note: str | None = None
+    script = input.workflow.config.hooks.before_remove
+    if script:
+        info = WorkspaceInfo(
+            path=path, key=key, branch="", base_sha="", host_queue=activity.info().task_queue
+        )
+        result = await run_hook_script(
+            input.workflow,
+            info,
+            HookName.BEFORE_REMOVE,
+            script=script,
+            attempt=0,
+            identifier=input.identifier,
+        )
+        hook_note = "ok" if result.ok else ("timed out" if result.timed_out else "failed")
+    await asyncio.to_thread(shutil.rmtree, path)
+    return RemoveWorkspaceResult(removed=True, path=path, before_remove=hook_note)
+
+
+@activity.defn(name="cleanup_workspaces")
+async def cleanup_workspaces(input: CleanupInput) -> CleanupResult:
+    """Startup cleanup (Symphony §8.6) of the workspaces of terminal issues on this host:
+    preserve any unpushed work on an ``abandoned/`` branch first, then remove."""
+    result = CleanupResult()
+    for identifier in input.identifiers:
+        try:
+            _, key, path = locate(input.workflow, identifier)
+        except ApplicationError as error:
+            result.failed[identifier] = str(error.message)
+            continue
+        if not os.path.isdir(path):
+            continue
+        if not gitops.is_repository(path):
+            result.failed[identifier] = "not a git workspace; left alone"
+            continue
+        try:
+            info = await asyncio.to_thread(_describe_existing, input.workflow, path, key)
+            preserved = await asyncio.to_thread(
+                _preserve,
+                PreserveInput(
+                    workflow=input.workflow, workspace=info, stamp=input.stamp, reason="cleanup"
+                ),
+            )
+        except gitops.GitError as error:
+            result.failed[identifier] = f"could not preserve, left alone: {error}"
+            continue
+        if preserved.branch is not None:
+            result.preserved[identifier] = preserved.branch
+            if not preserved.pushed:
+                # The only copy is inside the workspace: keep it rather than lose work.
+                result.failed[identifier] = f"kept: {preserved.detail}"
+                continue
+        removal = await remove_workspace(
+            RemoveWorkspaceInput(workflow=input.workflow, identifier=identifier)
+        )
+        if removal.removed:
+            result.removed.append(identifier)
+    return result
+
+
+def _describe_existing(workflow: LoadedWorkflow, path: str, key: str) -> WorkspaceInfo:
+    """A WorkspaceInfo for a workspace found on disk (its base: the merge-base with the base
+    branch; the work branch as preserved: whatever is checked out)."""
+    config = workflow.config.workspace
+    branch = gitops.current_branch(path) or work_branch(config.branch_prefix, key)
+    remote_base = gitops.rev_parse(path, f"refs/remotes/origin/{config.base_branch}")
+    base = (
+        gitops.git(path, "merge-base", remote_base, "HEAD")
+        if remote_base is not None
+        else gitops.rev_parse(path, "HEAD") or ""
+    )
+    return WorkspaceInfo(
+        path=path, key=key, branch=branch, base_sha=base, host_queue=activity.info().task_queue
+    )

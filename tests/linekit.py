@@ -1,0 +1,239 @@
+"""Builds real production lines for tests: a WORKFLOW.md, a local board, an origin repository
+(a tiny Python project whose own unittest suite is the ``verify`` hook), all in a tmp folder."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.workspace import HostIdentity
+from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key
+from jidoka.payloads import IssueResult, IssueWorkflowInput, LineWorkflowInput
+from worker import WorkerSettings, running_worker
+from workflows.issue import IssueWorkflow
+from workflows.line import LineWorkflow
+
+T = TypeVar("T")
+
+VERIFY = '"$JIDOKA_PYTHON" -m unittest discover -q'
+
+
+def base_front_matter(line: str) -> dict[str, Any]:
+    return {
+        "line": line,
+        "tracker": {
+            "kind": "local",
+            "board": "./board",
+            "active_states": ["Todo", "In Progress"],
+            "working_state": "In Progress",
+            "paused_states": ["Awaiting Answers"],
+            "terminal_states": ["Done", "Cancelled"],
+            "done_state": "Done",
+        },
+        "workspace": {"root": "./workspaces", "repo": "./origin", "base_branch": "main"},
+        "hooks": {"verify": VERIFY, "timeout_s": 10},
+        "agent": {
+            "kind": "scripted",
+            "stall_timeout_s": 2,
+            "silence_timeout_s": 6,
+            "turn_timeout_s": 30,
+        },
+        "verdicts": {"DONE": "Done", "AWAITING_ANSWERS": "Awaiting Answers"},
+        "budgets": {
+            "max_attempts": 2,
+            "max_continuations": 1,
+            "max_tokens": 200_000,
+            "max_tokens_before_first_commit": 30_000,
+        },
+        "backoff": {"base_s": 1, "max_s": 2, "continuation_s": 0},
+        "concurrency": {"max_agents": 4},
+        "polling": {"interval_s": 1},
+        "timeouts": {"heartbeat_s": 5, "host_start_s": 10},
+    }
+
+
+def deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)  # type: ignore[arg-type]
+        elif value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_origin(path: Path) -> Path:
+    path.mkdir(parents=True)
+    run_git(path, "init", "-q", "-b", "main")
+    (path / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (path / "test_calc.py").write_text(
+        "import unittest\n\nfrom calc import add\n\n\n"
+        "class AddTest(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    )
+    run_git(path, "add", "-A")
+    run_git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@dataclass
+class LineKit:
+    root: Path
+    line: str
+    front_matter: dict[str, Any]
+    prompt: str = "Work on {{ issue.identifier }}: {{ issue.title }}\n\n{{ issue.description }}\n"
+
+    @property
+    def workflow_md(self) -> Path:
+        return self.root / "WORKFLOW.md"
+
+    @property
+    def board(self) -> Path:
+        return self.root / "board"
+
+    @property
+    def origin(self) -> Path:
+        return self.root / "origin"
+
+    def write(self) -> None:
+        text = "---\n" + yaml.safe_dump(self.front_matter, sort_keys=False) + "---\n" + self.prompt
+        self.workflow_md.write_text(text)
+
+    def add_issue(
+        self,
+        identifier: str,
+        scenario: str,
+        *,
+        state: str = "Todo",
+        title: str | None = None,
+        priority: int | None = None,
+        labels: list[str] | None = None,
+        blocked_by: list[str] | None = None,
+        created_at: str | None = None,
+    ) -> Path:
+        meta: dict[str, Any] = {"title": title or f"{scenario} work", "state": state}
+        if priority is not None:
+            meta["priority"] = priority
+        if labels:
+            meta["labels"] = labels
+        if blocked_by:
+            meta["blocked_by"] = blocked_by
+        if created_at:
+            meta["created_at"] = created_at
+        path = self.board / f"{identifier}.md"
+        path.write_text(
+            "---\n" + yaml.safe_dump(meta, sort_keys=False) + f"---\nScenario: {scenario}\n"
+        )
+        return path
+
+    def issue_text(self, identifier: str) -> str:
+        return (self.board / f"{identifier}.md").read_text()
+
+    def state_of(self, identifier: str) -> str:
+        text = self.issue_text(identifier)
+        front = text.split("---", 2)[1]
+        return str(yaml.safe_load(front)["state"])
+
+    def workspace(self, identifier: str) -> Path:
+        return self.root / "workspaces" / workspace_key(identifier)
+
+    def workflow_id(self, identifier: str) -> str:
+        return issue_workflow_id(self.line, workspace_key(identifier))
+
+
+def make_line(tmp_path: Path, overrides: Mapping[str, Any] | None = None) -> LineKit:
+    line = f"t{uuid.uuid4().hex[:8]}"
+    kit = LineKit(root=tmp_path / "line", line=line, front_matter=base_front_matter(line))
+    kit.root.mkdir(parents=True)
+    kit.board.mkdir()
+    make_origin(kit.origin)
+    if overrides:
+        kit.front_matter = deep_merge(kit.front_matter, overrides)
+    kit.write()
+    return kit
+
+
+@dataclass
+class Factory:
+    """A worker serving a unique task queue and host, for one test."""
+
+    client: Client
+    task_queue: str
+    host: HostIdentity
+
+    async def start_issue(
+        self, kit: LineKit, identifier: str, *, line_workflow_id: str | None = None
+    ) -> WorkflowHandle[IssueWorkflow, IssueResult]:
+        return await self.client.start_workflow(
+            IssueWorkflow.run,
+            IssueWorkflowInput(
+                workflow_path=str(kit.workflow_md),
+                issue_id=identifier,
+                line_workflow_id=line_workflow_id,
+            ),
+            id=kit.workflow_id(identifier),
+            task_queue=self.task_queue,
+        )
+
+
+@asynccontextmanager
+async def factory(client: Client, *, host_id: str | None = None) -> AsyncIterator[Factory]:
+    task_queue = f"jidoka-test-{uuid.uuid4().hex[:8]}"
+    host = HostIdentity(host_id=host_id or f"host-{uuid.uuid4().hex[:8]}")
+    settings = WorkerSettings(task_queue=task_queue, host=host)
+    async with running_worker(client, settings):
+        yield Factory(client=client, task_queue=task_queue, host=host)
+
+
+async def start_line(
+    f: Factory, kit: LineKit, *, history_limit: int | None = None
+) -> WorkflowHandle[LineWorkflow, None]:
+    return await f.client.start_workflow(
+        LineWorkflow.run,
+        LineWorkflowInput(workflow_path=str(kit.workflow_md), history_limit=history_limit),
+        id=line_workflow_id(kit.line),
+        task_queue=f.task_queue,
+    )
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    timeout: float = 60,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until ``accept`` holds (never a fixed sleep), or fail saying what."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    value: T | None = None
+    while True:
+        try:
+            value = await probe()
+        except RPCError as error:  # e.g. the workflow is not started yet
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            if accept(value):
+                return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s; last: {value!r}"[:4000])
+        await asyncio.sleep(0.25)
