@@ -1,0 +1,368 @@
+"""LineWorkflow on the real dev server: dispatch order and limits, reconciliation on tracker
+edits, the andon lock, guards, config reloads and continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+
+from jidoka import search_attributes as sa
+from jidoka.models import HaltRequest, ResumeRequest, ResumeResult
+from jidoka.outcomes import HaltCategory, HaltSource, Phase
+from jidoka.payloads import LineStatus
+from tests.linekit import LineKit, eventually, factory, make_line, run_git, start_line
+from workflows.issue import IssueWorkflow
+from workflows.line import LineWorkflow
+
+
+async def line_status(handle: WorkflowHandle[LineWorkflow, None]) -> LineStatus:
+    return await handle.query(LineWorkflow.status)
+
+
+def finished_phases(status: LineStatus) -> dict[str, Phase]:
+    return {f.identifier: f.phase for f in status.finished}
+
+
+async def test_dispatch_order_and_concurrency(client: Client, tmp_path: Path) -> None:
+    kit = make_line(
+        tmp_path,
+        {"concurrency": {"max_agents": 2}, "agent": {"env": {"JIDOKA_SCRIPTED_PACE": "0.15"}}},
+    )
+    kit.add_issue("L-5", "ship", priority=3)
+    kit.add_issue("L-4", "ship", priority=1, created_at="2026-01-02T00:00:00Z")
+    kit.add_issue("L-3", "ship", priority=1, created_at="2026-01-01T00:00:00Z")
+    kit.add_issue("L-2", "ship")  # no priority: last
+    kit.add_issue("L-1", "ship", priority=2)
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        peak = 0
+
+        async def watch() -> LineStatus:
+            nonlocal peak
+            status = await line_status(handle)
+            peak = max(peak, len([e for e in status.running if not e.phase.is_parked]))
+            return status
+
+        status = await eventually(watch, lambda s: len(s.finished) == 5, what="all shipped")
+        await handle.terminate("test done")
+    assert peak <= 2
+    order = [f.identifier for f in sorted(status.finished, key=lambda f: f.finished_at)]
+    dispatched = sorted(status.finished, key=lambda f: f.finished_at)
+    assert {f.phase for f in dispatched} == {Phase.SHIPPED}
+    # Highest priority first, oldest first among equals; unprioritised last.
+    assert order.index("L-3") < order.index("L-1") and order.index("L-4") < order.index("L-5")
+    assert order[-1] in ("L-2", "L-5")
+    assert all(kit.state_of(i) == "Done" for i in ("L-1", "L-2", "L-3", "L-4", "L-5"))
+
+
+async def test_a_halt_verdict_stops_all_new_dispatch_until_resumed_with_a_root_cause(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(tmp_path, {"concurrency": {"max_agents": 1}})
+    kit.add_issue("H-1", "halt", priority=1)
+    kit.add_issue("H-2", "ship", priority=2)
+    kit.add_issue("H-3", "ship", priority=3)
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        status = await eventually(
+            lambda: line_status(handle), lambda s: s.halted, what="line halted"
+        )
+        assert status.open_halts[0].category is HaltCategory.HALT_PRODUCTION
+        assert status.open_halts[0].source is HaltSource.AGENT
+        assert status.open_halts[0].issue_identifier == "H-1"
+        # Nothing new is dispatched while halted.
+        await handle.signal(LineWorkflow.refresh)
+        await asyncio.sleep(2.5)
+        assert kit.state_of("H-2") == "Todo" and kit.state_of("H-3") == "Todo"
+        # A resume without a root cause is refused visibly, by signal and by update.
+        await handle.signal(LineWorkflow.resume, ResumeRequest(operator="ops"))
+        status = await eventually(
+            lambda: line_status(handle), lambda s: s.notice is not None, what="refusal notice"
+        )
+        assert status.halted and "root_cause" in (status.notice or "")
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(
+                LineWorkflow.resume_update, ResumeRequest(root_cause="", operator="ops")
+            )
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(sa.HALTED) is True
+        result = await handle.execute_update(
+            "resume",
+            ResumeRequest(root_cause="staging db restored", operator="ops"),
+            result_type=ResumeResult,
+        )
+        assert isinstance(result, ResumeResult) and result.accepted
+        status = await eventually(
+            lambda: line_status(handle),
+            lambda s: {"H-2", "H-3"} <= {f.identifier for f in s.finished},
+            what="the rest shipped",
+        )
+        await handle.terminate("test done")
+    assert kit.state_of("H-2") == "Done" and kit.state_of("H-3") == "Done"
+    assert kit.state_of("H-1") == "In Progress"  # the halted issue waits for its own decision
+    resolved = status.halts[0]
+    assert resolved.root_cause == "staging db restored" and resolved.resolved_by == "ops"
+
+
+async def test_operator_halt_signal_and_issue_gating(client: Client, tmp_path: Path) -> None:
+    kit = make_line(tmp_path, {"concurrency": {"max_agents": 1}})
+    kit.add_issue("O-1", "ship")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        await handle.signal(LineWorkflow.halt, HaltRequest(reason="deploy freeze", operator="ops"))
+        status = await eventually(lambda: line_status(handle), lambda s: s.halted, what="halted")
+        assert status.open_halts[0].source is HaltSource.OPERATOR
+        await asyncio.sleep(2)
+        assert kit.state_of("O-1") == "Todo"
+        await handle.signal(
+            LineWorkflow.resume, ResumeRequest(root_cause="freeze lifted", operator="ops")
+        )
+        await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="shipped after resume"
+        )
+        await handle.terminate("test done")
+    assert kit.state_of("O-1") == "Done"
+
+
+async def test_reconciliation_cancels_on_tracker_edits(client: Client, tmp_path: Path) -> None:
+    kit = make_line(
+        tmp_path, {"agent": {"stall_timeout_s": 60, "silence_timeout_s": 60, "turn_timeout_s": 120}}
+    )
+    kit.add_issue("R-1", "spawn-and-stall")
+    kit.add_issue("R-2", "spawn-and-stall")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        await eventually(
+            lambda: line_status(handle),
+            lambda s: len([e for e in s.running if e.phase is Phase.RUNNING_AGENT]) == 2,
+            what="both agents running",
+        )
+        # A person closes R-1 and parks R-2 somewhere the line does not work on.
+        set_state(kit, "R-1", "Cancelled")
+        set_state(kit, "R-2", "Someday")
+        status = await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 2, what="both released"
+        )
+        await handle.terminate("test done")
+    assert finished_phases(status) == {"R-1": Phase.RELEASED, "R-2": Phase.RELEASED}
+    assert not kit.workspace("R-1").exists()  # terminal: preserved, then cleaned
+    assert kit.workspace("R-2").exists()  # not active: stopped, workspace kept
+    assert kit.state_of("R-1") == "Cancelled" and kit.state_of("R-2") == "Someday"
+
+
+def set_state(kit: LineKit, identifier: str, state: str) -> None:
+    path = kit.board / f"{identifier}.md"
+    text = path.read_text()
+    current = kit.state_of(identifier)
+    path.write_text(text.replace(f"state: {current}", f"state: {state}", 1))
+
+
+async def test_an_invalid_edit_keeps_the_last_good_config(client: Client, tmp_path: Path) -> None:
+    kit = make_line(tmp_path, {"agent": {"env": {"JIDOKA_SCRIPTED_PACE": "0.6"}}})
+    kit.add_issue("C-1", "ship")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        issue = client.get_workflow_handle(kit.workflow_id("C-1"))
+        await eventually(
+            lambda: issue.query(IssueWorkflow.status),
+            lambda s: s.phase is Phase.RUNNING_AGENT,
+            what="C-1 running",
+        )
+        good = kit.workflow_md.read_text()
+        kit.workflow_md.write_text(good.replace("  done_state: Done\n", ""))
+        kit.add_issue("C-2", "ship")
+        await handle.signal(LineWorkflow.refresh)
+        status = await eventually(
+            lambda: line_status(handle),
+            lambda s: s.config_error is not None,
+            what="config error shown",
+        )
+        assert "tracker.done_state" in (status.config_error or "")
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(sa.CONFIG_INVALID) is True
+        # What runs keeps the last good config and ships; nothing new starts from a bad file.
+        status = await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="C-1 shipped"
+        )
+        assert kit.state_of("C-2") == "Todo" and not status.halted
+        kit.workflow_md.write_text(good)
+        await handle.signal(LineWorkflow.refresh)
+        await eventually(
+            lambda: line_status(handle),
+            lambda s: len(s.finished) == 2,
+            what="C-2 shipped once fixed",
+        )
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(sa.CONFIG_INVALID) is False
+        await handle.terminate("test done")
+    assert kit.state_of("C-1") == "Done" and kit.state_of("C-2") == "Done"
+
+
+async def test_continue_as_new_keeps_running_issues_halts_and_budgets(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(
+        tmp_path,
+        {
+            "agent": {"stall_timeout_s": 60, "silence_timeout_s": 60, "turn_timeout_s": 120},
+            "concurrency": {"max_agents": 2},
+        },
+    )
+    kit.add_issue("N-1", "ship")
+    kit.add_issue("N-2", "spawn-and-stall")
+    async with factory(client) as f:
+        handle = await start_line(f, kit, history_limit=60)
+        first_run = (await handle.describe()).run_id
+        await eventually(
+            lambda: line_status(handle),
+            lambda s: len(s.finished) == 1 and s.fleet.tokens_total > 0,
+            what="N-1 shipped",
+        )
+        await handle.signal(
+            LineWorkflow.halt, HaltRequest(reason="keep me across runs", operator="ops")
+        )
+        await eventually(lambda: line_status(handle), lambda s: s.halted, what="halted")
+        before = await line_status(handle)
+        for _ in range(6):
+            await handle.signal(LineWorkflow.refresh)
+            await asyncio.sleep(0.3)
+        described = await eventually(
+            lambda: client.get_workflow_handle(handle.id).describe(),
+            lambda d: d.run_id != first_run,
+            what="continued as new",
+        )
+        assert described.run_id != first_run
+        after = await client.get_workflow_handle(handle.id).query(LineWorkflow.status)
+        assert after.halted and after.open_halts[0].reason == "keep me across runs"
+        assert [e.identifier for e in after.running] == ["N-2"]
+        assert after.fleet.tokens_total == before.fleet.tokens_total > 0
+        assert {e.identifier for e in after.finished} == {"N-1"}
+        await client.get_workflow_handle(handle.id).terminate("test done")
+        await client.get_workflow_handle(kit.workflow_id("N-2")).terminate("test done")
+
+
+async def test_fleet_budget_pulls_the_quota_wall(client: Client, tmp_path: Path) -> None:
+    kit = make_line(
+        tmp_path,
+        {"concurrency": {"max_agents": 1}, "budgets": {"fleet": {"tokens_per_hour": 1000}}},
+    )
+    kit.add_issue("Q-1", "ship", priority=1)
+    kit.add_issue("Q-2", "ship", priority=2)
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        status = await eventually(
+            lambda: line_status(handle), lambda s: s.halted, what="quota wall"
+        )
+        await handle.terminate("test done")
+    assert status.open_halts[0].category is HaltCategory.QUOTA_WALL
+    assert status.fleet.tokens_last_hour >= 1000
+    assert kit.state_of("Q-2") == "Todo"
+
+
+async def test_loop_detector_halts_a_bouncing_issue(client: Client, tmp_path: Path) -> None:
+    kit = make_line(tmp_path, {"guards": {"loop": {"max_dispatches": 1, "window_s": 3600}}})
+    kit.add_issue("B-1", "ship")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="first ship"
+        )
+        set_state(kit, "B-1", "Todo")  # someone (or an automation) reopens it
+        await handle.signal(LineWorkflow.refresh)
+        status = await eventually(
+            lambda: line_status(handle), lambda s: s.halted, what="loop detected"
+        )
+        await handle.terminate("test done")
+    assert status.open_halts[0].category is HaltCategory.LOOP_DETECTED
+    assert status.open_halts[0].issue_identifier == "B-1"
+
+
+async def test_startup_resets_stale_claims_and_cleans_terminal_workspaces(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(tmp_path)
+    kit.add_issue("S-1", "ship", state="In Progress")  # claimed by a run that no longer exists
+    kit.add_issue("S-2", "ship", state="Done")
+    stale = kit.workspace("S-2")
+    run_git(stale.parent if stale.parent.exists() else tmp_path, "--version")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    run_git(stale.parent, "clone", "-q", str(kit.origin), stale.name)
+    run_git(stale, "checkout", "-q", "-b", "jidoka/S-2")
+    (stale / "unpushed.txt").write_text("work nobody pushed\n")
+    run_git(stale, "add", "-A")
+    run_git(stale, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "unpushed")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        status = await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="S-1 shipped"
+        )
+        await handle.terminate("test done")
+    assert kit.state_of("S-1") == "Done"
+    assert "claim reset" in kit.issue_text("S-1")
+    assert not stale.exists()
+    preserved = run_git(kit.origin, "branch", "--list", "abandoned/S-2-*")
+    assert preserved, status.startup_report
+
+
+async def test_tracker_requests_per_tick_do_not_grow_with_running_issues(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(
+        tmp_path,
+        {
+            "agent": {"stall_timeout_s": 60, "silence_timeout_s": 60, "turn_timeout_s": 120},
+            "concurrency": {"max_agents": 6},
+        },
+    )
+    for n in range(6):
+        kit.add_issue(f"P-{n}", "spawn-and-stall")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        await eventually(
+            lambda: line_status(handle),
+            lambda s: len([e for e in s.running if e.phase is Phase.RUNNING_AGENT]) == 6,
+            what="six running",
+        )
+        ticks = (await line_status(handle)).ticks
+        await eventually(
+            lambda: line_status(handle), lambda s: s.ticks >= ticks + 3, what="three more ticks"
+        )
+        history = await handle.fetch_history()
+        await handle.terminate("test done")
+        for n in range(6):
+            await client.get_workflow_handle(kit.workflow_id(f"P-{n}")).terminate("test done")
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    tracker_calls = [name for name in scheduled if name.startswith("tracker_")]
+    ticks_seen = scheduled.count("load_workflow_config")
+    # Per tick: one batch refresh by ids and one candidate fetch, whatever the number running.
+    assert len(tracker_calls) <= 2 * ticks_seen + 1
+    assert tracker_calls.count("tracker_fetch_issue") == 0
+
+
+@pytest.mark.parametrize("identifier", ["W-1"])
+async def test_paused_issue_wakes_when_moved_back(
+    client: Client, tmp_path: Path, identifier: str
+) -> None:
+    kit = make_line(tmp_path)
+    kit.add_issue(identifier, "ask")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        issue = client.get_workflow_handle(kit.workflow_id(identifier))
+        await eventually(
+            lambda: issue.query(IssueWorkflow.status),
+            lambda s: s.phase is Phase.PAUSED,
+            what="paused",
+        )
+        set_state(kit, identifier, "Todo")  # a person answered in the tracker and moved it back
+        await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="shipped after wake"
+        )
+        await handle.terminate("test done")
+    assert kit.state_of(identifier) == "Done"

@@ -1,0 +1,633 @@
+"""LineWorkflow: one production line = one WORKFLOW.md (DESIGN §3), long-running.
+
+Tick: reload the config (an invalid edit keeps the last good one) → reconcile running issues
+against the tracker in one batch → guards (andon lock, fleet token budget, rate-limit gate,
+loop detector) → fetch candidates → filter and sort (Symphony §8.2-8.3) → start issue workflows
+in one batch activity with idempotent IDs. Issue workflows claim their issue themselves.
+
+Signals:
+    ``halt(HaltRequest)``: pull the andon cord (operators, and every halted issue).
+    ``resume(ResumeRequest)``: release it; refused visibly without ``root_cause``/``operator``.
+    ``refresh()``: tick now.
+    ``issue_report(IssueReport)``: progress from the line's issue workflows.
+Update:
+    ``resume(ResumeRequest) -> ResumeResult``: the same release, answered synchronously.
+Query:
+    ``status() -> LineStatus``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any, assert_never
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.config import load_workflow_config
+    from activities.line import LineActivities
+    from activities.tracker.activities import (
+        tracker_fetch_by_ids,
+        tracker_fetch_by_states,
+        tracker_fetch_candidates,
+    )
+    from activities.workspace import cleanup_workspaces
+    from jidoka import policy
+    from jidoka import search_attributes as sa
+    from jidoka.config import WorkflowConfig
+    from jidoka.keys import issue_workflow_id, workspace_key
+    from jidoka.models import (
+        CancelRequest,
+        HaltRecord,
+        HaltRequest,
+        Issue,
+        LoadedWorkflow,
+        LoadWorkflowInput,
+        ResumeRequest,
+        ResumeResult,
+    )
+    from jidoka.outcomes import (
+        HaltCategory,
+        HaltScope,
+        HaltSource,
+        LinePhase,
+        Phase,
+        ReconcileAction,
+    )
+    from jidoka.payloads import (
+        CleanupInput,
+        FinishedEntry,
+        FleetUse,
+        IssueReport,
+        IssueToStart,
+        LedgerEntry,
+        LineState,
+        LineStatus,
+        LineWorkflowInput,
+        RunningEntry,
+        StaleClaimsInput,
+        StartIssuesInput,
+        TrackerQuery,
+        TrackerStateUpdate,
+        WorkflowIdsInput,
+    )
+
+MAX_HALTS = 100
+MAX_FINISHED = 500
+SWEEP_EVERY_TICKS = 10
+HISTORY_SOFT_LIMIT = 8000
+TRACKER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+)
+QUICK_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+
+
+@workflow.defn
+class LineWorkflow:
+    """One production line. Signals ``halt``, ``resume``, ``refresh``, ``issue_report``;
+    update ``resume``; query ``status``. See the module docstring for the tick."""
+
+    @workflow.init
+    def __init__(self, input: LineWorkflowInput) -> None:
+        self._input = input
+        self._s: LineState = (
+            input.state.model_copy(deep=True) if input.state is not None else LineState()
+        )
+        self._workflow: LoadedWorkflow | None = None
+        self._refresh = False
+        self._upserted: dict[str, object] = {}
+
+    @workflow.run
+    async def run(self, input: LineWorkflowInput) -> None:
+        s = self._s
+        while self._workflow is None:
+            await self._load_config()
+            if self._workflow is None:
+                await self._wait(timedelta(seconds=30))
+        self._upsert(line=self._config.line)
+        if not s.started:
+            await self._startup()
+            s.started = True
+        while True:
+            await self._tick()
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    LineWorkflowInput(
+                        workflow_path=input.workflow_path,
+                        state=s,
+                        history_limit=input.history_limit,
+                    )
+                )
+            await self._wait(timedelta(seconds=self._config.polling.interval_s))
+
+    async def _wait(self, interval: timedelta) -> None:
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._refresh, timeout=interval, timeout_summary="next tick"
+            )
+        self._refresh = False
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > (
+            self._input.history_limit or HISTORY_SOFT_LIMIT
+        )
+
+    @property
+    def _config(self) -> WorkflowConfig:
+        assert self._workflow is not None, "config used before the first load"
+        return self._workflow.config
+
+    # ------------------------------------------------------------------------------------------
+    # Config, startup
+    # ------------------------------------------------------------------------------------------
+
+    async def _load_config(self) -> None:
+        """Reload; an invalid edit keeps the last good config (Symphony §6.2) and shows in
+        ``status`` and the ``JidokaConfigInvalid`` search attribute."""
+        try:
+            loaded = await workflow.execute_activity(
+                load_workflow_config,
+                LoadWorkflowInput(path=self._input.workflow_path),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=QUICK_RETRY,
+            )
+        except ActivityError as error:
+            self._s.config_error = _message(error)
+            self._upsert(config_invalid=True)
+            return
+        self._workflow = loaded
+        self._s.config_error = None
+        self._upsert(config_invalid=False)
+
+    async def _startup(self) -> None:
+        """Reset stale ``working_state`` claims (Symphony §8.9) and clean the workspaces of
+        terminal issues (§8.6), preserving unpushed work first. Failures never stop startup."""
+        assert self._workflow is not None
+        loaded = self._workflow
+        config = loaded.config
+        report: list[str] = []
+        try:
+            reset = await workflow.execute_activity_method(
+                LineActivities.reset_stale_claims,
+                StaleClaimsInput(workflow=loaded, line_workflow_id=workflow.info().workflow_id),
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=QUICK_RETRY,
+            )
+            if reset:
+                report.append(f"reset stale claims: {', '.join(reset)}")
+        except ActivityError as error:
+            report.append(f"stale claim reset failed: {_message(error)}")
+        try:
+            terminal = await workflow.execute_activity(
+                tracker_fetch_by_states,
+                TrackerQuery(
+                    config=config,
+                    states=[*config.tracker.terminal_states, config.tracker.done_state],
+                ),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=TRACKER_RETRY,
+            )
+            if terminal:
+                cleaned = await workflow.execute_activity(
+                    cleanup_workspaces,
+                    CleanupInput(
+                        workflow=loaded,
+                        identifiers=[i.identifier for i in terminal],
+                        stamp=workflow.now().strftime("%Y%m%dT%H%M%SZ"),
+                    ),
+                    start_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=QUICK_RETRY,
+                )
+                if cleaned.removed:
+                    report.append(f"removed terminal workspaces: {', '.join(cleaned.removed)}")
+                for identifier, branch in cleaned.preserved.items():
+                    report.append(f"preserved {identifier} on {branch}")
+                for identifier, why in cleaned.failed.items():
+                    report.append(f"kept workspace {identifier}: {why}")
+        except ActivityError as error:
+            report.append(f"terminal workspace cleanup failed: {_message(error)}")
+        self._s.startup_report = report
+
+    # ------------------------------------------------------------------------------------------
+    # The tick
+    # ------------------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        s = self._s
+        now = workflow.now()
+        s.ticks += 1
+        s.last_tick_at = now
+        await self._load_config()
+        config = self._config
+        s.ledger = [e for e in s.ledger if e.at > now - timedelta(hours=1)]
+        window = timedelta(seconds=config.guards.loop.window_s)
+        s.dispatches = {k: [t for t in v if t > now - window] for k, v in s.dispatches.items() if v}
+        await self._reconcile(config)
+        if s.ticks % SWEEP_EVERY_TICKS == 0:
+            await self._sweep()
+        s.idle = False
+        if s.halted:
+            return
+        ledger = [(e.at, e.tokens) for e in s.ledger]
+        if policy.quota_wall(ledger, now, config):
+            used = policy.fleet_tokens_last_hour(ledger, now)
+            await self._halt_line(
+                HaltRecord(
+                    category=HaltCategory.QUOTA_WALL,
+                    reason=f"{used} tokens in the last hour "
+                    f"(cap {config.budgets.fleet.tokens_per_hour})",
+                    source=HaltSource.ORCHESTRATOR,
+                    scope=HaltScope.LINE,
+                    at=now,
+                    evidence={"rule": "budgets.fleet.tokens_per_hour", "tokens_last_hour": used},
+                )
+            )
+            return
+        if s.rate_gate_until is not None and now < s.rate_gate_until:
+            return
+        if s.config_error is not None:
+            # Symphony §6.3: no new dispatch from a file that does not validate; what runs
+            # keeps the last good config.
+            return
+        try:
+            candidates = await workflow.execute_activity(
+                tracker_fetch_candidates,
+                TrackerQuery(config=config),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=TRACKER_RETRY,
+            )
+        except ActivityError as error:
+            s.tracker_error = _message(error)
+            return
+        s.tracker_error = None
+        await self._dispatch(config, candidates)
+
+    async def _dispatch(self, config: WorkflowConfig, candidates: list[Issue]) -> None:
+        s = self._s
+        now = workflow.now()
+        running = [
+            policy.RunningIssue(issue_id=e.issue_id, state=e.state, parked=e.phase.is_parked)
+            for e in s.running.values()
+        ]
+        chosen = policy.select_for_dispatch(candidates, running, config)
+        to_start: list[IssueToStart] = []
+        for issue in chosen:
+            if policy.loop_detected(s.dispatches.get(issue.id, []), now, config):
+                count = len(s.dispatches.get(issue.id, []))
+                await self._halt_line(
+                    HaltRecord(
+                        category=HaltCategory.LOOP_DETECTED,
+                        reason=f"{issue.identifier} was dispatched {count} times within "
+                        f"{config.guards.loop.window_s}s",
+                        source=HaltSource.ORCHESTRATOR,
+                        scope=HaltScope.LINE,
+                        issue_identifier=issue.identifier,
+                        at=now,
+                        evidence={"rule": "guards.loop", "dispatches": count},
+                    )
+                )
+                break
+            to_start.append(
+                IssueToStart(
+                    issue=issue,
+                    workflow_id=issue_workflow_id(config.line, workspace_key(issue.identifier)),
+                )
+            )
+        if to_start:
+            assert self._workflow is not None
+            started = await workflow.execute_activity_method(
+                LineActivities.start_issue_workflows,
+                StartIssuesInput(
+                    workflow_path=self._input.workflow_path,
+                    workflow=self._workflow,
+                    line=config.line,
+                    line_workflow_id=workflow.info().workflow_id,
+                    task_queue=workflow.info().task_queue,
+                    issues=to_start,
+                    line_halted=s.halted,
+                ),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=QUICK_RETRY,
+            )
+            by_id = {item.issue.id: item.issue for item in to_start}
+            for entry in started:
+                issue = by_id[entry.issue_id]
+                s.running[issue.id] = RunningEntry(
+                    issue_id=issue.id,
+                    identifier=issue.identifier,
+                    workflow_id=entry.workflow_id,
+                    state=issue.state,
+                    started_at=now,
+                )
+                s.finished.pop(issue.id, None)
+                s.dispatches.setdefault(issue.id, []).append(now)
+        started_ids = {item.issue.id for item in to_start}
+        running_ids = set(s.running)
+        waiting = [
+            c
+            for c in candidates
+            if c.id not in started_ids and policy.eligible(c, running_ids, config)
+        ]
+        s.candidates_waiting = len(waiting)
+        busy = any(not e.phase.is_parked for e in s.running.values())
+        s.idle = not to_start and not waiting and not busy
+
+    async def _reconcile(self, config: WorkflowConfig) -> None:
+        """Symphony §8.5, one batch request whatever the number of running issues."""
+        s = self._s
+        if not s.running:
+            return
+        try:
+            live = await workflow.execute_activity(
+                tracker_fetch_by_ids,
+                TrackerQuery(config=config, issue_ids=sorted(s.running)),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=TRACKER_RETRY,
+            )
+        except ActivityError as error:
+            s.tracker_error = f"reconciliation skipped: {_message(error)}"
+            return
+        by_id = {issue.id: issue for issue in live}
+        for entry in list(s.running.values()):
+            issue = by_id.get(entry.issue_id)
+            state = issue.state if issue is not None else None
+            action = policy.reconcile_action(state, entry.phase, config)
+            match action:
+                case ReconcileAction.KEEP:
+                    if state is not None:
+                        entry.state = state
+                case ReconcileAction.WAKE_PAUSED:
+                    assert state is not None
+                    entry.state = state
+                    await self._signal(
+                        entry.workflow_id, "tracker_state", TrackerStateUpdate(state=state)
+                    )
+                case ReconcileAction.CANCEL_AND_CLEAN | ReconcileAction.CANCEL_KEEP_WORKSPACE:
+                    if not entry.cancel_sent:
+                        entry.cancel_sent = True
+                        where = f"'{state}'" if state is not None else "a state no longer visible"
+                        await self._signal(
+                            entry.workflow_id,
+                            "cancel",
+                            CancelRequest(
+                                reason=f"moved to {where} in the tracker",
+                                cleanup_workspace=action is ReconcileAction.CANCEL_AND_CLEAN,
+                                source=HaltSource.ORCHESTRATOR,
+                            ),
+                        )
+                case _:
+                    assert_never(action)
+
+    async def _sweep(self) -> None:
+        """Forget issue workflows that ended without a final report (terminated by hand)."""
+        s = self._s
+        if not s.running:
+            return
+        try:
+            closed = await workflow.execute_activity_method(
+                LineActivities.closed_issue_workflows,
+                WorkflowIdsInput(workflow_ids=[e.workflow_id for e in s.running.values()]),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=QUICK_RETRY,
+            )
+        except ActivityError:
+            return
+        for entry in [e for e in s.running.values() if e.workflow_id in set(closed)]:
+            self._finish(entry)
+
+    def _finish(self, entry: RunningEntry) -> None:
+        s = self._s
+        s.running.pop(entry.issue_id, None)
+        s.finished[entry.issue_id] = FinishedEntry(
+            issue_id=entry.issue_id,
+            identifier=entry.identifier,
+            workflow_id=entry.workflow_id,
+            phase=entry.phase,
+            outcome=entry.last_outcome,
+            tokens=entry.tokens,
+            finished_at=workflow.now(),
+        )
+        if len(s.finished) > MAX_FINISHED:
+            oldest = sorted(s.finished.values(), key=lambda f: f.finished_at)[
+                : len(s.finished) - MAX_FINISHED
+            ]
+            for item in oldest:
+                s.finished.pop(item.issue_id, None)
+
+    # ------------------------------------------------------------------------------------------
+    # The andon lock
+    # ------------------------------------------------------------------------------------------
+
+    async def _halt_line(self, record: HaltRecord) -> None:
+        s = self._s
+        s.halts = [*s.halts, record][-MAX_HALTS:]
+        was_halted = s.halted
+        s.halted = True
+        self._upsert(halted=True)
+        if not was_halted:
+            await self._broadcast(
+                "halt",
+                HaltRequest(
+                    reason=record.reason,
+                    category=record.category,
+                    source=record.source,
+                    scope=HaltScope.LINE,
+                    issue_identifier=record.issue_identifier,
+                ),
+            )
+
+    def _resume_problem(self, request: ResumeRequest) -> str | None:
+        missing = [
+            n
+            for n, v in (("root_cause", request.root_cause), ("operator", request.operator))
+            if not v.strip()
+        ]
+        if missing:
+            return f"{' and '.join(missing)} required: name what was wrong and who decided"
+        if not self._s.halted:
+            return "the line is not halted"
+        return None
+
+    async def _apply_resume(self, request: ResumeRequest) -> None:
+        s = self._s
+        now = workflow.now()
+        s.halts = [
+            h.model_copy(
+                update={
+                    "resolved_at": now,
+                    "root_cause": request.root_cause,
+                    "resolved_by": request.operator,
+                }
+            )
+            if h.resolved_at is None
+            else h
+            for h in s.halts
+        ]
+        s.halted = False
+        s.notice = None
+        self._upsert(halted=False)
+        await self._broadcast(
+            "resume",
+            ResumeRequest(
+                root_cause=request.root_cause, operator=request.operator, scope=HaltScope.LINE
+            ),
+        )
+        self._refresh = True
+
+    async def _broadcast(self, signal: str, payload: Any) -> None:
+        for entry in list(self._s.running.values()):
+            await self._signal(entry.workflow_id, signal, payload)
+
+    async def _signal(self, workflow_id: str, signal: str, payload: Any) -> None:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
+        except Exception as error:  # a closed issue workflow must not stop the line
+            workflow.logger.warning("could not signal %s (%s): %s", workflow_id, signal, error)
+
+    # ------------------------------------------------------------------------------------------
+    # Messages
+    # ------------------------------------------------------------------------------------------
+
+    @workflow.signal
+    async def halt(self, request: HaltRequest) -> None:
+        await self._halt_line(
+            HaltRecord(
+                category=request.category,
+                reason=request.reason,
+                source=request.source,
+                scope=HaltScope.LINE,
+                issue_identifier=request.issue_identifier,
+                at=workflow.now(),
+                evidence={
+                    **request.evidence,
+                    **({"operator": request.operator} if request.operator else {}),
+                },
+            )
+        )
+
+    @workflow.signal(name="resume")
+    async def resume(self, request: ResumeRequest) -> None:
+        problem = self._resume_problem(request)
+        if problem is not None:
+            self._s.notice = (
+                f"resume refused at {workflow.now().isoformat(timespec='seconds')}: {problem}"
+            )
+            workflow.logger.warning("resume refused: %s", problem)
+            return
+        await self._apply_resume(request)
+
+    @workflow.update(name="resume")
+    async def resume_update(self, request: ResumeRequest) -> ResumeResult:
+        await self._apply_resume(request)
+        return ResumeResult(accepted=True, message=f"line resumed by {request.operator}")
+
+    @resume_update.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        problem = self._resume_problem(request)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @workflow.signal
+    def refresh(self) -> None:
+        self._refresh = True
+
+    @workflow.signal
+    def issue_report(self, report: IssueReport) -> None:
+        s = self._s
+        if report.tokens_delta > 0:
+            s.ledger.append(LedgerEntry(at=report.at, tokens=report.tokens_delta))
+            s.tokens_total += report.tokens_delta
+            self._upsert(tokens=s.tokens_total)
+        limit = report.rate_limit
+        if limit is not None and limit.exhausted and limit.resets_at is not None:
+            s.rate_gate_until = policy.extend_gate(s.rate_gate_until, limit.resets_at)
+        entry = s.running.get(report.issue_id)
+        if entry is None:
+            return
+        entry.phase = report.phase
+        entry.attempt = report.attempt
+        entry.tokens = report.tokens_total
+        entry.last_outcome = report.outcome
+        if report.final:
+            self._finish(entry)
+            self._refresh = True
+
+    @workflow.query
+    def status(self) -> LineStatus:
+        s = self._s
+        now = workflow.now()
+        ledger = [(e.at, e.tokens) for e in s.ledger]
+        running = sorted(s.running.values(), key=lambda e: e.started_at)
+        return LineStatus(
+            workflow_id=workflow.info().workflow_id,
+            line=self._workflow.config.line if self._workflow else None,
+            phase=LinePhase.HALTED
+            if s.halted
+            else (LinePhase.RUNNING if s.started else LinePhase.STARTING),
+            halted=s.halted,
+            open_halts=[h for h in s.halts if h.resolved_at is None],
+            halts=s.halts,
+            notice=s.notice,
+            running=running,
+            retry_queue=[e for e in running if e.phase is Phase.BACKING_OFF],
+            finished=sorted(s.finished.values(), key=lambda f: f.finished_at),
+            fleet=FleetUse(
+                tokens_last_hour=policy.fleet_tokens_last_hour(ledger, now),
+                tokens_per_hour_cap=self._workflow.config.budgets.fleet.tokens_per_hour
+                if self._workflow
+                else None,
+                tokens_total=s.tokens_total,
+            ),
+            rate_gate_until=s.rate_gate_until,
+            config_error=s.config_error,
+            tracker_error=s.tracker_error,
+            ticks=s.ticks,
+            last_tick_at=s.last_tick_at,
+            idle=s.idle,
+            candidates_waiting=s.candidates_waiting,
+            startup_report=s.startup_report,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Search attributes
+    # ------------------------------------------------------------------------------------------
+
+    def _upsert(
+        self,
+        *,
+        line: str | None = None,
+        halted: bool | None = None,
+        tokens: int | None = None,
+        config_invalid: bool | None = None,
+    ) -> None:
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if line is not None and self._upserted.get("line") != line:
+            self._upserted["line"] = line
+            updates.append(sa.LINE.value_set(line))
+        if halted is not None and self._upserted.get("halted") != halted:
+            self._upserted["halted"] = halted
+            updates.append(sa.HALTED.value_set(halted))
+            updates.append(
+                sa.PHASE.value_set(LinePhase.HALTED.value if halted else LinePhase.RUNNING.value)
+            )
+        if tokens is not None and self._upserted.get("tokens") != tokens:
+            self._upserted["tokens"] = tokens
+            updates.append(sa.TOKENS.value_set(tokens))
+        if config_invalid is not None and self._upserted.get("config_invalid") != config_invalid:
+            self._upserted["config_invalid"] = config_invalid
+            updates.append(sa.CONFIG_INVALID.value_set(config_invalid))
+        if updates:
+            workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType]
+
+
+def _message(error: ActivityError) -> str:
+    cause = error.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or error)
