@@ -13,15 +13,17 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.agent.run import run_agent
+from activities.agent.slots import AGENT_SLOTS, DEFAULT_MAX_AGENTS
 from activities.config import load_workflow_config
 from activities.evidence import collect_evidence
 from activities.hooks import run_hook
@@ -86,21 +88,57 @@ HOST_ACTIVITIES: Sequence[Callable[..., Any]] = (
 )
 
 
+class SettingsError(ValueError):
+    """A ``JIDOKA_*`` setting that cannot be used, named with its variable."""
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
+    """The worker's runtime contract (see deploy/README.md)."""
+
     task_queue: str = SHARED_TASK_QUEUE
     host: HostIdentity | None = None
+    max_agents: int = DEFAULT_MAX_AGENTS
+    metrics_bind: str | None = None
+    graceful_shutdown: timedelta = timedelta(seconds=60)
     max_concurrent_host_activities: int = 64
-    graceful_shutdown: timedelta = timedelta(seconds=30)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            task_queue=env.get("JIDOKA_TASK_QUEUE") or SHARED_TASK_QUEUE,
+            host=host_identity(dict(env)),
+            max_agents=_positive_int(env, "JIDOKA_MAX_AGENTS", DEFAULT_MAX_AGENTS),
+            metrics_bind=env.get("JIDOKA_METRICS_BIND") or None,
+            graceful_shutdown=timedelta(seconds=_positive_int(env, "JIDOKA_SHUTDOWN_GRACE_S", 60)),
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
 
 
 @contextlib.asynccontextmanager
 async def running_worker(
     client: Client, settings: WorkerSettings | None = None
 ) -> AsyncIterator[HostIdentity]:
-    """Both workers of this process, started and stopped together."""
+    """Both workers of this process (shared queue, host queue), started and stopped together.
+    Leaving the block shuts them down gracefully: no new work, running activities get
+    ``graceful_shutdown`` to finish, then are cancelled (agents are killed, their outcome
+    recorded as ``worker_shutdown``)."""
     settings = settings or WorkerSettings()
     host = settings.host or host_identity()
+    AGENT_SLOTS.resize(settings.max_agents)
     shared = Worker(
         client,
         task_queue=settings.task_queue,
@@ -119,17 +157,39 @@ async def running_worker(
         yield host
 
 
-async def main() -> None:
+def metrics_runtime(bind: str) -> Runtime:
+    """One Runtime per process, exporting SDK metrics for Prometheus at ``/metrics``."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
+async def main(settings: WorkerSettings | None = None) -> None:
+    """``jidoka worker``: serve until SIGINT/SIGTERM, then shut down gracefully."""
     from jidoka.runtime.temporal import connect
 
-    client = await connect()
+    settings = settings or WorkerSettings.from_env()
+    runtime = metrics_runtime(settings.metrics_bind) if settings.metrics_bind else None
+    client = await connect(runtime=runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_worker(client) as host:
-        print(f"jidoka worker: queues {SHARED_TASK_QUEUE} and {host.queue}", flush=True)
+    async with running_worker(client, settings) as host:
+        print(
+            f"jidoka worker {host.host_id}: queues {settings.task_queue} and {host.queue}, "
+            f"up to {settings.max_agents} agent(s)"
+            + (
+                f", metrics on http://{settings.metrics_bind}/metrics"
+                if settings.metrics_bind
+                else ""
+            ),
+            flush=True,
+        )
         await stop.wait()
+        print(
+            f"jidoka worker {host.host_id}: stopping; agents get "
+            f"{int(settings.graceful_shutdown.total_seconds())}s to finish",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

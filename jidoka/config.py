@@ -140,6 +140,10 @@ class ClaudeSettings(Section):
     disallowed_tools: list[NonEmpty] = Field(default_factory=lambda: ["AskUserQuestion"])
     model: NonEmpty | None = None
     max_budget_usd: Annotated[float, Field(gt=0)] | None = None
+    """``--max-budget-usd``: Claude's own spend cap, per process (one process per turn)."""
+    max_turns: PositiveInt | None = None
+    """``--max-turns``: Claude's own agentic turns (tool round trips) per process; not
+    ``budgets.max_turns``, which counts Jidoka's turns (one Claude process each)."""
 
 
 class AgentConfig(Section):

@@ -165,6 +165,8 @@ class AgentStop(StrEnum):
     """Could not start, not installed, not logged in."""
     PROMPT_INVALID = "prompt_invalid"
     CANCELLED = "cancelled"
+    WORKER_SHUTDOWN = "worker_shutdown"
+    """The worker was stopped (SIGTERM) and its grace period ran out: the agent was killed."""
 
 
 class ReconcileAction(StrEnum):

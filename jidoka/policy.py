@@ -126,6 +126,8 @@ def classify_attempt(
             return Outcome.BUDGET_EXCEEDED
         case AgentStop.CANCELLED:
             return Outcome.CANCELLED
+        case AgentStop.WORKER_SHUTDOWN:
+            return Outcome.WORKER_LOST
         case AgentStop.UNAVAILABLE:
             return Outcome.AGENT_UNAVAILABLE
         case AgentStop.PROMPT_INVALID:
@@ -166,6 +168,22 @@ class DecisionContext:
     verdict_route: str | None = None
     guidance: str | None = None
     rate_limit_delay_s: float = 0.0
+    agent_stop: AgentStop | None = None
+    detail: str = ""
+    """What the supervisor or the hook said, appended to halt reasons."""
+    hook: str | None = None
+    """The hook that failed or timed out, when one did."""
+
+
+BUDGET_RULES: dict[AgentStop, str] = {
+    AgentStop.TOKEN_BUDGET: "budgets.max_tokens",
+    AgentStop.FIRST_COMMIT_BUDGET: "budgets.max_tokens_before_first_commit",
+    AgentStop.ISSUE_WALL_TIME: "budgets.max_wall_time",
+}
+
+
+def _with_detail(reason: str, detail: str) -> str:
+    return f"{reason}: {detail}" if detail else reason
 
 
 def failure_backoff_s(failures: int, config: WorkflowConfig) -> float:
@@ -259,13 +277,13 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             category = _failure_category(outcome)
             return _halt(
                 category,
-                f"{outcome.value}: {counters.failures} failed attempts",
+                _with_detail(f"{outcome.value}: {counters.failures} failed attempts", ctx.detail),
                 "budgets.max_attempts",
             )
         case Outcome.AGENT_UNAVAILABLE:
             return _halt(
                 HaltCategory.AGENT_ERROR,
-                "the agent cannot run (missing, not logged in): retrying cannot help",
+                _with_detail("the agent cannot run, retrying cannot help", ctx.detail),
                 "agent",
             )
         case Outcome.PROMPT_INVALID:
@@ -281,13 +299,20 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 "WORKFLOW.md front matter",
             )
         case Outcome.HOOK_TIMEOUT:
+            hook = ctx.hook or "a hook"
+            rule = "hooks.verify_timeout_s" if ctx.hook == "verify" else "hooks.timeout_s"
             return _halt(
                 HaltCategory.HOOK_TIMEOUT,
-                "a hook timed out: the line stops; the work is kept, nothing is marked exhausted",
-                "hooks.timeout_s",
+                f"{hook} timed out; the line stops, the work is kept and nothing is marked exhausted",
+                rule,
             )
         case Outcome.BUDGET_EXCEEDED:
-            return _halt(HaltCategory.BUDGET_EXCEEDED, "a budget was exhausted mid-run", "budgets")
+            rule = BUDGET_RULES.get(ctx.agent_stop, "budgets") if ctx.agent_stop else "budgets"
+            return _halt(
+                HaltCategory.BUDGET_EXCEEDED,
+                _with_detail("a budget was exhausted mid-run", ctx.detail),
+                rule,
+            )
         case Outcome.CANCELLED:
             return Decision(
                 kind=DecisionKind.RELEASE,

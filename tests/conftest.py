@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,12 +37,24 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "Jidoka Tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@jidoka.invalid")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+UI_PORT = free_port()
+"""The session dev server's Web UI (tests ask its HTTP API for the operators' filters)."""
+
+
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(),
         search_attributes=search_attribute_keys(),
         data_converter=pydantic_data_converter,
+        ui=True,
+        ui_port=UI_PORT,
         dev_server_extra_args=[
             "--dynamic-config-value",
             "frontend.enableUpdateWorkflowExecution=true",
@@ -63,6 +77,23 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave with pytest's own status, skipping interpreter teardown where the Temporal SDK's
+    native threads can abort a finished, green run (sdk-python#300)."""
+    if _EXIT_STATUS in config.stash:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash[_EXIT_STATUS])
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 @pytest.fixture

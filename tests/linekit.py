@@ -168,6 +168,7 @@ def make_line(tmp_path: Path, overrides: Mapping[str, Any] | None = None) -> Lin
     make_origin(kit.origin)
     if overrides:
         kit.front_matter = deep_merge(kit.front_matter, overrides)
+        kit.line = str(kit.front_matter["line"])
     kit.write()
     return kit
 

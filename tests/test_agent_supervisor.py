@@ -511,11 +511,12 @@ async def test_no_bash_on_the_worker_is_unavailable(
     assert result.exit_code is None and result.turns == 0
 
 
-async def test_codex_kind_is_unavailable_until_its_adapter_lands(lab: Lab) -> None:
-    workflow = lab.workflow({"kind": "codex"})
+async def test_an_agent_missing_from_the_worker_is_unavailable(lab: Lab) -> None:
+    # A command the login shell cannot find (bash exits 127): retrying cannot help.
+    workflow = lab.workflow({"kind": "codex", "command": "jidoka-no-such-codex app-server"})
     result = await run(lab.input(workflow))
     assert result.stop is AgentStop.UNAVAILABLE
-    assert "codex" in result.detail
+    assert "not found on this worker (exit 127)" in result.detail
 
 
 # -- cancellation ---------------------------------------------------------------------------------

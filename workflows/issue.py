@@ -204,6 +204,17 @@ class IssueWorkflow:
         if self._cancel is not None:
             await self._release(self._cancel)
             return
+        if self._operator_halt is not None and s.phase not in (Phase.HALTED, Phase.SHIPPING):
+            # An operator's halt takes effect between steps: never mid-ship, and it parks a
+            # paused issue too (its questions stay on the tracker).
+            request, self._operator_halt = self._operator_halt, None
+            await self._halt(
+                request.category,
+                request.reason,
+                HaltSource.OPERATOR,
+                evidence={"operator": request.operator},
+            )
+            return
         match s.phase:
             case Phase.HALTED:
                 await self._wait_for_operator()
@@ -225,15 +236,6 @@ class IssueWorkflow:
                 return
             case _:
                 assert_never(s.phase)
-        if self._operator_halt is not None:
-            request, self._operator_halt = self._operator_halt, None
-            await self._halt(
-                request.category,
-                request.reason,
-                HaltSource.OPERATOR,
-                evidence={"operator": request.operator},
-            )
-            return
         if s.line_halted:
             self._set_phase(Phase.GATED)
             await workflow.wait_condition(
@@ -252,6 +254,7 @@ class IssueWorkflow:
             return
         gate = policy.budget_gate(s.counters, self._config)
         if gate is not None:
+            self._record_decision(s.counters.attempts, Outcome.BUDGET_EXCEEDED, gate)
             await self._act(gate, Outcome.BUDGET_EXCEEDED, None, None)
             return
         await self._attempt()
@@ -293,7 +296,7 @@ class IssueWorkflow:
             return
 
     async def _start_issue(self) -> None:
-        """Read the issue, label the run, and claim it with ``working_state``."""
+        """Read the issue and label the run (the first attempt claims it)."""
         s = self._s
         issue = await self._read_issue()
         if issue is None:
@@ -302,20 +305,35 @@ class IssueWorkflow:
         s.tracker_state = issue.state
         workflow.upsert_memo({"title": issue.title, "url": issue.url or ""})
         self._upsert(line=self._config.line, issue=issue.identifier)
-        working = self._config.tracker.working_state
-        if not self._is_active(issue.state):
-            await self._release(
-                CancelRequest(reason=f"the issue is in '{issue.state}', not an active state")
-            )
-            return
-        if working is not None and policy.norm_state(issue.state) != policy.norm_state(working):
-            try:
-                await self._transition(working, comment=None, key="claim")
-            except _TrackerWriteFailed as failed:
-                if failed.category is HaltCategory.TRANSITION_REFUSED:
-                    await self._release(CancelRequest(reason=f"claim refused: {failed}"))
-                else:
-                    await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
+
+    async def _claim(self, issue: Issue) -> bool:
+        """Before an attempt the issue must be ours and in the working state: someone else's
+        move releases it; our own pause (an operator retried a paused issue) is undone first,
+        so the tracker never says "awaiting answers" while an agent works."""
+        s = self._s
+        ours = policy.norm_state(issue.state) == policy.norm_state(s.tracker_state or "")
+        paused_by_us = ours and any(
+            policy.norm_state(issue.state) == policy.norm_state(p)
+            for p in self._config.tracker.paused_states
+        )
+        if not self._is_active(issue.state) and not paused_by_us:
+            await self._release(CancelRequest(reason=f"moved to '{issue.state}' by someone else"))
+            return False
+        s.tracker_state = issue.state
+        target = self._config.tracker.working_state or (
+            self._first_active() if paused_by_us else None
+        )
+        if target is None or policy.norm_state(issue.state) == policy.norm_state(target):
+            return True
+        try:
+            await self._transition(target, comment=None, key=f"claim-{s.counters.attempts + 1}")
+        except _TrackerWriteFailed as failed:
+            if failed.category is HaltCategory.TRANSITION_REFUSED:
+                await self._release(CancelRequest(reason=f"claim refused: {failed}"))
+            else:
+                await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
+            return False
+        return True
 
     def _is_active(self, state: str) -> bool:
         return any(
@@ -366,13 +384,8 @@ class IssueWorkflow:
         if issue is None:
             return
         s.issue = issue
-        if policy.norm_state(issue.state) != policy.norm_state(s.tracker_state or ""):
-            if not self._is_active(issue.state):
-                await self._release(
-                    CancelRequest(reason=f"moved to '{issue.state}' by someone else")
-                )
-                return
-            s.tracker_state = issue.state
+        if not await self._claim(issue):
+            return
         agent: AgentRunResult | None = None
         evidence: Evidence | None = None
         pending = s.pending
@@ -459,10 +472,14 @@ class IssueWorkflow:
                 verdict_route=config.verdicts.get(token) if token else None,
                 guidance=policy.continuation_guidance(outcome, evidence),
                 rate_limit_delay_s=min(rate_delay, float(config.backoff.max_s) * 12),
+                agent_stop=agent.stop if agent is not None else None,
+                detail=record.hook_failure or record.agent_detail,
+                hook=_failed_hook(record, evidence),
             ),
             config,
         )
         s.counters = policy.count_continuation(s.counters, decision)
+        self._record_decision(record.number, outcome, decision)
         record.decision = decision
         s.last_decision = decision
         s.attempts = [*s.attempts, record][-MAX_RECORDS:]
@@ -802,6 +819,7 @@ class IssueWorkflow:
                     self._answer is not None
                     or self._woken_state is not None
                     or self._cancel is not None
+                    or self._operator_halt is not None
                 ),
                 timeout=poll,
                 timeout_summary="poll the tracker while paused",
@@ -811,7 +829,7 @@ class IssueWorkflow:
             if issue is not None and self._is_active(issue.state):
                 self._woken_state = issue.state
             return
-        if self._cancel is not None:
+        if self._cancel is not None or self._operator_halt is not None:
             return
         guidance: str
         if self._answer is not None:
@@ -872,7 +890,7 @@ class IssueWorkflow:
             await self._signal_line(
                 "halt",
                 HaltRequest(
-                    reason=f"{record.issue_identifier}: {reason}",
+                    reason=reason,
                     category=category,
                     source=source,
                     scope=HaltScope.LINE,
@@ -1028,6 +1046,19 @@ class IssueWorkflow:
     @property
     def _identifier(self) -> str:
         return self._s.issue.identifier if self._s.issue is not None else self._input.issue_id
+
+    def _record_decision(self, attempt: int, outcome: Outcome, decision: Decision) -> None:
+        """Write the decision into the history (a memo upsert is an event with its payload), so
+        ``jidoka why`` and the Web UI show what was decided, why, and by which rule."""
+        workflow.upsert_memo(
+            {
+                "decision": {
+                    "attempt": attempt,
+                    "outcome": outcome.value,
+                    **decision.model_dump(mode="json", exclude={"guidance"}),
+                }
+            }
+        )
 
     def _set_phase(self, phase: Phase) -> None:
         self._s.phase = phase
@@ -1211,6 +1242,14 @@ class _TrackerWriteFailed(Exception):
     def __init__(self, category: HaltCategory, message: str) -> None:
         super().__init__(message)
         self.category = category
+
+
+def _failed_hook(record: AttemptRecord, evidence: Evidence | None) -> str | None:
+    if evidence is not None and evidence.verify is not None and not evidence.verify.ok:
+        return "verify"
+    if record.hook_failure:
+        return record.hook_failure.split(":", 1)[0]
+    return None
 
 
 def _resume_problem(root_cause: str, operator: str) -> str | None:

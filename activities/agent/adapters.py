@@ -23,8 +23,16 @@ The contract, and how each kind of agent fits it:
   process has exited. A one-shot command agent never emits ``TURN_ENDED``: its process exit
   ends its single turn.
 * :meth:`AgentAdapter.interrupt` runs before the process group is killed (clock or budget
-  stop): Codex sends ``turn/interrupt``, Claude a ``control_request`` interrupt. The supervisor
-  then waits up to ``wind_down_s`` for the process to exit before SIGTERM/SIGKILL of the group.
+  stop): Codex sends ``turn/interrupt``; Claude in ``-p`` mode has no control channel, so the
+  group's SIGTERM is its interrupt. The supervisor then waits up to ``wind_down_s`` for the
+  process to exit before SIGTERM/SIGKILL of the group.
+* :meth:`AgentAdapter.refine_stop` runs after the session: the agent's own words can say more
+  than the supervisor's :class:`AgentStop` (a failed turn that was "not logged in" is
+  ``UNAVAILABLE``; Claude's own turn cap is ``TURN_LIMIT``; exit 127 is a missing binary).
+
+The adapters: :mod:`~activities.agent.codex`, :mod:`~activities.agent.claude`,
+:mod:`~activities.agent.presets` (gemini, opencode, aider on the command adapter) and the
+command adapter below; :mod:`~activities.agent.selection` picks one for ``agent.kind``.
 """
 
 from __future__ import annotations
@@ -45,9 +53,9 @@ from activities.agent.events import (
     raw_event,
 )
 from activities.agent.usage import matches, reading_from_fields, token_count
-from jidoka.config import AgentConfig, UsageFields
+from jidoka.config import UsageFields
 from jidoka.models import RateLimitInfo
-from jidoka.outcomes import AgentKind
+from jidoka.outcomes import AgentStop
 
 SCRIPTED_COMMAND = '"$JIDOKA_PYTHON" -m jidoka.scripted_agent'
 """``bash -l`` resets PATH on Debian, so the scripted agent is found through JIDOKA_PYTHON."""
@@ -80,6 +88,35 @@ class TurnContext:
     """The full prompt on turn 1; the continuation guidance on later turns."""
     workspace: str
     resume_token: str | None = None
+
+
+@dataclass(frozen=True)
+class StopOverride:
+    """How the session ended, said better than the supervisor could (see ``refine_stop``)."""
+
+    stop: AgentStop
+    detail: str
+    """The whole human line; it names the setting to change, like every stop detail."""
+
+
+COMMAND_NOT_FOUND = 127
+NOT_EXECUTABLE = 126
+
+
+def launch_failure(exit_code: int | None, what: str, install: str) -> StopOverride | None:
+    """bash's own exit codes for a command it could not run: the agent is not installed on
+    this worker, and retrying the attempt cannot change that."""
+    if exit_code == COMMAND_NOT_FOUND:
+        return StopOverride(
+            AgentStop.UNAVAILABLE,
+            f"agent unavailable: {what} was not found on this worker (exit 127); {install}",
+        )
+    if exit_code == NOT_EXECUTABLE:
+        return StopOverride(
+            AgentStop.UNAVAILABLE,
+            f"agent unavailable: {what} is not executable on this worker (exit 126); {install}",
+        )
+    return None
 
 
 class NextTurn(StrEnum):
@@ -147,6 +184,11 @@ class AgentAdapter(abc.ABC):
         """Thread/session id for a later continuation and for post-mortems."""
         return None
 
+    def refine_stop(self, stop: AgentStop, exit_code: int | None) -> StopOverride | None:
+        """After the session: replace the supervisor's stop when the agent said more (an auth
+        failure, its own turn or spend cap, a missing binary). None keeps the stop as is."""
+        return None
+
 
 # ------------------------------------------------------------------------------------------
 # The command adapter: any CLI speaking Jidoka's line protocol, or JSON lines described by
@@ -156,12 +198,9 @@ class AgentAdapter(abc.ABC):
 
 @dataclass(frozen=True)
 class CommandProfile:
-    """How to read one family of command agents.
-
-    ``agent.preset`` (gemini, opencode, aider) will be implemented as profiles: a default
-    command, a usage field map and the JSON shapes that count as progress. Nothing else in the
-    supervisor needs to change for them.
-    """
+    """How to read one family of command agents: a command, a usage field map, the JSON
+    shapes that count as progress. ``agent.preset`` (gemini, opencode, aider) builds on it in
+    :mod:`activities.agent.presets`."""
 
     command: str
     usage: UsageFields | None = None
@@ -266,47 +305,3 @@ def _rate_limit(obj: dict[str, object]) -> RateLimitInfo:
         exhausted=obj.get("exhausted") is True,
         source="command",
     )
-
-
-# ------------------------------------------------------------------------------------------
-# Choosing the adapter for a line's ``agent`` section
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    """This worker cannot run the configured agent; ``reason`` says why, for humans."""
-
-    reason: str
-
-
-def select_adapter(agent: AgentConfig) -> AgentAdapter | Unavailable:
-    match agent.kind:
-        case AgentKind.COMMAND:
-            return _command_adapter(agent)
-        case AgentKind.SCRIPTED:
-            # The scenario travels in the environment, so a custom agent.command sees it too.
-            env = {"JIDOKA_SCENARIO": agent.scenario} if agent.scenario else {}
-            return CommandAdapter(
-                CommandProfile(command=agent.command or SCRIPTED_COMMAND, env=env)
-            )
-        case AgentKind.CODEX | AgentKind.CLAUDE:
-            return Unavailable(
-                f"agent.kind '{agent.kind.value}' has no adapter on this worker yet; "
-                "use agent.kind 'command' with its CLI meanwhile"
-            )
-        case _:
-            assert_never(agent.kind)
-
-
-def _command_adapter(agent: AgentConfig) -> AgentAdapter | Unavailable:
-    match agent.preset:
-        case None:
-            if agent.command is None:
-                return Unavailable("agent.command is required when agent.kind is 'command'")
-            return CommandAdapter(CommandProfile(command=agent.command, usage=agent.usage))
-        case "gemini" | "opencode" | "aider":
-            # Extension point: return CommandAdapter(<preset profile>) here.
-            return Unavailable(f"agent.preset '{agent.preset}' is not supported on this worker yet")
-        case _:
-            assert_never(agent.preset)

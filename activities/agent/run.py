@@ -21,6 +21,8 @@ Scripted agents also get ``JIDOKA_SCENARIO`` when ``agent.scenario`` is set.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -29,9 +31,11 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.agent.adapters import Unavailable, select_adapter
+from activities.agent.adapters import AgentAdapter
 from activities.agent.probe import FirstCommitProbe
-from activities.agent.session import Budgets, Clocks, Continuation, SessionSpec
+from activities.agent.selection import Unavailable, select_adapter
+from activities.agent.session import Budgets, Clocks, Continuation, SessionReport, SessionSpec
+from activities.agent.slots import AGENT_SLOTS
 from activities.agent.stops import StopFacts, describe_stop
 from activities.agent.supervisor import Supervisor
 from activities.agent.transcript import Transcript, transcript_path
@@ -82,7 +86,7 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
     workspace = _checked_workspace(input)
     if isinstance(workspace, str):
         return early(AgentStop.UNAVAILABLE, workspace)
-    adapter = select_adapter(agent)
+    adapter = select_adapter(agent, os.environ)
     if isinstance(adapter, Unavailable):
         return early(AgentStop.UNAVAILABLE, adapter.reason)
     agent_env = _resolve_agent_env(agent.env, os.environ)
@@ -133,25 +137,23 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
     path = transcript_path(workspace, input.attempt)
     transcript = Transcript(path, scrub)
     try:
-        transcript.record(
-            "start",
-            {
-                "issue": input.issue.identifier,
-                "attempt": input.attempt,
-                "adapter": adapter.name,
-                "prompt_file": str(prompt_file),
-                "prompt_chars": len(prompt),
-            },
-        )
-        report = await Supervisor(
-            adapter,
-            spec,
-            probe=FirstCommitProbe(workspace, input.workspace.base_sha, input.workspace.branch),
-            transcript=transcript,
-            scrub=scrub,
-            heartbeat=activity.heartbeat,
-            continuation=_verdict_continuation(workspace),
-        ).run()
+        async with AGENT_SLOTS.hold(activity.heartbeat):
+            report = await _supervise(
+                input,
+                adapter,
+                spec=spec,
+                workspace=workspace,
+                prompt_file=prompt_file,
+                transcript=transcript,
+                scrub=scrub,
+            )
+    except asyncio.CancelledError:
+        if not _worker_shutting_down():
+            raise
+        # SIGTERM and the grace ran out: the group is already killed; record why, so the
+        # workflow sees an outcome (worker_lost) instead of a vanished attempt.
+        transcript.record("summary", {"stop": AgentStop.WORKER_SHUTDOWN.value})
+        return early(AgentStop.WORKER_SHUTDOWN)
     finally:
         transcript.close()
     return AgentRunResult(
@@ -168,6 +170,52 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         transcript_path=str(path),
         duration_s=round(time.monotonic() - started, 3),
     )
+
+
+def _worker_shutting_down() -> bool:
+    try:
+        return activity.is_worker_shutdown()
+    except RuntimeError:
+        return False
+
+
+async def _supervise(
+    input: AgentRunInput,
+    adapter: AgentAdapter,
+    *,
+    spec: SessionSpec,
+    workspace: Path,
+    prompt_file: Path,
+    transcript: Transcript,
+    scrub: Callable[[str], str],
+) -> SessionReport:
+    transcript.record(
+        "start",
+        {
+            "issue": input.issue.identifier,
+            "attempt": input.attempt,
+            "adapter": adapter.name,
+            "prompt_file": str(prompt_file),
+            "prompt_chars": len(spec.prompt),
+        },
+    )
+    report = await Supervisor(
+        adapter,
+        spec,
+        probe=FirstCommitProbe(workspace, input.workspace.base_sha, input.workspace.branch),
+        transcript=transcript,
+        scrub=scrub,
+        heartbeat=activity.heartbeat,
+        continuation=_verdict_continuation(workspace),
+    ).run()
+    # The agent's own words can say more than the supervisor's stop: "not logged in" is
+    # UNAVAILABLE, Claude's own turn cap is TURN_LIMIT, exit 127 is a missing binary.
+    refined = adapter.refine_stop(report.stop, report.exit_code)
+    if refined is None:
+        return report
+    detail = " ".join(scrub(refined.detail).split())
+    transcript.record("refined", {"stop": refined.stop.value, "detail": detail})
+    return dataclasses.replace(report, stop=refined.stop, detail=detail)
 
 
 def _checked_workspace(input: AgentRunInput) -> Path | str:

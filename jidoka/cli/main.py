@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from jidoka import __version__
-from jidoka.cli import check
+from jidoka.cli import check, demo, issue, line, run, server, why
 from jidoka.cli.errors import CliError
 
 
@@ -19,7 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jidoka {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run.add_parser(subparsers)
+    demo.add_parser(subparsers)
     check.add_parser(subparsers)
+    line.add_parser(subparsers)
+    issue.add_parser(subparsers)
+    why.add_parser(subparsers)
+    server.add_parsers(subparsers)
     return parser
 
 
@@ -42,5 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script. ``os._exit`` skips interpreter teardown, where the Temporal SDK's
+    native threads can abort the process (sdk-python#300) after the work is done: the exit code
+    must be the command's, not a crash's."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from jidoka import search_attributes
@@ -105,6 +106,7 @@ async def connect(
     address: str | None = None,
     namespace: str | None = None,
     environ: Mapping[str, str] | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
     """Connect with Temporal's environment configuration (``TEMPORAL_ADDRESS``,
     ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS, ``temporal.toml`` profiles), overridden by
@@ -117,4 +119,4 @@ async def connect(
     config.setdefault("target_host", DEFAULT_ADDRESS)
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)

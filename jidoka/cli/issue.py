@@ -1,0 +1,153 @@
+"""``jidoka issue status|halt|resume|answer|decide ISSUE``: one issue of a line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from jidoka.cli.common import (
+    add_json_argument,
+    add_target_arguments,
+    client_or_fail,
+    execute_update,
+    issue_id_for,
+    line_name,
+    operator_name,
+    rpc_failure,
+)
+from jidoka.cli.errors import CliError, SubParsers
+from jidoka.cli.render import issue_status_text
+from jidoka.models import AnswerRequest, DecideRequest, HaltRequest
+from jidoka.outcomes import HaltCategory, HaltSource, OperatorDecision
+from jidoka.payloads import DecideResult, IssueStatus
+
+
+def add_parser(subparsers: SubParsers) -> None:
+    issue = subparsers.add_parser("issue", help="one issue: status, halt, resume, answer, decide")
+    actions = issue.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def target(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("issue", help="the issue identifier, e.g. DEMO-3")
+        add_target_arguments(parser)
+
+    status = actions.add_parser("status", help="phase, attempts, evidence, halt")
+    target(status)
+    add_json_argument(status)
+    status.set_defaults(handler=run_status)
+
+    halt = actions.add_parser("halt", help="stop this issue before its next attempt")
+    target(halt)
+    halt.add_argument("--reason", required=True)
+    halt.add_argument("--operator")
+    halt.set_defaults(handler=run_halt)
+
+    resume = actions.add_parser("resume", help="retry a halted issue (needs a root cause)")
+    target(resume)
+    resume.add_argument("--root-cause", required=True)
+    resume.add_argument("--operator")
+    resume.set_defaults(handler=run_resume)
+
+    answer = actions.add_parser("answer", help="answer a paused issue's questions")
+    target(answer)
+    answer.add_argument("--answer", required=True, help="the answers, in one text")
+    answer.add_argument("--operator")
+    answer.set_defaults(handler=run_answer)
+
+    decide = actions.add_parser("decide", help="retry or abandon a halted issue")
+    target(decide)
+    decide.add_argument("decision", choices=[d.value for d in OperatorDecision])
+    decide.add_argument("--root-cause", required=True)
+    decide.add_argument("--operator")
+    decide.set_defaults(handler=run_decide)
+
+
+async def _handle(args: argparse.Namespace) -> WorkflowHandle[object, object]:
+    client = await client_or_fail()
+    return client.get_workflow_handle(issue_id_for(line_name(args), args.issue))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        try:
+            status = await handle.query("status", result_type=IssueStatus)
+        except RPCError as error:
+            raise rpc_failure(error, handle.id) from None
+        print(
+            json.dumps(status.model_dump(mode="json"), indent=2)
+            if args.json
+            else issue_status_text(status)
+        )
+        return 0
+
+    return asyncio.run(go())
+
+
+def run_halt(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        operator = operator_name(args.operator)
+        request = HaltRequest(
+            reason=args.reason,
+            category=HaltCategory.HALT_PRODUCTION,
+            source=HaltSource.OPERATOR,
+            operator=operator,
+        )
+        try:
+            await handle.signal("halt", request)
+        except RPCError as error:
+            raise rpc_failure(error, handle.id) from None
+        print(f"{args.issue}: halt requested by {operator} (takes effect before its next attempt)")
+        return 0
+
+    return asyncio.run(go())
+
+
+async def _decide(args: argparse.Namespace, decision: OperatorDecision) -> int:
+    handle = await _handle(args)
+    request = DecideRequest(
+        decision=decision, root_cause=args.root_cause, operator=operator_name(args.operator)
+    )
+    try:
+        result = await execute_update(handle, "decide", request, DecideResult)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        raise CliError(
+            f"{args.issue}: refused: {getattr(cause, 'message', None) or cause}"
+        ) from None
+    except RPCError as error:
+        raise rpc_failure(error, handle.id) from None
+    print(f"{args.issue}: {result.message}")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    return asyncio.run(_decide(args, OperatorDecision.RETRY))
+
+
+def run_decide(args: argparse.Namespace) -> int:
+    return asyncio.run(_decide(args, OperatorDecision(args.decision)))
+
+
+def run_answer(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        try:
+            status = await handle.query("status", result_type=IssueStatus)
+            if status.phase.value != "paused":
+                raise CliError(
+                    f"{args.issue} is not waiting for answers (phase {status.phase.value})"
+                )
+            await handle.signal(
+                "answer", AnswerRequest(answer=args.answer, operator=operator_name(args.operator))
+            )
+        except RPCError as error:
+            raise rpc_failure(error, handle.id) from None
+        print(f"{args.issue}: answer delivered; it resumes work")
+        return 0
+
+    return asyncio.run(go())

@@ -1,0 +1,148 @@
+"""``jidoka line status|halt|resume|refresh|watch``: the andon lock from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from jidoka.cli.common import (
+    add_json_argument,
+    add_target_arguments,
+    client_or_fail,
+    execute_update,
+    line_id,
+    line_name,
+    operator_name,
+    rpc_failure,
+)
+from jidoka.cli.errors import CliError, SubParsers
+from jidoka.cli.render import line_status_text
+from jidoka.models import HaltRequest, ResumeRequest, ResumeResult
+from jidoka.outcomes import HaltCategory, HaltSource
+from jidoka.payloads import LineStatus
+
+
+def add_parser(subparsers: SubParsers) -> None:
+    line = subparsers.add_parser("line", help="a production line: status, halt, resume, ...")
+    actions = line.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    status = actions.add_parser("status", help="halted or not and why, running issues, budgets")
+    add_target_arguments(status)
+    add_json_argument(status)
+    status.set_defaults(handler=run_status)
+
+    halt = actions.add_parser("halt", help="pull the andon cord: nothing new is dispatched")
+    add_target_arguments(halt)
+    halt.add_argument("--reason", required=True, help="why the line must stop")
+    halt.add_argument("--operator", help="who pulls the cord (default $USER)")
+    halt.set_defaults(handler=run_halt)
+
+    resume = actions.add_parser("resume", help="release the andon cord with a root cause")
+    add_target_arguments(resume)
+    resume.add_argument("--root-cause", required=True, help="what was wrong (required)")
+    resume.add_argument("--operator", help="who decided (default $USER)")
+    resume.set_defaults(handler=run_resume)
+
+    refresh = actions.add_parser("refresh", help="tick now instead of at the next poll")
+    add_target_arguments(refresh)
+    refresh.set_defaults(handler=run_refresh)
+
+    watch = actions.add_parser("watch", help="follow the line's status until Ctrl-C")
+    add_target_arguments(watch)
+    watch.add_argument("--interval", type=float, default=2.0)
+    watch.set_defaults(handler=run_watch)
+
+
+async def _handle(args: argparse.Namespace) -> WorkflowHandle[object, object]:
+    client = await client_or_fail()
+    return client.get_workflow_handle(line_id(args))
+
+
+async def line_status(handle: WorkflowHandle[object, object]) -> LineStatus:
+    try:
+        return await handle.query("status", result_type=LineStatus)
+    except RPCError as error:
+        raise rpc_failure(error, handle.id) from None
+
+
+def run_status(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        status = await line_status(await _handle(args))
+        print(
+            json.dumps(status.model_dump(mode="json"), indent=2)
+            if args.json
+            else line_status_text(status)
+        )
+        return 0
+
+    return asyncio.run(go())
+
+
+def run_halt(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        operator = operator_name(args.operator)
+        try:
+            await handle.signal(
+                "halt",
+                HaltRequest(
+                    reason=args.reason,
+                    category=HaltCategory.HALT_PRODUCTION,
+                    source=HaltSource.OPERATOR,
+                    operator=operator,
+                ),
+            )
+        except RPCError as error:
+            raise rpc_failure(error, handle.id) from None
+        print(f"line {line_name(args)} halted by {operator}: {args.reason}")
+        return 0
+
+    return asyncio.run(go())
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        request = ResumeRequest(root_cause=args.root_cause, operator=operator_name(args.operator))
+        try:
+            result = await execute_update(handle, "resume", request, ResumeResult)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            raise CliError(f"resume refused: {getattr(cause, 'message', None) or cause}") from None
+        except RPCError as error:
+            raise rpc_failure(error, handle.id) from None
+        print(result.message)
+        return 0
+
+    return asyncio.run(go())
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        try:
+            await handle.signal("refresh")
+        except RPCError as error:
+            raise rpc_failure(error, handle.id) from None
+        print(f"line {line_name(args)}: tick requested")
+        return 0
+
+    return asyncio.run(go())
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        handle = await _handle(args)
+        while True:
+            status = await line_status(handle)
+            print("\033[2J\033[H" + line_status_text(status), flush=True)
+            await asyncio.sleep(args.interval)
+
+    try:
+        return asyncio.run(go())
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,209 @@
+"""Plain-text views of a line and its issues, shared by ``status``, ``watch`` and ``run``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from jidoka.cli.common import ago, table, workflow_url
+from jidoka.models import Evidence, HaltRecord
+from jidoka.payloads import IssueStatus, LineStatus
+
+
+def resume_commands(line: str, workflow_id: str) -> list[str]:
+    payload = json.dumps({"root_cause": "<what was wrong>", "operator": "<you>"})
+    return [
+        f'jidoka line resume --line {line} --root-cause "<what was wrong>" --operator "<you>"',
+        f"temporal workflow update execute --workflow-id {workflow_id} --name resume --input '{payload}'",
+    ]
+
+
+def decide_commands(line: str, identifier: str, workflow_id: str) -> list[str]:
+    payload = json.dumps(
+        {"decision": "retry", "root_cause": "<what was wrong>", "operator": "<you>"}
+    )
+    return [
+        f'jidoka issue decide {identifier} --line {line} retry --root-cause "<what was wrong>"  (or abandon)',
+        f"temporal workflow update execute --workflow-id {workflow_id} --name decide --input '{payload}'",
+    ]
+
+
+def halt_line(halt: HaltRecord) -> str:
+    where = f" ({halt.issue_identifier})" if halt.issue_identifier else ""
+    return f"{halt.category.value} by {halt.source.value}{where}: {halt.reason}"
+
+
+def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    line = status.line or "?"
+    out = [
+        f"Line {line} ({status.workflow_id}): {'HALTED' if status.halted else status.phase.value}"
+    ]
+    for halt in status.open_halts:
+        out.append(f"  halt: {halt_line(halt)} [{ago(halt.at, now)} ago]")
+    if status.halted:
+        out.append("  resume with a root cause:")
+        out += [f"    {c}" for c in resume_commands(line, status.workflow_id)]
+    if status.notice:
+        out.append(f"  notice: {status.notice}")
+    if status.config_error:
+        out.append(
+            f"  WORKFLOW.md invalid, last good config in use, no new dispatch: {status.config_error}"
+        )
+    if status.tracker_error:
+        out.append(f"  tracker: {status.tracker_error}")
+    fleet = status.fleet
+    cap = f" (cap {fleet.tokens_per_hour_cap:,})" if fleet.tokens_per_hour_cap else ""
+    out.append(
+        f"  tokens: {fleet.tokens_last_hour:,} in the last hour{cap}, {fleet.tokens_total:,} in total"
+    )
+    if status.rate_gate_until and status.rate_gate_until > now:
+        out.append(
+            f"  rate-limit gate: no dispatch until {status.rate_gate_until.isoformat(timespec='seconds')}"
+        )
+    out.append(
+        f"  ticks: {status.ticks}, last {ago(status.last_tick_at, now)} ago; {'idle' if status.idle else 'busy'}"
+    )
+    if status.running:
+        out.append("Running")
+        rows = [
+            [
+                e.identifier,
+                e.phase.value,
+                e.attempt,
+                f"{e.tokens:,}",
+                ago(e.started_at, now),
+                e.state,
+            ]
+            for e in status.running
+        ]
+        out.append(
+            _indent(table(["ISSUE", "PHASE", "ATTEMPT", "TOKENS", "ELAPSED", "STATE"], rows))
+        )
+    if status.retry_queue:
+        out.append("Retry queue: " + ", ".join(e.identifier for e in status.retry_queue))
+    if status.halts:
+        out.append("Halt log")
+        rows = [
+            [
+                h.at.isoformat(timespec="seconds"),
+                h.category.value,
+                h.source.value,
+                h.issue_identifier,
+                h.reason,
+                h.resolved_by,
+                h.root_cause,
+            ]
+            for h in status.halts
+        ]
+        out.append(
+            _indent(
+                table(
+                    ["AT", "CATEGORY", "SOURCE", "ISSUE", "REASON", "RESUMED BY", "ROOT CAUSE"],
+                    rows,
+                )
+            )
+        )
+    if status.finished:
+        counts: dict[str, int] = {}
+        for item in status.finished:
+            counts[item.phase.value] = counts.get(item.phase.value, 0) + 1
+        out.append("Finished: " + ", ".join(f"{n} {phase}" for phase, n in sorted(counts.items())))
+    return "\n".join(out)
+
+
+def evidence_text(evidence: Evidence | None) -> str:
+    if evidence is None:
+        return "-"
+    reading = evidence.verdict
+    if reading.verdict is not None:
+        verdict = reading.verdict.verdict
+    elif reading.error:
+        verdict = "invalid verdict"
+    else:
+        verdict = "no verdict"
+    git = evidence.git
+    parts = [
+        verdict,
+        f"{git.commits_ahead} commit(s)",
+        f"{git.diff.files_changed} file(s) +{git.diff.insertions}/-{git.diff.deletions}",
+    ]
+    if git.uncommitted_count:
+        parts.append(f"{git.uncommitted_count} uncommitted")
+    if evidence.verify is not None:
+        parts.append(
+            "verify "
+            + (
+                "timed out"
+                if evidence.verify.timed_out
+                else "ok"
+                if evidence.verify.ok
+                else "failed"
+            )
+        )
+    return ", ".join(parts)
+
+
+def issue_row(status: IssueStatus) -> list[object]:
+    halt = status.halt
+    return [
+        status.identifier or status.issue_id,
+        (status.title or "")[:40],
+        status.tracker_state,
+        status.phase.value,
+        status.last_outcome.value if status.last_outcome else None,
+        evidence_text(status.last_evidence),
+        f"{halt.category.value}: {halt.reason}" if halt else None,
+        f"{status.counters.tokens.total_tokens:,}",
+    ]
+
+
+ISSUE_HEADERS = ["ISSUE", "TITLE", "STATE", "PHASE", "OUTCOME", "EVIDENCE", "HALT", "TOKENS"]
+
+
+def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    c = status.counters
+    out = [
+        f"{status.identifier or status.issue_id}: {status.title or ''}",
+        f"  workflow: {status.workflow_id} ({workflow_url(status.workflow_id)})",
+        f"  phase: {status.phase.value}; tracker state: {status.tracker_state}",
+        f"  attempts {c.attempts} (failures {c.failures}, continuations {c.continuations}), "
+        f"turns {c.turns}, tokens {c.tokens.total_tokens:,} "
+        f"({c.tokens_before_first_commit:,} before the first commit), agent time {c.agent_seconds:.0f}s",
+        f"  last outcome: {status.last_outcome.value if status.last_outcome else '-'}; "
+        f"evidence: {evidence_text(status.last_evidence)}",
+    ]
+    if status.last_decision:
+        d = status.last_decision
+        out.append(f"  last decision: {d.kind.value}: {d.reason} (rule: {d.rule})")
+    if status.halt:
+        out.append(f"  HALTED: {halt_line(status.halt)}")
+        out.append("  decide:")
+        out += [
+            f"    {cmd}"
+            for cmd in decide_commands(
+                status.line or "?", status.identifier or status.issue_id, status.workflow_id
+            )
+        ]
+    if status.line_halted:
+        out.append("  waiting: the line is halted")
+    if status.questions:
+        out.append("  questions:")
+        out += [f"    - {q}" for q in status.questions]
+    if status.config_error:
+        out.append(f"  notice: {status.config_error}")
+    if status.branch:
+        out.append(f"  workspace: {status.workspace_path} on {status.branch} ({status.host_queue})")
+    if status.ship:
+        out.append(
+            f"  shipped: {status.ship.commits_ahead} commit(s) at {status.ship.head_sha[:12]}"
+            + (f", {status.ship.pull_request_url}" if status.ship.pull_request_url else "")
+        )
+    if status.preserved_branch:
+        out.append(f"  work preserved on {status.preserved_branch}")
+    return "\n".join(out)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())

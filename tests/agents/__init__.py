@@ -1,0 +1,1 @@
+"""Test helpers for the agent adapters: fake agents speaking real wire formats, transcripts."""
