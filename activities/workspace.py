@@ -18,11 +18,13 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import gitops
+from activities.agent.leftovers import reap_leftover
 from activities.hooks import run_hook_script
 from activities.repo_access import RepoAccess, repo_access
 from activities.secrets import Scrubber
@@ -146,6 +148,11 @@ async def prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
             non_retryable=True,
         )
     os.makedirs(root, exist_ok=True)
+    reaped = await asyncio.to_thread(reap_leftover, Path(path)) if os.path.isdir(path) else None
+    if reaped is not None:
+        activity.logger.warning(
+            "killed agent group %s left running in %s by a lost worker", reaped, path
+        )
     created_now = False
     access = repo_access(workflow)
     if not os.path.exists(path):

@@ -27,6 +27,7 @@ from typing import assert_never
 
 from activities.agent.adapters import AgentAdapter, NextTurn, StdinMode, TurnContext
 from activities.agent.events import AgentEvent, EventKind, TurnStatus
+from activities.agent.leftovers import clear_group, record_group
 from activities.agent.probe import FirstCommitProbe
 from activities.agent.session import (
     Continuation,
@@ -159,6 +160,7 @@ class Supervisor:
                 message=f"cannot start bash in {spec.workspace}: {error.strerror or error}",
             )
         self._pid = proc.pid
+        record_group(spec.workspace, proc.pid)
         self._turns = turn.number  # turns started: a launched process starts one
         self._transcript.record(
             "launch",
@@ -183,6 +185,7 @@ class Supervisor:
             return await self._watch(proc, queue, io, turn)
         finally:
             await uncancellable(self._reap(proc, queue, io, readers))
+            clear_group(spec.workspace, proc.pid)
 
     async def _watch(
         self,

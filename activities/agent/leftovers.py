@@ -1,0 +1,76 @@
+"""Agents left behind by a worker that died (SIGKILL, OOM, a lost container).
+
+Agents run in their own process group, so they survive the death of the worker that started
+them. The supervisor records each agent's group in ``.jidoka/agent.pgid``; before the next
+attempt in that workspace (``prepare_workspace``), a recorded group that is still alive is
+killed, so two agents never work in one workspace and a dead worker's agent stops spending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+PGID_FILE = Path(".jidoka") / "agent.pgid"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, ``/proc/<pid>/stat`` field 22):
+    together with the pid it names one process, even after pids are reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its ")".
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def record_group(workspace: Path, pgid: int) -> None:
+    path = workspace / PGID_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pgid} {_start_time(pgid) or '-'}\n", encoding="utf-8")
+
+
+def clear_group(workspace: Path, pgid: int) -> None:
+    path = workspace / PGID_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().split()[0]) == pgid:
+            path.unlink()
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # not ours
+    return True
+
+
+def reap_leftover(workspace: Path, grace_s: float = 3.0) -> int | None:
+    """Kill the group recorded in the workspace if it still runs; returns its id if it did."""
+    path = workspace / PGID_FILE
+    try:
+        raw_pgid, recorded_start = path.read_text().split()[:2]
+        pgid = int(raw_pgid)
+    except (OSError, ValueError):
+        return None
+    current_start = _start_time(pgid)
+    reused = current_start is not None and recorded_start not in ("-", current_start)
+    if reused or not _alive(pgid):
+        path.unlink(missing_ok=True)
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _alive(pgid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return pgid
