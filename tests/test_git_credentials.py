@@ -1,5 +1,6 @@
-"""``push_branch`` against a real git smart-HTTP server: ``git http-backend`` run as a CGI by
-an in-process HTTP server (a thread) that demands HTTP Basic auth, like GitHub does.
+"""``push_branch`` against a real git smart-HTTP server (``tests/fakes/git_server.py``: ``git
+http-backend`` run as a CGI by an in-process HTTP server that demands HTTP Basic auth, like
+GitHub does).
 
 Where the token could leak, we look: the argv of every git command (through a ``git`` wrapper
 first on PATH), every child process git starts (``GIT_TRACE``), the workspace's
@@ -8,15 +9,10 @@ first on PATH), every child process git starts (``GIT_TRACE``), the workspace's
 
 from __future__ import annotations
 
-import base64
-import io
 import os
-import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,10 +25,10 @@ from activities.tracker.git_credentials import (
     push_command,
     push_environment,
 )
+from tests.fakes.git_server import REAL_GIT, GitServer, serve_git
 
 TOKEN = "ghs_PushT0kenThatMustNeverLeak_0123456789"
 BRANCH = "jidoka/widgets_7"
-REAL_GIT = shutil.which("git") or "git"
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -41,123 +37,10 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-# --------------------------------------------------------------------------------------------
-# A smart-HTTP git server: git http-backend behind Basic auth
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class GitServer:
-    root: Path
-    token: str
-    credentials_seen: list[str] = field(default_factory=list[str])
-    httpd: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.httpd is not None
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/widgets.git"
-
-
-def _read_chunked(stream: io.BufferedIOBase) -> bytes:
-    body = b""
-    while True:
-        size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            stream.readline()
-            return body
-        body += stream.read(size)
-        stream.readline()
-
-
-def _handler(server: GitServer) -> type[BaseHTTPRequestHandler]:
-    expected = "Basic " + base64.b64encode(f"{TOKEN_USERNAME}:{server.token}".encode()).decode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _serve(self) -> None:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                body = _read_chunked(self.rfile)
-            else:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            auth = self.headers.get("Authorization")
-            if auth is not None:
-                server.credentials_seen.append(base64.b64decode(auth.split()[-1]).decode())
-            if auth != expected:
-                self._send(
-                    401,
-                    [("WWW-Authenticate", 'Basic realm="jidoka-test"')],
-                    b"authentication required\n",
-                )
-                return
-            path, _, query = self.path.partition("?")
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "GIT_PROJECT_ROOT": str(server.root),
-                "GIT_HTTP_EXPORT_ALL": "1",
-                "GATEWAY_INTERFACE": "CGI/1.1",
-                "SERVER_PROTOCOL": "HTTP/1.1",
-                "REQUEST_METHOD": self.command,
-                "PATH_INFO": path,
-                "QUERY_STRING": query,
-                "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                "CONTENT_LENGTH": str(len(body)),
-                "REMOTE_USER": TOKEN_USERNAME,  # enables receive-pack (push)
-                "REMOTE_ADDR": "127.0.0.1",
-            }
-            if encoding := self.headers.get("Content-Encoding"):
-                env["HTTP_CONTENT_ENCODING"] = encoding
-            if protocol := self.headers.get("Git-Protocol"):
-                env["GIT_PROTOCOL"] = protocol
-            cgi = subprocess.run(
-                [REAL_GIT, "http-backend"], input=body, env=env, capture_output=True, check=False
-            )
-            out = cgi.stdout
-            split = out.find(b"\r\n\r\n")
-            head, payload = (out[:split], out[split + 4 :]) if split >= 0 else out.split(b"\n\n", 1)
-            status, headers = 200, []
-            for line in head.splitlines():
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "status":
-                    status = int(value.split()[0])
-                else:
-                    headers.append((name, value.strip()))
-            self._send(status, headers, payload)
-
-    return Handler
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[GitServer]:
-    root = tmp_path / "srv"
-    root.mkdir()
-    git(root, "init", "-q", "--bare", "-b", "main", "widgets.git")
-    srv = GitServer(root=root, token=TOKEN)
-    srv.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(srv))
-    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_git(tmp_path / "srv", TOKEN) as srv:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
-        thread.join(timeout=5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +105,7 @@ def workspace(tmp_path: Path) -> Workspace:
 def remote_head(server: GitServer) -> str | None:
     result = subprocess.run(
         [
-            *(REAL_GIT, "--git-dir", str(server.root / "widgets.git")),
+            *(REAL_GIT, "--git-dir", str(server.bare)),
             *("rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}"),
         ],
         capture_output=True,
