@@ -32,6 +32,8 @@ Scenarios, each a failure the orchestrator must catch (DESIGN §4.3), or the hap
 ``breaks-tests-then-fixes`` attempt 1 like ``breaks-tests``; later: delete that test, DONE
 ``uncommitted``             write ``changes/<ISSUE>.md`` without committing, verdict DONE
 ``spawn-and-stall``         start a grandchild ``sleep 1000``, then silence
+``rate-limited``            attempt 1: an exhausted rate limit resetting in
+                            ``$JIDOKA_SCRIPTED_RATE_RESET_S`` s (default 3), exit 1; later: ``ship``
 =========================== ====================================================================
 
 ``<key>`` is the issue identifier lowercased with every character outside ``[a-z0-9_]``
@@ -48,6 +50,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 VERDICT_FILE = Path(".jidoka") / "verdict.json"
@@ -61,6 +64,7 @@ BURN_TOKENS = 5000
 BURN_INTERVAL_S = 0.02
 NOISE_INTERVAL_S = 0.2
 AN_HOUR_S = 3600.0
+DEFAULT_RATE_RESET_S = 3.0
 _SCENARIO_LINE = re.compile(r"^\s*scenario:\s*([A-Za-z0-9_-]+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -344,6 +348,25 @@ def spawn_and_stall(agent: ScriptedAgent) -> int:
     return 0
 
 
+def rate_limited(agent: ScriptedAgent) -> int:
+    if agent.attempt > 1:
+        return ship(agent)
+    agent.progress(f"reading {agent.issue}")
+    agent.spend()
+    reset_in = float(os.environ.get("JIDOKA_SCRIPTED_RATE_RESET_S") or DEFAULT_RATE_RESET_S)
+    resets_at = datetime.now(UTC) + timedelta(seconds=reset_in)
+    agent.emit(
+        {
+            "event": "rate_limit",
+            "resets_at": resets_at.isoformat(),
+            "used_percent": 100.0,
+            "exhausted": True,
+        }
+    )
+    print("429 Too Many Requests: usage limit reached", file=sys.stderr, flush=True)
+    return 1
+
+
 SCENARIOS: dict[str, Callable[[ScriptedAgent], int]] = {
     "ship": ship,
     "hallucinate": hallucinate,
@@ -362,6 +385,7 @@ SCENARIOS: dict[str, Callable[[ScriptedAgent], int]] = {
     "breaks-tests-then-fixes": breaks_tests_then_fixes,
     "uncommitted": uncommitted,
     "spawn-and-stall": spawn_and_stall,
+    "rate-limited": rate_limited,
 }
 
 

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from jidoka import search_attributes as sa
 from jidoka.models import HaltRequest, ResumeRequest, ResumeResult
-from jidoka.outcomes import HaltCategory, HaltSource, Phase
+from jidoka.outcomes import HaltCategory, HaltSource, Outcome, Phase
 from jidoka.payloads import LineStatus
 from tests.linekit import LineKit, eventually, factory, make_line, run_git, start_line
 from workflows.issue import IssueWorkflow
@@ -366,3 +366,33 @@ async def test_paused_issue_wakes_when_moved_back(
         )
         await handle.terminate("test done")
     assert kit.state_of(identifier) == "Done"
+
+
+async def test_an_exhausted_rate_limit_gates_dispatch_until_it_resets(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(tmp_path)
+    kit.add_issue("R-1", "rate-limited")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        gated = await eventually(
+            lambda: line_status(handle),
+            lambda s: s.rate_gate_until is not None,
+            what="the rate-limit gate",
+        )
+        gate = gated.rate_gate_until
+        assert gate is not None
+        kit.add_issue("R-2", "ship")  # arrives while the provider is limiting the fleet
+        await handle.signal(LineWorkflow.refresh)
+        status = await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 2, what="both shipped"
+        )
+        r1 = await client.get_workflow_handle(kit.workflow_id("R-1")).query(IssueWorkflow.status)
+        r2 = await client.get_workflow_handle(kit.workflow_id("R-2")).describe()
+        await handle.terminate("test done")
+    assert finished_phases(status) == {"R-1": Phase.SHIPPED, "R-2": Phase.SHIPPED}
+    assert [a.outcome for a in r1.attempts] == [Outcome.RATE_LIMITED, Outcome.SHIPPED]
+    # Neither the limited issue's retry nor the newcomer started before the reset time.
+    assert r1.attempts[1].started_at >= gate
+    assert r2.start_time >= gate
+    assert kit.state_of("R-1") == kit.state_of("R-2") == "Done"

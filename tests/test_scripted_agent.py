@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,23 @@ def test_crash_exits_3_with_stderr_and_no_verdict(repo: Repo) -> None:
     assert repo.verdict_text() is None
 
 
+def test_rate_limited_reports_an_exhausted_limit_then_ships_on_a_later_attempt(
+    repo: Repo,
+) -> None:
+    limited = play(repo, "rate-limited", env=agent_env(JIDOKA_SCRIPTED_RATE_RESET_S="120"))
+    assert limited.returncode == 1
+    assert "429" in limited.stderr
+    [limit] = [e for e in events(limited.stdout) if e["event"] == "rate_limit"]
+    assert limit["exhausted"] is True and limit["used_percent"] == 100.0
+    reset_in = datetime.fromisoformat(limit["resets_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=60) < reset_in <= timedelta(seconds=120)
+    assert repo.commits() == 0 and repo.verdict_text() is None
+
+    again = play(repo, "rate-limited", attempt=2)
+    assert again.returncode == 0, again.stderr
+    assert repo.commits() == 1 and repo.verdict()["verdict"] == "DONE"
+
+
 # -- scenarios that break the project's checks -----------------------------------------------------
 
 
@@ -417,4 +435,5 @@ def test_every_scenario_is_named_as_specified() -> None:
         "breaks-tests-then-fixes",
         "uncommitted",
         "spawn-and-stall",
+        "rate-limited",
     }
