@@ -724,6 +724,10 @@ class IssueWorkflow:
         loaded = self._workflow
         config = loaded.config
         self._set_phase(Phase.SHIPPING)
+        if workflow.patched("report-shipping-phase"):
+            # The line must know before the tracker says Done, or its reconciliation reads
+            # our own transition as a person closing the issue and sends a stray cancel.
+            await self._report()
         verdict = evidence.verdict.verdict
         ship = ShipEvidence(
             outcome=Outcome.SHIPPED,
