@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from jidoka.outcomes import Phase
@@ -222,3 +225,94 @@ async def test_run_starts_the_embedded_server_when_no_address_is_set(tmp_path: P
     assert "embedded dev server" in out and f"http://localhost:{ui_port}" in out
     assert (kit.root / ".jidoka" / "temporal.db").is_file()
     assert kit.state_of("E-1") == "Done"
+
+
+async def read_until(stream: asyncio.StreamReader, marker: str, timeout: float = 60) -> str:
+    """Lines from ``stream`` up to the first containing ``marker`` (all of them, joined)."""
+    seen: list[str] = []
+
+    async def scan() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"stream ended before {marker!r}: {''.join(seen)}")
+            seen.append(line)
+            if marker in line:
+                return "".join(seen)
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+async def interrupt(process: asyncio.subprocess.Process) -> int:
+    process.send_signal(signal.SIGINT)
+    return await asyncio.wait_for(process.wait(), 60)
+
+
+async def test_server_keeps_workflows_across_restarts_with_ui_and_search_attributes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / ".jidoka" / "temporal.db"
+    port, ui_port = free_port(), free_port()
+    args = ["server", "--db", str(db), "--port", str(port), "--ui-port", str(ui_port)]
+    workflow_id = f"persisted-{uuid.uuid4().hex[:6]}"
+    for life in ("first", "second"):
+        server = await asyncio.create_subprocess_exec(
+            JIDOKA, *args, env=cli_env(None), stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert server.stdout is not None
+            banner = await read_until(server.stdout, "search attributes registered")
+            assert f"Web UI at http://localhost:{ui_port}" in banner
+            client = await Client.connect(f"127.0.0.1:{port}")
+            if life == "first":
+                # No worker serves this queue: the workflow simply waits, in the database.
+                await client.start_workflow("NobodyServesThis", id=workflow_id, task_queue="none")
+                names = await client.operator_service.list_search_attributes(
+                    ListSearchAttributesRequest(namespace="default")
+                )
+                assert {"JidokaLine", "JidokaHalted", "JidokaPhase"} <= set(names.custom_attributes)
+            else:
+                described = await client.get_workflow_handle(workflow_id).describe()
+                assert described.status is WorkflowExecutionStatus.RUNNING
+            ui = await asyncio.to_thread(
+                urllib.request.urlopen, f"http://localhost:{ui_port}/", timeout=30
+            )
+            assert ui.status == 200
+        finally:
+            if server.returncode is None:
+                assert await interrupt(server) == 0
+    assert db.is_file()
+
+
+async def test_line_watch_follows_the_status_until_interrupted(
+    client: Client, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    kit = make_line(tmp_path)
+    kit.add_issue("W-1", "hallucinate")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        await eventually(
+            lambda: handle.query(LineWorkflow.status), lambda s: s.halted, what="halted"
+        )
+        watch = await asyncio.create_subprocess_exec(
+            JIDOKA,
+            "line",
+            "watch",
+            "--line",
+            kit.line,
+            "--interval",
+            "0.2",
+            env=cli_env(dev_env),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert watch.stdout is not None
+            # Two frames: the watch keeps following, it does not print once and exit.
+            frames = await read_until(watch.stdout, "HALTED")
+            frames += await read_until(watch.stdout, "HALTED")
+        finally:
+            code = await interrupt(watch)
+        await handle.terminate("test done")
+    assert code == 0
+    assert "no_progress" in frames and "W-1" in frames
+    assert "\033[2J" not in frames  # piped output carries no screen-clearing codes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -137,9 +138,13 @@ def run_refresh(args: argparse.Namespace) -> int:
 def run_watch(args: argparse.Namespace) -> int:
     async def go() -> int:
         handle = await _handle(args)
+        # On a terminal each frame replaces the last; piped (a log, `tee`), frames follow one
+        # another without escape codes.
+        clear = "\033[2J\033[H" if sys.stdout.isatty() else ""
         while True:
             status = await line_status(handle)
-            print("\033[2J\033[H" + line_status_text(status), flush=True)
+            frame = line_status_text(status)
+            print(clear + frame if clear else f"{frame}\n", flush=True)
             await asyncio.sleep(args.interval)
 
     try:
