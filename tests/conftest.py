@@ -12,7 +12,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from jidoka.runtime.temporal import (
     temporal_cli_path,
     test_server_path,
 )
+from tests import linekit
 
 # Tests never inherit a developer's real credentials.
 for _name in ("GITHUB_TOKEN", "GH_TOKEN", "LINEAR_API_KEY", "TEMPORAL_ADDRESS", "TEMPORAL_API_KEY"):
@@ -94,6 +95,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
+
+
+@pytest.fixture(autouse=True)
+def every_ship_is_proven() -> Iterator[None]:
+    """After every test: no board built by it carries a "shipped" comment without real commits.
+
+    The product's promise checked everywhere, not only where a test thinks to look."""
+    first = len(linekit.KITS)
+    yield
+    built = linekit.KITS[first:]
+    del linekit.KITS[first:]
+    problems = [problem for kit in built for problem in linekit.unproven_ships(kit)]
+    assert not problems, "closed without proof: " + "; ".join(problems)
 
 
 @pytest.fixture

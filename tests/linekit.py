@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -160,9 +161,53 @@ class LineKit:
         return issue_workflow_id(self.line, workspace_key(identifier))
 
 
+KITS: list[LineKit] = []
+"""Every line built by this test session, for the after-test proof check (conftest)."""
+
+_SHIP_CLAIM = re.compile(r"beyond `([0-9a-f]{7,40})`, tip `([0-9a-f]{7,40})`")
+
+
+def unproven_ships(kit: LineKit) -> list[str]:
+    """Every "shipped" comment on the board whose commits are not really there.
+
+    The claim names a base and a tip; the tip must exist (in the origin it was pushed to, or in
+    the issue's workspace), be at least one commit beyond the base, and change something outside
+    ``.jidoka/``. Anything else is a closed issue without proof: the product's worst bug.
+    """
+    problems: list[str] = []
+    if not kit.board.is_dir():
+        return problems
+    for card in sorted(kit.board.glob("*.md")):
+        for base, tip in _SHIP_CLAIM.findall(card.read_text(errors="replace")):
+            where = [kit.origin, kit.workspace(card.stem)]
+            repo = next((r for r in where if _has_commit(r, tip)), None)
+            if repo is None:
+                problems.append(f"{card.name}: shipped tip {tip} exists nowhere")
+                continue
+            ahead = int(run_git(repo, "rev-list", "--count", f"{base}..{tip}"))
+            changed = run_git(
+                repo, "diff", "--name-only", base, tip, "--", ".", ":(exclude).jidoka"
+            )
+            if ahead < 1 or not changed:
+                problems.append(
+                    f"{card.name}: shipped {base}..{tip} has {ahead} commit(s), diff {changed!r}"
+                )
+    return problems
+
+
+def _has_commit(repo: Path, sha: str) -> bool:
+    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
+        return False
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, capture_output=True, check=False
+    )
+    return found.returncode == 0
+
+
 def make_line(tmp_path: Path, overrides: Mapping[str, Any] | None = None) -> LineKit:
     line = f"t{uuid.uuid4().hex[:8]}"
     kit = LineKit(root=tmp_path / "line", line=line, front_matter=base_front_matter(line))
+    KITS.append(kit)
     kit.root.mkdir(parents=True)
     kit.board.mkdir()
     make_origin(kit.origin)

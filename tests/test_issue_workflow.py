@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from jidoka.models import AnswerRequest, DecideRequest
 from jidoka.outcomes import HaltCategory, OperatorDecision, Outcome, Phase
 from jidoka.payloads import IssueResult, IssueStatus
-from tests.linekit import factory, make_line, run_git
+from tests.linekit import eventually, factory, make_line, run_git
 from workflows.issue import IssueWorkflow
 
 TIMEOUT = 60
@@ -127,7 +127,12 @@ async def test_every_abnormal_scenario_halts_with_its_category(
         assert status.counters.attempts == attempts
         # Nothing abnormal ever closes an issue.
         assert kit.state_of("T-9") == "In Progress"
-        assert "Jidoka: halted" in kit.issue_text("T-9")
+        # The halt comment is written just after the phase turns (an activity): poll for it.
+        await eventually(
+            lambda: asyncio.to_thread(kit.issue_text, "T-9"),
+            lambda text: "Jidoka: halted" in text,
+            what="the halt comment",
+        )
         await handle.terminate("test done")
 
 
