@@ -1,0 +1,73 @@
+"""Nothing is lost when the Temporal server dies: the embedded dev server (persistent SQLite
+database, as ``jidoka server`` and ``jidoka run`` start it) is SIGKILLed while an agent is
+running, then started again on the same database. The worker reconnects by itself, the running
+attempt's result is delivered, and the line finishes every issue exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from jidoka.outcomes import Phase
+from jidoka.runtime.devserver import (
+    DevServerSettings,
+    connect_when_ready,
+    start_dev_server,
+    stop_dev_server,
+)
+from tests.conftest import free_port
+from tests.linekit import eventually, factory, make_line, start_line
+from workflows.issue import IssueWorkflow
+from workflows.line import LineWorkflow
+
+
+async def test_a_server_killed_mid_run_and_restarted_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slow agents, so the server dies while one is certainly running.
+    monkeypatch.setenv("JIDOKA_SCRIPTED_PACE", "0.4")
+    settings = DevServerSettings(
+        db_path=tmp_path / ".jidoka" / "temporal.db", port=free_port(), headless=True
+    )
+    settings.db_path.parent.mkdir(parents=True)
+    kit = make_line(tmp_path, {"concurrency": {"max_agents": 1}, "agent": {"stall_timeout_s": 30}})
+    kit.add_issue("K-1", "ship", priority=1)
+    kit.add_issue("K-2", "ship", priority=2)
+    server = await start_dev_server(settings)
+    try:
+        client: Client = await connect_when_ready(settings.address)
+        async with factory(client) as f:
+            handle = await start_line(f, kit)
+            first = client.get_workflow_handle(kit.workflow_id("K-1"))
+            await eventually(
+                lambda: first.query(IssueWorkflow.status),
+                lambda s: s.phase is Phase.RUNNING_AGENT,
+                what="K-1's agent running",
+            )
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=30)
+            server = await start_dev_server(settings)  # same database file
+            status = await eventually(
+                lambda: handle.query(LineWorkflow.status),
+                lambda s: len(s.finished) == 2,
+                timeout=120,
+                what="both issues finished after the restart",
+            )
+            k1 = await first.query(IssueWorkflow.status)
+            await handle.terminate("test done")
+    finally:
+        stop_dev_server(server)
+    assert {f.identifier: f.phase for f in status.finished} == {
+        "K-1": Phase.SHIPPED,
+        "K-2": Phase.SHIPPED,
+    }
+    # The attempt that was running when the server died is the one that shipped.
+    assert k1.counters.attempts == 1 and k1.counters.failures == 0
+    for identifier in ("K-1", "K-2"):
+        text = kit.issue_text(identifier)
+        assert kit.state_of(identifier) == "Done"
+        assert text.count("**Jidoka: shipped**") == 1, text
