@@ -9,7 +9,12 @@ Two runs over the same kind of board, in one process:
    activity code (prepare, agent, evidence, tracker transition) called directly, 20 at a time.
 
 The last line is machine-readable:
-``overhead_ratio=<x> issues_per_min=<y> events_per_issue=<z> peak_rss_mb=<m>``.
+``overhead_ratio=<x> issues_per_min=<y> events_per_issue=<z> peak_rss_mb=<m> server_rss_mb=<s>``.
+
+Targets (``TARGETS``; the exit code is 1 when one is missed, each miss named): at least 60 issues
+per minute on 2 cores, at most 200 history events per issue (a long way below Temporal's
+history limits even after many attempts), at most 512 MB peak RSS for the worker process and
+1024 MB for the embedded server. Benchmarks report; tests never assert wall-clock times.
 
 Usage: ``make bench`` or ``python bench/line_throughput.py [--issues 200] [--concurrency 20]``.
 """
@@ -90,10 +95,39 @@ def build_line(folder: Path, issues: int, concurrency: int, line: str) -> Path:
     return folder / "WORKFLOW.md"
 
 
+TARGETS = {
+    "issues_per_min": (">=", 60.0),
+    "events_per_issue": ("<=", 200.0),
+    "peak_rss_mb": ("<=", 512.0),
+    "server_rss_mb": ("<=", 1024.0),
+}
+
+
+def missed_targets(measured: dict[str, float]) -> list[str]:
+    misses: list[str] = []
+    for name, (op, bound) in TARGETS.items():
+        value = measured[name]
+        ok = value >= bound if op == ">=" else value <= bound
+        if not ok:
+            misses.append(f"{name}={value:.1f} (target {op} {bound:g})")
+    return misses
+
+
+def process_peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of another process (Linux ``VmHWM``); 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 async def run_with_temporal(
     workflow_md: Path, issues: int, concurrency: int
-) -> tuple[float, float]:
-    """Returns (wall seconds, history events per issue)."""
+) -> tuple[float, float, float]:
+    """Returns (wall seconds, history events per issue, the server's peak RSS in MB)."""
     from jidoka.runtime.devserver import DevServerSettings, connect_when_ready, embedded_server
     from starter import start_line
     from worker import WorkerSettings, running_worker
@@ -105,7 +139,7 @@ async def run_with_temporal(
         ui_port=free_port(),
         headless=True,
     )
-    async with embedded_server(settings):
+    async with embedded_server(settings) as server:
         client = await connect_when_ready(settings.address)
         worker_settings = WorkerSettings(
             max_agents=concurrency, task_queue=f"bench-{uuid.uuid4().hex[:6]}"
@@ -125,10 +159,11 @@ async def run_with_temporal(
                 history = await client.get_workflow_handle(item.workflow_id).fetch_history()
                 total += len(history.events)
             await handle.terminate("bench done")
+            server_rss = process_peak_rss_mb(server.process.pid)
             assert all(f.phase.value == "shipped" for f in status.finished), (
                 "not every issue shipped"
             )
-    return wall, total / issues
+    return wall, total / issues, server_rss
 
 
 async def run_plain(workflow_md: Path, issues: int, concurrency: int) -> float:
@@ -176,7 +211,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main() -> None:
+async def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -193,7 +228,9 @@ async def main() -> None:
         temporal_md = build_line(scratch / "temporal", args.issues, args.concurrency, "bench")
         plain_wall = await run_plain(plain_md, args.issues, args.concurrency)
         print(f"plain asyncio loop: {args.issues} issues in {plain_wall:.1f}s")
-        wall, events = await run_with_temporal(temporal_md, args.issues, args.concurrency)
+        wall, events, server_rss = await run_with_temporal(
+            temporal_md, args.issues, args.concurrency
+        )
         per_min = args.issues / wall * 60
         print(
             f"jidoka on the embedded server: {args.issues} issues in {wall:.1f}s ({per_min:.0f}/min)"
@@ -201,13 +238,24 @@ async def main() -> None:
         print(f"history events per issue (line events shared out): {events:.1f}")
         rss = peak_rss_mb()
         print(f"peak RSS of this process (worker + both runs): {rss:.0f} MB")
+        print(f"peak RSS of the embedded Temporal server: {server_rss:.0f} MB")
+        measured = {
+            "issues_per_min": per_min,
+            "events_per_issue": events,
+            "peak_rss_mb": rss,
+            "server_rss_mb": server_rss,
+        }
+        misses = missed_targets(measured)
+        for miss in misses:
+            print(f"TARGET MISSED: {miss}", file=sys.stderr)
         print(
             f"overhead_ratio={wall / plain_wall:.2f} issues_per_min={per_min:.1f} "
-            f"events_per_issue={events:.1f} peak_rss_mb={rss:.0f}"
+            f"events_per_issue={events:.1f} peak_rss_mb={rss:.0f} server_rss_mb={server_rss:.0f}"
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if misses else 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))
