@@ -11,13 +11,12 @@ import re
 import shlex
 from pathlib import Path
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from jidoka.outcomes import HaltSource, Phase
 from jidoka.payloads import IssueStatus, LineStatus
+from tests.histories import replayer
 from tests.linekit import eventually, factory, make_line
 from workflows.issue import IssueWorkflow
 from workflows.line import LineWorkflow
@@ -122,11 +121,9 @@ async def test_every_recipe_against_a_real_server(
         assert code == 0, err
         history = json.loads(out)
         assert history["events"]
-        from temporalio.client import WorkflowHistory
-
-        replay = await Replayer(
-            workflows=[IssueWorkflow], data_converter=pydantic_data_converter
-        ).replay_workflow(WorkflowHistory.from_json(kit.workflow_id("DEMO-1"), out))
+        replay = await replayer().replay_workflow(
+            WorkflowHistory.from_json(kit.workflow_id("DEMO-1"), out)
+        )
         assert replay.replay_failure is None
 
         # A line, started by hand; its status queried; halted and resumed.
