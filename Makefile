@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
 
-.PHONY: test demo install lint typecheck pytest bench clean
+.PHONY: test demo install lint typecheck pytest bench histories clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.11 not found on PATH" >&2; exit 1; }
@@ -39,6 +39,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/line_throughput.py
+
+# After an intentional workflow change only (see tests/histories/record.py): re-record the
+# histories tests/test_replay.py replays.
+histories: $(STAMP)
+	$(PY) -m tests.histories.record
 
 clean:
 	rm -rf $(VENV) .jidoka examples/demo/.run .pytest_cache
