@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,36 @@ def locate(workflow: LoadedWorkflow, identifier: str) -> tuple[str, str, str]:
 async def prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
     """Create (clone) or reuse the issue's workspace on the work branch; run ``after_create``
     once; archive a stale verdict so that only this attempt's verdict can count."""
+    async with _heartbeating():
+        return await _prepare_workspace(input)
+
+
+PREPARE_HEARTBEAT_S = 1.0
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the block runs. The workflow gives ``prepare_workspace`` a heartbeat
+    timeout (``timeouts.heartbeat_s``) to notice a lost host; a clone or checkout of a large
+    repository outlasts it, and a silent live worker would be timed out and the preparation
+    started again next to the one still running in the same workspace."""
+
+    async def beat() -> None:
+        while True:
+            with contextlib.suppress(RuntimeError):  # outside an activity (direct calls)
+                activity.heartbeat()
+            await asyncio.sleep(PREPARE_HEARTBEAT_S)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
     workflow = input.workflow
     config = workflow.config.workspace
     root, key, path = locate(workflow, input.issue.identifier)
