@@ -14,6 +14,7 @@ import sys
 
 from temporalio import activity
 
+from activities.heartbeats import heartbeat_every
 from activities.process import child_environment, run_shell
 from activities.secrets import Scrubber, withheld_names
 from jidoka.models import HookResult, LoadedWorkflow, WorkspaceInfo
@@ -82,7 +83,7 @@ async def run_hook_script(
     )
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_S)
+            done, _ = await asyncio.wait({task}, timeout=heartbeat_every(HEARTBEAT_EVERY_S))
             if done:
                 break
             with contextlib.suppress(RuntimeError):

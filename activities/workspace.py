@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import gitops
 from activities.agent.leftovers import reap_leftover
+from activities.heartbeats import heartbeat_every
 from activities.hooks import run_hook_script
 from activities.repo_access import RepoAccess, repo_access
 from activities.secrets import Scrubber
@@ -156,7 +157,7 @@ async def _heartbeating() -> AsyncIterator[None]:
         while True:
             with contextlib.suppress(RuntimeError):  # outside an activity (direct calls)
                 activity.heartbeat()
-            await asyncio.sleep(PREPARE_HEARTBEAT_S)
+            await asyncio.sleep(heartbeat_every(PREPARE_HEARTBEAT_S))
 
     task = asyncio.create_task(beat())
     try:

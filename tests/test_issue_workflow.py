@@ -150,3 +150,30 @@ async def test_verify_failure_feeds_the_next_attempt_which_ships(
     assert result.counters.continuations == 1
     prompt = (kit.workspace("T-4") / ".jidoka" / "prompt.md").read_text()
     assert "verify command failed" in prompt and "FAIL" in prompt
+
+
+async def test_work_slower_than_a_short_heartbeat_timeout_is_not_a_lost_host(
+    client: Client, tmp_path: Path
+) -> None:
+    # heartbeat_s 2 (a lost host noticed within 2 s): a 5 s hook and a 5 s agent are alive all
+    # along, so they heartbeat faster than the timeout, whatever their usual pace.
+    kit = make_line(
+        tmp_path,
+        {
+            "timeouts": {"heartbeat_s": 2},
+            "hooks": {"before_run": "sleep 5"},
+            "agent": {
+                "command": 'sleep 5; "$JIDOKA_PYTHON" -m jidoka.scripted_agent',
+                "stall_timeout_s": 10,
+                "silence_timeout_s": 10,
+            },
+        },
+    )
+    kit.add_issue("T-7", "ship")
+    async with factory(client) as f:
+        handle = await f.start_issue(kit, "T-7")
+        status = await wait_for_phase(handle, Phase.SHIPPED, Phase.HALTED)
+        assert status.phase is Phase.SHIPPED, status.model_dump_json(indent=1)
+        result = await asyncio.wait_for(handle.result(), TIMEOUT)
+    assert result.phase is Phase.SHIPPED
+    assert result.counters.attempts == 1 and result.counters.failures == 0

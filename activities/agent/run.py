@@ -37,8 +37,9 @@ from activities.agent.selection import Unavailable, select_adapter
 from activities.agent.session import Budgets, Clocks, Continuation, SessionReport, SessionSpec
 from activities.agent.slots import AGENT_SLOTS
 from activities.agent.stops import StopFacts, describe_stop
-from activities.agent.supervisor import Supervisor
+from activities.agent.supervisor import HEARTBEAT_EVERY_S, Supervisor
 from activities.agent.transcript import Transcript, transcript_path
+from activities.heartbeats import heartbeat_every
 from activities.secrets import Scrubber, withheld_names
 from jidoka.config import is_env_ref
 from jidoka.models import AgentRunInput, AgentRunResult
@@ -207,6 +208,7 @@ async def _supervise(
         scrub=scrub,
         heartbeat=activity.heartbeat,
         continuation=_verdict_continuation(workspace),
+        heartbeat_every_s=heartbeat_every(HEARTBEAT_EVERY_S),
     ).run()
     # The agent's own words can say more than the supervisor's stop: "not logged in" is
     # UNAVAILABLE, Claude's own turn cap is TURN_LIMIT, exit 127 is a missing binary.

@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from activities.heartbeats import heartbeat_every
+
 DEFAULT_MAX_AGENTS = 2
 WAIT_HEARTBEAT_S = 2.0
 
@@ -35,7 +37,9 @@ class AgentSlots:
         semaphore = self._semaphore
         while True:
             try:
-                await asyncio.wait_for(semaphore.acquire(), timeout=WAIT_HEARTBEAT_S)
+                await asyncio.wait_for(
+                    semaphore.acquire(), timeout=heartbeat_every(WAIT_HEARTBEAT_S)
+                )
                 break
             except TimeoutError:
                 with contextlib.suppress(RuntimeError):

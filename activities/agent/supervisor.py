@@ -89,8 +89,10 @@ class Supervisor:
         scrub: Callable[[str], str],
         heartbeat: Heartbeat,
         continuation: Continuation,
+        heartbeat_every_s: float = HEARTBEAT_EVERY_S,
     ) -> None:
         self._adapter = adapter
+        self._heartbeat_every_s = heartbeat_every_s
         self._spec = spec
         self._probe = probe
         self._transcript = transcript
@@ -335,7 +337,7 @@ class Supervisor:
     # -- clocks, heartbeats ---------------------------------------------------------------------
 
     def _next_deadline(self, exited_at: float | None) -> float:
-        deadlines = [self._last_heartbeat + HEARTBEAT_EVERY_S]
+        deadlines = [self._last_heartbeat + self._heartbeat_every_s]
         if (due := self._probe.next_due()) is not None:
             deadlines.append(due)
         clocks = self._spec.clocks
@@ -360,7 +362,7 @@ class Supervisor:
         return None
 
     def _maybe_heartbeat(self, now: float) -> None:
-        if now - self._last_heartbeat < HEARTBEAT_EVERY_S:
+        if now - self._last_heartbeat < self._heartbeat_every_s:
             return
         self._last_heartbeat = now
         self._heartbeat(
