@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from jidoka import search_attributes as sa
@@ -396,3 +397,64 @@ async def test_an_exhausted_rate_limit_gates_dispatch_until_it_resets(
     assert r1.attempts[1].started_at >= gate
     assert r2.start_time >= gate
     assert kit.state_of("R-1") == kit.state_of("R-2") == "Done"
+
+
+CYCLES = 8
+
+
+async def test_a_resume_right_after_a_halt_reaches_every_issue_after_the_halt(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(
+        tmp_path,
+        {
+            "agent": {"stall_timeout_s": 120, "silence_timeout_s": 120, "turn_timeout_s": 300},
+            "concurrency": {"max_agents": 6},
+        },
+    )
+    identifiers = [f"H-{n}" for n in range(1, 7)]
+    for identifier in identifiers:
+        kit.add_issue(identifier, "silent-stall")  # agents that stay running
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        issues = [client.get_workflow_handle(kit.workflow_id(i)) for i in identifiers]
+
+        async def phases() -> list[Phase]:
+            return [(await h.query(IssueWorkflow.status)).phase for h in issues]
+
+        await eventually(
+            phases, lambda p: p == [Phase.RUNNING_AGENT] * 6, what="six issues in their agent step"
+        )
+        # Back to back, cycle after cycle: each resume arrives while its halt is still being
+        # sent issue by issue, and must never overtake it at any issue.
+        for cycle in range(CYCLES):
+            await handle.signal(
+                LineWorkflow.halt,
+                HaltRequest(reason=f"freeze {cycle}", source=HaltSource.OPERATOR, operator="ops"),
+            )
+            await handle.signal(
+                LineWorkflow.resume, ResumeRequest(root_cause="false alarm", operator="ops")
+            )
+
+        async def delivered() -> int:
+            history = await handle.fetch_history()
+            return sum(
+                1
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED
+            )
+
+        # Every broadcast delivered (six halts and six resumes a cycle): nothing is in flight.
+        await eventually(delivered, lambda n: n == 12 * CYCLES, what="broadcasts delivered")
+        status = await line_status(handle)
+        left_halted = [
+            identifier
+            for identifier, h in zip(identifiers, issues, strict=True)
+            if (await h.query(IssueWorkflow.status)).line_halted
+        ]
+        await handle.terminate("test done")
+        for h in issues:
+            await h.terminate("test done")
+    assert not status.halted
+    assert left_halted == [], "halted on a running line"
+    assert [h.root_cause for h in status.halts] == ["false alarm"] * CYCLES

@@ -18,6 +18,7 @@ Query:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import timedelta
 from typing import Any, assert_never
@@ -102,6 +103,7 @@ class LineWorkflow:
         self._workflow: LoadedWorkflow | None = None
         self._refresh = False
         self._upserted: dict[str, object] = {}
+        self._broadcasting = asyncio.Lock()
 
     @workflow.run
     async def run(self, input: LineWorkflowInput) -> None:
@@ -483,6 +485,15 @@ class LineWorkflow:
         self._refresh = True
 
     async def _broadcast(self, signal: str, payload: Any) -> None:
+        if not workflow.patched("serialize-andon-broadcasts"):
+            await self._send_to_running(signal, payload)
+            return
+        # A resume arriving while a halt is still being sent issue by issue would otherwise
+        # overtake it at some issues, which would then stay halted on a running line.
+        async with self._broadcasting:
+            await self._send_to_running(signal, payload)
+
+    async def _send_to_running(self, signal: str, payload: Any) -> None:
         for entry in list(self._s.running.values()):
             await self._signal(entry.workflow_id, signal, payload)
 
