@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from activities import gitops
+from activities.heartbeats import heartbeating
 from jidoka.models import Evidence, GitEvidence, Verdict, VerdictReading, WorkspaceInfo
 from jidoka.payloads import EvidenceInput
 
@@ -117,4 +118,5 @@ def gather(workspace: WorkspaceInfo) -> Evidence:
 async def collect_evidence(input: EvidenceInput) -> Evidence:
     """Verdict reading and git facts for the attempt that just ended (``verify`` runs apart,
     only when the verdict claims a ship and the git gate passed)."""
-    return await asyncio.to_thread(gather, input.workspace)
+    async with heartbeating():
+        return await asyncio.to_thread(gather, input.workspace)

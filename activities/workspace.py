@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import gitops
 from activities.agent.leftovers import reap_leftover
-from activities.heartbeats import heartbeat_every
+from activities.heartbeats import heartbeating
 from activities.hooks import run_hook_script
 from activities.repo_access import RepoAccess, repo_access
 from activities.secrets import Scrubber
@@ -139,33 +138,8 @@ def locate(workflow: LoadedWorkflow, identifier: str) -> tuple[str, str, str]:
 async def prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
     """Create (clone) or reuse the issue's workspace on the work branch; run ``after_create``
     once; archive a stale verdict so that only this attempt's verdict can count."""
-    async with _heartbeating():
+    async with heartbeating():
         return await _prepare_workspace(input)
-
-
-PREPARE_HEARTBEAT_S = 1.0
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while the block runs. The workflow gives ``prepare_workspace`` a heartbeat
-    timeout (``timeouts.heartbeat_s``) to notice a lost host; a clone or checkout of a large
-    repository outlasts it, and a silent live worker would be timed out and the preparation
-    started again next to the one still running in the same workspace."""
-
-    async def beat() -> None:
-        while True:
-            with contextlib.suppress(RuntimeError):  # outside an activity (direct calls)
-                activity.heartbeat()
-            await asyncio.sleep(heartbeat_every(PREPARE_HEARTBEAT_S))
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
@@ -332,7 +306,8 @@ async def preserve_work(input: PreserveInput) -> PreserveResult:
     workspace = input.workspace
     if not gitops.is_repository(workspace.path):
         return PreserveResult(branch=None, detail="no workspace on this host")
-    return await asyncio.to_thread(_preserve, input)
+    async with heartbeating():
+        return await asyncio.to_thread(_preserve, input)
 
 
 def _preserve(input: PreserveInput) -> PreserveResult:
@@ -384,18 +359,19 @@ async def push_branch(input: PushInput) -> PushResult:
     refspec = f"refs/heads/{workspace.branch}:refs/heads/{workspace.branch}"
     access = repo_access(input.workflow)
     try:
-        await asyncio.to_thread(
-            lambda: gitops.remote_git(
-                workspace.path,
-                "push",
-                "-q",
-                "--",
-                access.remote,
-                refspec,
-                options=access.git_options(),
-                env=access.token_env(),
+        async with heartbeating():
+            await asyncio.to_thread(
+                lambda: gitops.remote_git(
+                    workspace.path,
+                    "push",
+                    "-q",
+                    "--",
+                    access.remote,
+                    refspec,
+                    options=access.git_options(),
+                    env=access.token_env(),
+                )
             )
-        )
     except gitops.GitError as error:
         scrub = Scrubber.for_config(input.workflow.config)
         raise ApplicationError(
@@ -432,7 +408,8 @@ async def remove_workspace(input: RemoveWorkspaceInput) -> RemoveWorkspaceResult
             identifier=input.identifier,
         )
         hook_note = "ok" if result.ok else ("timed out" if result.timed_out else "failed")
-    await asyncio.to_thread(shutil.rmtree, path)
+    async with heartbeating():
+        await asyncio.to_thread(shutil.rmtree, path)
     return RemoveWorkspaceResult(removed=True, path=path, before_remove=hook_note)
 
 

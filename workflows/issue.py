@@ -643,6 +643,7 @@ class IssueWorkflow:
                 task_queue=workspace.host_queue,
                 schedule_to_start_timeout=timedelta(seconds=self._config.timeouts.host_start_s),
                 start_to_close_timeout=timedelta(seconds=120),
+                heartbeat_timeout=timedelta(seconds=self._config.timeouts.heartbeat_s),
                 retry_policy=QUICK_RETRY,
             )
         except ActivityError as error:
@@ -750,6 +751,7 @@ class IssueWorkflow:
                     task_queue=s.workspace.host_queue,
                     schedule_to_start_timeout=timedelta(seconds=config.timeouts.host_start_s),
                     start_to_close_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=timedelta(seconds=config.timeouts.heartbeat_s),
                     retry_policy=QUICK_RETRY,
                 )
                 ship = ship.model_copy(update={"pushed_to": pushed.remote})
@@ -960,6 +962,7 @@ class IssueWorkflow:
                     task_queue=s.workspace.host_queue,
                     schedule_to_start_timeout=timedelta(seconds=self._config.timeouts.host_start_s),
                     start_to_close_timeout=timedelta(seconds=self._config.hooks.timeout_s + 120),
+                    heartbeat_timeout=timedelta(seconds=self._config.timeouts.heartbeat_s),
                     retry_policy=QUICK_RETRY,
                 )
             except ActivityError as error:
@@ -983,6 +986,7 @@ class IssueWorkflow:
                 task_queue=s.workspace.host_queue,
                 schedule_to_start_timeout=timedelta(seconds=self._config.timeouts.host_start_s),
                 start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=self._config.timeouts.heartbeat_s),
                 retry_policy=QUICK_RETRY,
             )
         except ActivityError as error:
