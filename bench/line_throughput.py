@@ -160,8 +160,11 @@ async def run_with_temporal(
                 total += len(history.events)
             await handle.terminate("bench done")
             server_rss = process_peak_rss_mb(server.process.pid)
-            assert all(f.phase.value == "shipped" for f in status.finished), (
-                "not every issue shipped"
+            unshipped = [f for f in status.finished if f.phase.value != "shipped"]
+            assert not unshipped, (
+                "not every issue shipped: "
+                + "; ".join(f"{f.identifier} {f.phase.value} {f.outcome}" for f in unshipped)
+                + f"; halts: {[h.reason for h in status.halts]}"
             )
     return wall, total / issues, server_rss
 
