@@ -285,6 +285,9 @@ class IssueReport(Model):
     rate_limit: RateLimitInfo | None = None
     final: bool = False
     at: datetime
+    moving_to: str | None = None
+    """Set just before the issue moves its own tracker state: the line must not read that move
+    as a person's edit (and cancel the issue) when its reconciliation sees it first."""
 
 
 class LineStatusIssue(Model):
@@ -323,6 +326,8 @@ class RunningEntry(Model):
     started_at: datetime
     last_outcome: Outcome | None = None
     cancel_sent: bool = False
+    moving_to: str | None = None
+    """The tracker state this issue last said it was moving itself to."""
 
 
 class FinishedEntry(Model):

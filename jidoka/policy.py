@@ -659,11 +659,24 @@ def select_for_dispatch(
 
 
 def reconcile_action(
-    tracker_state: str | None, phase: Phase, config: WorkflowConfig
+    tracker_state: str | None,
+    phase: Phase,
+    config: WorkflowConfig,
+    *,
+    moving_to: str | None = None,
 ) -> ReconcileAction:
-    """What the line does with a running issue given its live tracker state."""
+    """What the line does with a running issue given its live tracker state.
+
+    ``moving_to`` is the state the issue said it is moving itself to: seeing it is the issue's
+    own doing (a pause, a ship) arriving before the issue's next report, not a person's edit."""
     tracker = config.tracker
     if phase.is_final or phase in (Phase.SHIPPING,):
+        return ReconcileAction.KEEP
+    if (
+        tracker_state is not None
+        and moving_to is not None
+        and norm_state(tracker_state) == norm_state(moving_to)
+    ):
         return ReconcileAction.KEEP
     if tracker_state is None:
         return ReconcileAction.CANCEL_KEEP_WORKSPACE

@@ -437,3 +437,22 @@ def test_line_guards(config: WorkflowConfig) -> None:
     gate = policy.extend_gate(None, NOW)
     assert policy.extend_gate(gate, NOW - timedelta(minutes=1)) == NOW  # never shortened
     assert policy.extend_gate(gate, NOW + timedelta(minutes=1)) == NOW + timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("state", "moving_to", "action"),
+    [
+        # The issue's own pause, seen by the line before the issue reports PAUSED.
+        ("awaiting answers", "Awaiting Answers", ReconcileAction.KEEP),
+        ("Done", "Done", ReconcileAction.KEEP),
+        # A person's edit to another state is still a person's edit.
+        ("Done", "Awaiting Answers", ReconcileAction.CANCEL_AND_CLEAN),
+        ("Somewhere Else", "Awaiting Answers", ReconcileAction.CANCEL_KEEP_WORKSPACE),
+        (None, "Awaiting Answers", ReconcileAction.CANCEL_KEEP_WORKSPACE),
+    ],
+)
+def test_reconciliation_keeps_an_issue_moving_itself(
+    config: WorkflowConfig, state: str | None, moving_to: str, action: ReconcileAction
+) -> None:
+    result = policy.reconcile_action(state, Phase.VERIFYING, config, moving_to=moving_to)
+    assert result is action

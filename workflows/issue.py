@@ -1021,6 +1021,8 @@ class IssueWorkflow:
         self, target: str, *, comment: str | None, key: str, evidence: ShipEvidence | None = None
     ) -> None:
         s = self._s
+        if workflow.patched("report-own-transitions"):
+            await self._report(moving_to=target)
         try:
             result = await workflow.execute_activity(
                 tracker_transition,
@@ -1105,6 +1107,7 @@ class IssueWorkflow:
         outcome: Outcome | None = None,
         rate_limit: RateLimitInfo | None = None,
         final: bool = False,
+        moving_to: str | None = None,
     ) -> None:
         """Tell the line (when there is one) where this issue stands."""
         if not self._input.line_workflow_id:
@@ -1122,6 +1125,7 @@ class IssueWorkflow:
             rate_limit=rate_limit,
             final=final,
             at=workflow.now(),
+            moving_to=moving_to,
         )
         await self._signal_line("issue_report", report)
 

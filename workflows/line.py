@@ -361,7 +361,7 @@ class LineWorkflow:
         for entry in list(s.running.values()):
             issue = by_id.get(entry.issue_id)
             state = issue.state if issue is not None else None
-            action = policy.reconcile_action(state, entry.phase, config)
+            action = policy.reconcile_action(state, entry.phase, config, moving_to=entry.moving_to)
             match action:
                 case ReconcileAction.KEEP:
                     if state is not None:
@@ -564,6 +564,8 @@ class LineWorkflow:
         if entry is None:
             return
         entry.phase = report.phase
+        if report.moving_to is not None:
+            entry.moving_to = report.moving_to
         entry.attempt = report.attempt
         entry.tokens = report.tokens_total
         entry.last_outcome = report.outcome
