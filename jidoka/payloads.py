@@ -327,7 +327,7 @@ class RunningEntry(Model):
     last_outcome: Outcome | None = None
     cancel_sent: bool = False
     moving_to: str | None = None
-    """The tracker state this issue last said it was moving itself to."""
+    """The tracker state this issue is moving itself to (cleared by its next report)."""
 
 
 class FinishedEntry(Model):

@@ -725,10 +725,6 @@ class IssueWorkflow:
         loaded = self._workflow
         config = loaded.config
         self._set_phase(Phase.SHIPPING)
-        if workflow.patched("report-shipping-phase"):
-            # The line must know before the tracker says Done, or its reconciliation reads
-            # our own transition as a person closing the issue and sends a stray cancel.
-            await self._report()
         verdict = evidence.verdict.verdict
         ship = ShipEvidence(
             outcome=Outcome.SHIPPED,
@@ -1021,7 +1017,10 @@ class IssueWorkflow:
         self, target: str, *, comment: str | None, key: str, evidence: ShipEvidence | None = None
     ) -> None:
         s = self._s
-        if workflow.patched("report-own-transitions"):
+        moving = policy.norm_state(target) != policy.norm_state(s.tracker_state or "")
+        if moving and workflow.patched("report-own-transitions"):
+            # The line must hear it before its reconciliation can see the new state, or it
+            # reads our own ship or pause as a person's edit and cancels us.
             await self._report(moving_to=target)
         try:
             result = await workflow.execute_activity(

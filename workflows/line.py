@@ -564,8 +564,9 @@ class LineWorkflow:
         if entry is None:
             return
         entry.phase = report.phase
-        if report.moving_to is not None:
-            entry.moving_to = report.moving_to
+        # Only until the issue's next report: by then its own move is over, and the same
+        # state seen later (a halted issue closed by a person) is a person's edit again.
+        entry.moving_to = report.moving_to
         entry.attempt = report.attempt
         entry.tokens = report.tokens_total
         entry.last_outcome = report.outcome

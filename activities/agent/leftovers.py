@@ -14,6 +14,8 @@ import signal
 import time
 from pathlib import Path
 
+from activities.process import group_alive
+
 PGID_FILE = Path(".jidoka") / "agent.pgid"
 
 
@@ -42,16 +44,6 @@ def clear_group(workspace: Path, pgid: int) -> None:
             path.unlink()
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # not ours
-    return True
-
-
 def reap_leftover(workspace: Path, grace_s: float = 3.0) -> int | None:
     """Kill the group recorded in the workspace if it still runs; returns its id if it did."""
     path = workspace / PGID_FILE
@@ -61,16 +53,20 @@ def reap_leftover(workspace: Path, grace_s: float = 3.0) -> int | None:
     except (OSError, ValueError):
         return None
     current_start = _start_time(pgid)
-    reused = current_start is not None and recorded_start not in ("-", current_start)
-    if reused or not _alive(pgid):
+    # The pid now naming another process, or a group gone or not ours: nothing to kill.
+    ours = current_start is None or recorded_start in ("-", current_start)
+    try:
+        if ours:
+            os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        ours = False
+    if not ours:
         path.unlink(missing_ok=True)
         return None
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _alive(pgid):
+    while time.monotonic() < deadline and group_alive(pgid):
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     path.unlink(missing_ok=True)
     return pgid
