@@ -3,8 +3,13 @@
 Every mistake becomes a :class:`~jidoka.models.Problem` naming its key path, and all problems of
 a file are reported together: a user fixes a file in one pass, not one error at a time.
 
-Unlike Symphony (§5.3, "unknown keys SHOULD be ignored"), unknown keys are *rejected* with a
-"did you mean" hint: a typo such as ``max_token`` must not silently switch off a guard.
+Unknown keys are *rejected* with a "did you mean" hint (Symphony ignores them): a typo such as
+``max_token`` must not silently switch off a guard.
+
+Loading is total and bounded: for any bytes, :func:`parse_workflow` returns a
+:class:`LoadedWorkflow` or raises :class:`WorkflowFileError`, quickly. The file size, the YAML
+(nesting, aliases, numbers, keys) and the prompt template (see :mod:`jidoka.prompt`) are all
+bounded, and every failure is a problem naming where it is.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import difflib
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +53,9 @@ class WorkflowFileError(Exception):
 
     def __init__(self, path: str, problems: list[Problem]) -> None:
         self.path = path
-        self.problems = problems
-        lines = "\n".join(f"  - {p.render()}" for p in problems)
-        super().__init__(f"{path}: {len(problems)} problem(s)\n{lines}")
+        self.problems = _bounded_problems(problems)
+        lines = "\n".join(f"  - {p.render()}" for p in self.problems)
+        super().__init__(f"{path}: {len(self.problems)} problem(s)\n{lines}")
 
 
 _FRONT_MATTER_FENCE = re.compile(r"^---\s*$")
@@ -77,36 +83,92 @@ def split_front_matter(text: str) -> tuple[str | None, str, int]:
 
 def load_workflow(path: str | os.PathLike[str]) -> LoadedWorkflow:
     """Read, validate and normalise a WORKFLOW.md. Raises :class:`WorkflowFileError`."""
-    file_path = Path(path).expanduser()
     try:
-        file_path = file_path.resolve(strict=True)
-        raw_bytes = file_path.read_bytes()
-    except OSError as error:
+        file_path = Path(path).expanduser().resolve(strict=True)
+        # a pipe or a device could block or never end: only regular files are read
+        regular = stat.S_ISREG(file_path.stat().st_mode)
+        raw_bytes = _read_at_most(file_path, MAX_WORKFLOW_BYTES + 1) if regular else None
+    # RuntimeError: a symlink loop or an unknown home folder; ValueError: a NUL in the path
+    except (OSError, RuntimeError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise WorkflowFileError(
             str(path),
             [
                 Problem(
                     path="(file)",
-                    message=f"missing_workflow_file: cannot read {path}: {error.strerror}",
+                    message=f"missing_workflow_file: cannot read {path}: {reason}",
                     hint="pass the path of your WORKFLOW.md (default: ./WORKFLOW.md)",
                 )
             ],
         ) from None
+    if raw_bytes is None:
+        raise WorkflowFileError(
+            str(path),
+            [
+                Problem(
+                    path="(file)",
+                    message=f"missing_workflow_file: {path} is not a regular file",
+                    hint="pass the path of your WORKFLOW.md (default: ./WORKFLOW.md)",
+                )
+            ],
+        )
     return parse_workflow(raw_bytes, file_path)
 
 
+def _read_at_most(file_path: Path, size: int) -> bytes:
+    with file_path.open("rb") as handle:
+        return handle.read(size)
+
+
 def parse_workflow(raw_bytes: bytes, file_path: Path) -> LoadedWorkflow:
+    """Validate and normalise the bytes of a WORKFLOW.md read from ``file_path``.
+
+    Total: for any bytes it returns or raises :class:`WorkflowFileError`, within seconds."""
     where = str(file_path)
+    try:
+        return _parse_workflow(raw_bytes, file_path)
+    except WorkflowFileError as error:
+        raise WorkflowFileError(where, error.problems) from None
+    except Exception as error:
+        # Every failure this module knows of is a problem already; an unknown one must still
+        # reach the user as a problem, not as a traceback or a retried activity.
+        raise WorkflowFileError(
+            where,
+            [
+                Problem(
+                    path="(file)",
+                    message=f"internal_error: checking this file failed "
+                    f"({type(error).__name__}: {error})",
+                    hint="this is a bug in jidoka: please report it with the file",
+                )
+            ],
+        ) from None
+
+
+def _parse_workflow(raw_bytes: bytes, file_path: Path) -> LoadedWorkflow:
+    where = str(file_path)
+    if len(raw_bytes) > MAX_WORKFLOW_BYTES:
+        raise WorkflowFileError(
+            where,
+            [
+                Problem(
+                    path="(file)",
+                    message=f"workflow_too_large: the file is over {MAX_WORKFLOW_BYTES:,} bytes "
+                    f"({MAX_WORKFLOW_BYTES // 1024} KiB)",
+                    hint="the loaded workflow travels with every attempt: keep long "
+                    "instructions in the repository and point the prompt at them",
+                )
+            ],
+        )
     try:
         text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError as error:
         raise WorkflowFileError(
             where, [Problem(path="(file)", message=f"not UTF-8 text ({error.reason})")]
         ) from None
-    try:
-        front_matter, body, body_line = split_front_matter(text)
-    except WorkflowFileError as error:
-        raise WorkflowFileError(where, error.problems) from None
+    # editors on Windows may start the file with a byte order mark
+    text = text.removeprefix("\ufeff")
+    front_matter, body, body_line = split_front_matter(text)
     raw = _parse_yaml(where, front_matter)
     problems: list[Problem] = []
     config: WorkflowConfig | None = None
@@ -145,16 +207,7 @@ def _parse_yaml(where: str, front_matter: str | None) -> dict[str, Any]:
                 )
             ],
         )
-    try:
-        raw = yaml.safe_load(front_matter)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" (line {mark.line + 2}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise WorkflowFileError(
-            where,
-            [Problem(path="(front matter)", message=f"workflow_parse_error{at}: {problem}")],
-        ) from None
+    raw = _load_front_matter(front_matter)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -169,6 +222,375 @@ def _parse_yaml(where: str, front_matter: str | None) -> dict[str, Any]:
             ],
         )
     return cast(dict[str, Any], raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds: any bytes give a LoadedWorkflow or typed problems, quickly
+# ---------------------------------------------------------------------------------------------
+
+MAX_WORKFLOW_BYTES = 256 * 1024
+"""The loaded workflow (config and prompt) travels in Temporal payloads, limited to 2 MiB."""
+MAX_YAML_DEPTH = 50
+"""Nesting levels. PyYAML composes recursively: far below Python's recursion limit."""
+MAX_YAML_NODES = 10_000
+"""Values once every alias is expanded. A complete front matter has a few hundred."""
+MAX_YAML_ALIASES = 1_000
+"""Alias uses (``*name``). A front matter needs a handful; thousands mean a generated file."""
+MAX_YAML_TEXT_CHARS = MAX_WORKFLOW_BYTES
+"""Characters of all scalars once every alias is expanded: aliases may repeat text, never
+grow the config past what the file itself could hold."""
+MAX_NUMBER_CHARS = 100
+"""No setting needs a longer number; Python refuses int strings over 4,300 digits."""
+MAX_PROBLEMS = 100
+"""Problems carried by one error: they travel in an activity failure, and nobody reads more."""
+_PATH_CHARS = 200
+_MESSAGE_CHARS = 1_000
+_HINT_CHARS = 500
+_SHOWN_SEGMENTS = 8
+
+_UNUSABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+"""Only YAML escapes can produce these: a surrogate cannot be encoded as UTF-8 (payloads are
+JSON), and a NUL cannot be part of a path, a command or an environment variable."""
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most about ``limit`` characters, escaped to one printable line: a problem never
+    echoes megabytes of its input, nor control characters to a terminal."""
+    if len(text) > limit:
+        text = f"{text[: limit - 30]}... ({len(text) - limit + 30:,} more characters)"
+    return _UNPRINTABLE.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+def _bounded_problems(problems: list[Problem]) -> list[Problem]:
+    clipped = [
+        Problem(
+            path=_clip(p.path, _PATH_CHARS),
+            message=_clip(p.message, _MESSAGE_CHARS),
+            hint=_clip(p.hint, _HINT_CHARS) if p.hint is not None else None,
+        )
+        for p in problems
+    ]
+    if len(clipped) <= MAX_PROBLEMS:
+        return clipped
+    hidden = len(clipped) - (MAX_PROBLEMS - 1)
+    return [
+        *clipped[: MAX_PROBLEMS - 1],
+        Problem(
+            path="(file)",
+            message=f"{hidden:,} more problems not shown",
+            hint="fix the problems above and check again",
+        ),
+    ]
+
+
+def _key_path(segments: list[str]) -> str:
+    shown = segments if len(segments) <= _SHOWN_SEGMENTS else [*segments[:_SHOWN_SEGMENTS], "..."]
+    return ".".join(shown) or "(front matter)"
+
+
+class _FrontMatterError(yaml.MarkedYAMLError):
+    """A front matter this loader refuses, with the key path where it found the problem."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None, key_path: str | None) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.key_path = key_path
+
+
+def _children(node: yaml.Node) -> list[tuple[str | None, yaml.Node]]:
+    """(path segment, child) pairs; mapping keys come with ``None``: they share the mapping's
+    path."""
+    if isinstance(node, yaml.SequenceNode):
+        items = cast(list[yaml.Node], node.value)
+        return [(str(index), item) for index, item in enumerate(items)]
+    if isinstance(node, yaml.MappingNode):
+        pairs = cast(list[tuple[yaml.Node, yaml.Node]], node.value)
+        found: list[tuple[str | None, yaml.Node]] = []
+        for key, value in pairs:
+            found.append((None, key))
+            found.append((_key_text(key), value))
+        return found
+    return []
+
+
+def _key_text(key: yaml.Node) -> str:
+    return cast(str, key.value) if isinstance(key, yaml.ScalarNode) else "?"
+
+
+def _scalar_chars(node: yaml.Node) -> int:
+    return len(cast(str, node.value)) if isinstance(node, yaml.ScalarNode) else 0
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with bounds, so that any text loads quickly or fails as YAML.
+
+    * Nesting is bounded while composing, before Python's recursion limit could be reached.
+    * Aliases are bounded by count and by the size of the document they expand to, measured
+      on the node graph (each shared node once) without expanding it: an alias bomb is refused
+      before anything walks it as a tree (pydantic, error messages, payloads).
+    * Keys must be plain scalars and appear once per mapping: YAML would keep only the last of
+      two equal keys, and a silently dropped setting is what ``jidoka check`` exists to catch.
+    * Date-like scalars stay text: no setting is a date, and a value such as ``2024-13-45`` is
+      a branch or state name, not an invalid date.
+    * Numbers are bounded in length, and a value a constructor cannot read (``!!int x``,
+      ``!!timestamp 2024-13-45``) is a YAML error at its line, not a Python exception.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in cast(
+            dict[str, list[tuple[str, re.Pattern[str]]]], yaml.SafeLoader.yaml_implicit_resolvers
+        ).items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.failed_at: str | None = None
+        """Key path of the node being read when loading failed."""
+        self._depth = 0
+        self._composed = 0
+        self._aliases = 0
+        self._segments: list[str] = []
+        self._expanded_nodes = 0
+        self._expanded_chars = 0
+        self._measured: dict[int, tuple[int, int, int]] = {}
+        self._measuring: set[int] = set()
+        self._paths: dict[int, str] = {}
+        self._paths_by_position: dict[tuple[int, int], str] = {}
+
+    # -- composing ---------------------------------------------------------------------------
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        segment = _segment(index)
+        if segment is not None:
+            self._segments.append(segment)
+        try:
+            return self._compose_bounded_node(parent, index)
+        except yaml.YAMLError:
+            if self.failed_at is None:
+                self.failed_at = _key_path(self._segments)
+            raise
+        finally:
+            if segment is not None:
+                self._segments.pop()
+
+    def _compose_bounded_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        peeked = self.peek_event()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        event = cast(yaml.events.Event, peeked)
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise self._refuse(
+                    f"more than {MAX_YAML_ALIASES:,} aliases (*name)", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        self._composed += 1
+        if self._composed > MAX_YAML_NODES:
+            raise self._refuse(f"more than {MAX_YAML_NODES:,} values", event.start_mark)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise self._refuse(f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            self._check_keys(node)
+        return node
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        first_marks: dict[str, yaml.Mark] = {}
+        for key, _value in cast(list[tuple[yaml.Node, yaml.Node]], node.value):
+            if not isinstance(key, yaml.ScalarNode):
+                raise self._refuse(
+                    "a key must be plain text, not a list or a mapping", key.start_mark
+                )
+            if key.tag == _MERGE_TAG:
+                continue
+            text = _key_text(key)
+            first = first_marks.get(text)
+            if first is not None:
+                raise _FrontMatterError(
+                    f"duplicate key '{text}' (first at line {first.line + 2}): YAML would "
+                    "silently keep only the last one",
+                    key.start_mark,
+                    _key_path([*self._segments, text]),
+                )
+            first_marks[text] = key.start_mark
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            self._measure(node, 1, [])
+        return node
+
+    def path_at(self, mark: yaml.Mark | None) -> str | None:
+        """Key path of the value starting at ``mark``, once the document has been measured."""
+        if mark is None:
+            return None
+        return self._paths_by_position.get((mark.line, mark.column))
+
+    def _refuse(self, problem: str, mark: yaml.Mark | None) -> _FrontMatterError:
+        return _FrontMatterError(problem, mark, _key_path(self._segments))
+
+    # -- measuring the expanded document -----------------------------------------------------
+
+    def _measure(self, node: yaml.Node, depth: int, segments: list[str]) -> tuple[int, int, int]:
+        """(values, characters, height) of ``node`` once expanded, each shared node measured
+        once. Adds to the document's totals and raises at the first bound crossed."""
+        key = id(node)
+        known = self._measured.get(key)
+        if known is not None:
+            if depth - 1 + known[2] > MAX_YAML_DEPTH:
+                raise self._too_deep(node, segments)
+            self._count(known[0], known[1], node, segments)
+            return known
+        if key in self._measuring:
+            raise _FrontMatterError(
+                "an alias refers to a value that contains it", node.start_mark, _key_path(segments)
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise self._too_deep(node, segments)
+        path = _key_path(segments)
+        self._paths.setdefault(key, path)
+        mark = node.start_mark
+        if isinstance(mark, yaml.Mark):
+            self._paths_by_position.setdefault((mark.line, mark.column), path)
+        if isinstance(node, yaml.ScalarNode) and _UNUSABLE_CHARACTER.search(cast(str, node.value)):
+            raise _FrontMatterError(
+                "contains a NUL or an unpaired surrogate (escapes such as \\0 or \\ud800): no "
+                "setting can hold one, and the workflow could not be sent to workers",
+                node.start_mark,
+                _key_path(segments),
+            )
+        values, chars, height = 1, _scalar_chars(node), 1
+        self._count(values, chars, node, segments)
+        self._measuring.add(key)
+        for segment, child in _children(node):
+            child_segments = segments if segment is None else [*segments, segment]
+            child_values, child_chars, child_height = self._measure(
+                child, depth + 1, child_segments
+            )
+            values += child_values
+            chars += child_chars
+            height = max(height, child_height + 1)
+        self._measuring.discard(key)
+        self._measured[key] = (values, chars, height)
+        return values, chars, height
+
+    def _count(self, values: int, chars: int, node: yaml.Node, segments: list[str]) -> None:
+        self._expanded_nodes += values
+        self._expanded_chars += chars
+        if self._expanded_nodes > MAX_YAML_NODES:
+            raise _FrontMatterError(
+                f"aliases expand the front matter past {MAX_YAML_NODES:,} values",
+                node.start_mark,
+                _key_path(segments),
+            )
+        if self._expanded_chars > MAX_YAML_TEXT_CHARS:
+            raise _FrontMatterError(
+                f"aliases expand the front matter past {MAX_YAML_TEXT_CHARS:,} characters",
+                node.start_mark,
+                _key_path(segments),
+            )
+
+    def _too_deep(self, node: yaml.Node, segments: list[str]) -> _FrontMatterError:
+        return _FrontMatterError(
+            f"aliases nest values deeper than {MAX_YAML_DEPTH} levels",
+            node.start_mark,
+            _key_path(segments),
+        )
+
+    # -- constructing ------------------------------------------------------------------------
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        try:
+            return super().construct_object(node, deep=deep)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        except yaml.YAMLError:
+            if self.failed_at is None:
+                self.failed_at = self._paths.get(id(node))
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            value = _clip(repr(node.value), 60) if isinstance(node, yaml.ScalarNode) else "this"
+            raise _FrontMatterError(
+                f"cannot read {value} as {kind}: {error}",
+                node.start_mark,
+                self._paths.get(id(node)),
+            ) from None
+
+    def construct_bounded_number(self, node: yaml.ScalarNode) -> object:
+        text = cast(str, node.value)
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _FrontMatterError(
+                f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})",
+                node.start_mark,
+                self._paths.get(id(node)),
+            )
+        if node.tag == "tag:yaml.org,2002:int":
+            return super().construct_yaml_int(node)
+        return super().construct_yaml_float(node)
+
+
+def _segment(index: object) -> str | None:
+    """The path segment of a node composed at ``index`` (a position, a key node, or None for
+    a key or the root)."""
+    if isinstance(index, int):
+        return str(index)
+    if isinstance(index, yaml.Node):
+        return _key_text(index)
+    return None
+
+
+_FrontMatterLoader.add_constructor(
+    "tag:yaml.org,2002:int", _FrontMatterLoader.construct_bounded_number
+)
+_FrontMatterLoader.add_constructor(
+    "tag:yaml.org,2002:float", _FrontMatterLoader.construct_bounded_number
+)
+
+
+def _load_front_matter(text: str) -> object:
+    """Parse with :class:`_FrontMatterLoader`. Raises :class:`WorkflowFileError` only."""
+    loader: _FrontMatterLoader | None = None
+    try:
+        loader = _FrontMatterLoader(text)
+        return cast(object, loader.get_single_data())
+    except yaml.YAMLError as error:
+        failed_at = None
+        if loader is not None:
+            failed_at = loader.failed_at
+            if failed_at is None and isinstance(error, yaml.MarkedYAMLError):
+                failed_at = loader.path_at(error.problem_mark) or loader.path_at(error.context_mark)
+        raise WorkflowFileError("<front matter>", [_yaml_problem(error, text, failed_at)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()  # pyright: ignore[reportUnknownMemberType]
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str, failed_at: str | None) -> Problem:
+    path = failed_at or "(front matter)"
+    if isinstance(error, _FrontMatterError) and error.key_path is not None:
+        path = error.key_path
+    at = ""
+    detail = str(error)
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        if mark is not None:
+            at = f" (line {mark.line + 2}, column {mark.column + 1})"
+        parts = [part for part in (error.context, error.problem) if part]
+        detail = ": ".join(parts) or detail
+    elif isinstance(error, yaml.reader.ReaderError):
+        position = min(max(int(error.position), 0), len(text))
+        line = text.count("\n", 0, position)
+        column = position - (text.rfind("\n", 0, position) + 1)
+        at = f" (line {line + 2}, column {column + 1})"
+        character = error.character
+        shown = f"U+{character:04X}" if isinstance(character, int) else repr(character)
+        detail = f"character {shown} is not allowed in YAML"
+    return Problem(path=path, message=f"workflow_parse_error{at}: {detail}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,9 +641,10 @@ def _problem_from_detail(detail: ErrorDetails) -> Problem:
             hint="one of: local, github, linear",
         )
     if kind == "union_tag_invalid":
+        tag = detail.get("ctx", {}).get("tag", "")
         return Problem(
             path=f"{path}.kind",
-            message=f"unknown tracker kind {detail.get('input')!r}",
+            message=f"unknown tracker kind {_clip(str(tag), 80)!r}",
             hint="one of: local, github, linear",
         )
     if kind == "string_pattern_mismatch" and loc[-1:] == ("api_key",):
@@ -356,8 +779,9 @@ def section_problems(sections: Sections) -> list[Problem]:
         if sections.workspace is not None:
             problems.extend(_tracker_kind_problems(tracker, sections.workspace))
         if sections.concurrency is not None:
+            active = {_norm(s) for s in tracker.active_states}
             for state in sections.concurrency.by_state:
-                if _norm(state) not in {_norm(s) for s in tracker.active_states}:
+                if _norm(state) not in active:
                     problems.append(
                         Problem(
                             path=f"concurrency.by_state.{state}",
@@ -390,8 +814,16 @@ def declared_states(tracker: TrackerStates) -> list[str]:
     return states
 
 
+_SUGGESTION_CANDIDATES = 50
+"""Beyond this many names a "did you mean" is noise, and comparing every wrong name with every
+candidate would make a huge file slow to check."""
+
+
 def _suggest(value: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(value, list(candidates), n=1, cutoff=0.5)
+    names = list(candidates)
+    if len(names) > _SUGGESTION_CANDIDATES:
+        return None
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
     return f"did you mean '{close[0]}'?" if close else None
 
 
@@ -455,6 +887,7 @@ def _verdict_problems(tracker: TrackerStates, verdicts: Mapping[str, str]) -> li
     problems: list[Problem] = []
     by_state = {_norm(s): cat for cat, members in _categories(tracker).items() for s in members}
     done = _norm(tracker.done_state)
+    declared = declared_states(tracker)
     ship_routes = 0
     for verdict, state in verdicts.items():
         path = f"verdicts.{verdict}"
@@ -481,7 +914,7 @@ def _verdict_problems(tracker: TrackerStates, verdicts: Mapping[str, str]) -> li
             hint = "closing without shipped evidence is a human decision; route to a paused state"
         else:
             message = f"'{state}' is not a declared state"
-            hint = _suggest(state, declared_states(tracker)) or (
+            hint = _suggest(state, declared) or (
                 "declare it in tracker.paused_states, or route to tracker.done_state"
             )
         problems.append(Problem(path=path, message=message, hint=hint))
@@ -562,14 +995,15 @@ def _tracker_kind_problems(
     problems: list[Problem] = []
     match tracker:
         case GitHubTrackerConfig():
-            declared = {_norm(s) for s in declared_states(tracker)}
+            declared_names = declared_states(tracker)
+            declared = {_norm(s) for s in declared_names}
             for state in tracker.state_labels:
                 if _norm(state) not in declared:
                     problems.append(
                         Problem(
                             path=f"tracker.state_labels.{state}",
                             message=f"'{state}' is not a declared state",
-                            hint=_suggest(state, declared_states(tracker)),
+                            hint=_suggest(state, declared_names),
                         )
                     )
             closing = {_norm(s) for s in tracker.terminal_states} | {_norm(tracker.done_state)}
