@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
-from collections.abc import Sequence
+import signal
+import sys
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
@@ -138,3 +142,67 @@ def _cell(value: object) -> str:
         return "-"
     text = str(value).replace("\n", " ")
     return text if len(text) <= 70 else text[:69] + "…"
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as a request to stop in order, instead of the default death that
+    leaves the dev server and the agents running behind us.
+
+    The first signal sets :attr:`requested` and cancels the armed task (the caller turns that
+    into an orderly shutdown); later ones only repeat that a stop is under way, so the cleanup
+    itself (the worker's shutdown, stopping the dev server) is never cut short."""
+
+    def __init__(self, stopping: str, again: str, out: TextIO | None = None) -> None:
+        """``stopping`` is said on the first signal (``{signal}`` names it), ``again`` on later
+        ones."""
+        self.signum: int | None = None
+        self.requested = asyncio.Event()
+        self._stopping = stopping
+        self._again = again
+        self._out = out
+        self._target: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a death by signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    @contextlib.contextmanager
+    def installed(self) -> Generator[StopSignals, None, None]:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._received, signum)
+        try:
+            yield self
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    def arm(self) -> None:
+        """The first signal cancels the current task (at once, if one already came)."""
+        self._target = asyncio.current_task()
+        if self.signum is not None:
+            self._cancel()
+
+    def disarm(self) -> None:
+        """Signals no longer cancel. Call it after catching the CancelledError a signal caused:
+        it takes that cancellation back, so the cleanup that follows runs normally."""
+        if self._cancelled and self._target is not None:
+            self._target.uncancel()
+        self._target = None
+        self._cancelled = False
+
+    def _received(self, signum: int) -> None:
+        out = self._out or sys.stderr
+        if self.signum is not None:
+            print(self._again, file=out, flush=True)
+            return
+        self.signum = signum
+        self.requested.set()
+        print(self._stopping.format(signal=signal.Signals(signum).name), file=out, flush=True)
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._target is not None and not self._target.done() and not self._cancelled:
+            self._cancelled = self._target.cancel()

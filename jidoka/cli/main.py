@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 from jidoka import __version__
 from jidoka.cli import check, demo, issue, line, run, server, why
@@ -37,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    route_core_logs()
     try:
-        return handler(args)
+        with document_stdout(bool(getattr(args, "json", False))):
+            return handler(args)
     except CliError as error:
         print(f"jidoka: {error.message}", file=sys.stderr)
         if error.detail:
@@ -47,6 +59,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jidoka: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): nobody is left to tell, and what is still
+        # buffered for stdout must not fail again on the way out.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
+
+
+def route_core_logs() -> None:
+    """The Temporal SDK Core writes its own log lines straight to stdout, in the middle of a
+    summary or a JSON document: forward them to Python logging instead, which writes to
+    stderr (same levels as the SDK's default: Core warnings, other crates' errors)."""
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False
+    )
+
+
+@contextlib.contextmanager
+def document_stdout(enabled: bool) -> Generator[None, None, None]:
+    """With ``--json``, stdout carries one document and nothing else. ``sys.stdout`` keeps the
+    real stdout for the document that the command prints; file descriptor 1 itself, which
+    native code and child processes write to behind Python's back, points at stderr."""
+    if not enabled:
+        yield
+        return
+    real = sys.stdout
+    real.flush()
+    document_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with open(
+            document_fd, "w", encoding=real.encoding, errors=real.errors, closefd=False
+        ) as document:
+            sys.stdout = document
+            yield
+    finally:
+        sys.stdout = real
+        os.dup2(document_fd, 1)
+        os.close(document_fd)
 
 
 def entry() -> None:
@@ -54,8 +110,11 @@ def entry() -> None:
     native threads can abort the process (sdk-python#300) after the work is done: the exit code
     must be the command's, not a crash's."""
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            code = code or 141
     os._exit(code)
 
 

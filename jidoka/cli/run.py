@@ -1,10 +1,14 @@
 """``jidoka run [WORKFLOW.md]``: the main job.
 
-Without ``TEMPORAL_ADDRESS`` it uses the Temporal server already listening on localhost, or
-starts the embedded dev server (database under ``.jidoka/`` next to the WORKFLOW.md, Web UI
-address printed). It runs a worker in this process, starts (or joins) the line, and follows it.
-``--until-idle`` exits when nothing is left to do, or when the line halts (unless
-``--resume-with`` resumes it), printing a summary of every issue.
+Without ``TEMPORAL_ADDRESS`` it starts the embedded dev server (database under ``.jidoka/`` next
+to the WORKFLOW.md, Web UI address printed). A server already on the port is used when it is a
+live ``jidoka server``, or a Temporal server jidoka did not start (said so); an orphaned one
+(the jidoka that started it is gone) or another run's embedded server is refused, naming it.
+It runs a worker in this process, starts (or joins) the line, and follows it. ``--until-idle``
+exits when nothing is left to do, or when the line halts (unless ``--resume-with`` resumes it),
+printing a summary of every issue. SIGINT or SIGTERM stop it in order: the summary, then the
+worker's graceful shutdown (agents killed and recorded after the grace), then the embedded
+server; exit code 130 or 143.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from jidoka.cli.common import (
+    StopSignals,
     client_or_fail,
     execute_update,
     load_or_fail,
@@ -40,11 +45,16 @@ from jidoka.payloads import IssueStatus, LineStatus, RunningEntry
 from jidoka.runtime.devserver import (
     DevServerError,
     DevServerSettings,
+    Holder,
     connect_when_ready,
     embedded_server,
     port_open,
+    who_holds,
 )
 from jidoka.runtime.temporal import register_search_attributes
+
+if TYPE_CHECKING:
+    from worker import WorkerSettings
 
 EXIT_HALTED = 3
 POLL_S = 1.0
@@ -79,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
 @dataclass
 class Connection:
     client: Client
-    ui_url: str
+    ui_url: str | None
+    """None for a headless ``jidoka server``."""
     where: str
 
 
@@ -87,34 +98,62 @@ class Connection:
 async def temporal_for(
     loaded: LoadedWorkflow, port: int, ui_port: int, say: TextIO
 ) -> AsyncGenerator[Connection, None]:
-    """A cluster when TEMPORAL_ADDRESS is set; else a local server, started if none runs."""
+    """A cluster when TEMPORAL_ADDRESS is set; else a local server, started if none runs.
+
+    A server already on the port is used only when it is meant to be shared: a live
+    ``jidoka server``, or a Temporal server jidoka did not start (said plainly). An orphan
+    (its jidoka is gone) or another run's embedded server is refused with what to do."""
     if os.environ.get("TEMPORAL_ADDRESS"):
         client = await client_or_fail()
         await _ensure_search_attributes(client, say)
         yield Connection(client=client, ui_url=web_ui_url(), where=os.environ["TEMPORAL_ADDRESS"])
         return
-    if port_open("127.0.0.1", port):
-        client = await connect_when_ready(f"127.0.0.1:{port}")
-        await _ensure_search_attributes(client, say)
-        yield Connection(
-            client=client,
-            ui_url=f"http://localhost:{ui_port}",
-            where=f"the server already on 127.0.0.1:{port}",
-        )
-        return
     settings = DevServerSettings(
         db_path=Path(loaded.base_dir) / ".jidoka" / "temporal.db", port=port, ui_port=ui_port
     )
+    if port_open(settings.ip, port):
+        holder = who_holds(settings.ip, port)
+        record = holder.record
+        if holder.kind is Holder.SHARED and record is not None:
+            where = (
+                f"the jidoka server on {settings.address} (pid {record.owner_pid}, "
+                f"database {record.db_path})"
+            )
+            ui_url = f"http://localhost:{record.ui_port}" if record.ui_port else None
+        elif holder.kind is Holder.FOREIGN:
+            print(
+                f"jidoka: the Temporal server already on {settings.address} was not started by "
+                f"jidoka; using it (the line's history goes to its database, not "
+                f"{settings.db_path})",
+                file=say,
+            )
+            where = f"the Temporal server on {settings.address} (not started by jidoka)"
+            ui_url = settings.ui_url
+        else:
+            raise CliError(holder.busy_message())
+        client = await _connect_or_fail(settings.address)
+        await _ensure_search_attributes(client, say)
+        yield Connection(client=client, ui_url=ui_url, where=where)
+        return
     try:
-        async with embedded_server(settings) as server:
-            client = await connect_when_ready(server.settings.address)
+        async with embedded_server(settings, owner="jidoka run") as server:
+            client = await _connect_or_fail(server.settings.address)
             yield Connection(
                 client=client,
                 ui_url=settings.ui_url,
                 where=f"the embedded dev server (database {settings.db_path})",
             )
     except DevServerError as error:
-        raise CliError(str(error)) from None
+        raise CliError(error.message, detail=error.detail) from None
+
+
+async def _connect_or_fail(address: str) -> Client:
+    try:
+        return await connect_when_ready(address)
+    except RuntimeError as error:
+        raise CliError(
+            f"cannot reach Temporal at {address}: {str(error).splitlines()[0]}"
+        ) from None
 
 
 async def _ensure_search_attributes(client: Client, say: TextIO) -> None:
@@ -131,15 +170,49 @@ async def _ensure_search_attributes(client: Client, say: TextIO) -> None:
 
 
 async def run_line(args: argparse.Namespace) -> int:
-    from starter import start_line
-    from worker import WorkerSettings, running_worker
+    """The run, stopped in order by SIGINT or SIGTERM: the follow ends, the summary is still
+    printed, the worker shuts down (agents get the grace, then are killed and their attempts
+    recorded), then the embedded server stops. Exit code 128 + the signal's number."""
+    from worker import SettingsError, WorkerSettings
 
     loaded = load_or_fail(args.workflow)
     say = sys.stderr if args.json else sys.stdout
-    async with temporal_for(loaded, args.port, args.ui_port, say) as connection:
+    try:
         settings = WorkerSettings.from_env()
+    except SettingsError as error:
+        raise CliError(str(error)) from None
+    grace = int(settings.graceful_shutdown.total_seconds())
+    stop = StopSignals(
+        stopping=f"jidoka: {{signal}}: stopping; running agents get up to {grace}s "
+        "(JIDOKA_SHUTDOWN_GRACE_S), then are killed and their attempts recorded",
+        again=f"jidoka: already stopping (agents get up to {grace}s)",
+    )
+    with stop.installed():
+        stop.arm()
+        try:
+            return await _run_line(args, loaded, settings, say, stop)
+        except asyncio.CancelledError:
+            if not stop.requested.is_set():
+                raise
+            stop.disarm()
+            print("jidoka: stopped before the line was followed", file=sys.stderr)
+            return stop.exit_code
+
+
+async def _run_line(
+    args: argparse.Namespace,
+    loaded: LoadedWorkflow,
+    settings: WorkerSettings,
+    say: TextIO,
+    stop: StopSignals,
+) -> int:
+    from starter import start_line
+    from worker import running_worker
+
+    async with temporal_for(loaded, args.port, args.ui_port, say) as connection:
         print(f"jidoka: line {loaded.config.line} on {connection.where}", file=say)
-        print(f"jidoka: Web UI {connection.ui_url}/namespaces/default/workflows", file=say)
+        if connection.ui_url:
+            print(f"jidoka: Web UI {connection.ui_url}/namespaces/default/workflows", file=say)
         async with running_worker(connection.client, settings):
             handle = await start_line(connection.client, loaded, settings.task_queue)
             follower = Follower(
@@ -155,19 +228,40 @@ async def run_line(args: argparse.Namespace) -> int:
                     until_idle=args.until_idle,
                     exit_on_halt=args.until_idle and not getattr(args, "wait_when_halted", False),
                 )
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                code = 130
-            status = await query_line(handle)
-            issues = await issue_statuses(connection.client, status)
-        if args.json:
-            print(json.dumps(summary_json(status, issues), indent=2, default=str))
-        else:
-            print(summary_text(status, issues))
-        print(
-            f"jidoka: Web UI {connection.ui_url}/namespaces/default/workflows"
-            f"?query=JidokaLine%3D%22{loaded.config.line}%22",
-            file=say,
-        )
+            except asyncio.CancelledError:
+                if not stop.requested.is_set():
+                    raise
+                code = stop.exit_code
+            except RPCError as error:
+                raise CliError(f"lost the line: {error.message}") from None
+            finally:
+                # From here on, however the follow ended, a signal only says that a stop is
+                # under way: the cleanup (the worker's shutdown above all) must run whole.
+                stop.disarm()
+            # The summary is read while this worker can still answer queries, and printed
+            # before its shutdown, which may take the whole grace.
+            try:
+                status = await query_line(handle)
+                issues = await issue_statuses(connection.client, status)
+            except RPCError as error:
+                raise CliError(f"cannot read the line's status: {error.message}") from None
+            if args.json:
+                print(json.dumps(summary_json(status, issues), indent=2, default=str), flush=True)
+            else:
+                print(summary_text(status, issues), flush=True)
+            if connection.ui_url:
+                print(
+                    f"jidoka: Web UI {connection.ui_url}/namespaces/default/workflows"
+                    f"?query=JidokaLine%3D%22{loaded.config.line}%22",
+                    file=say,
+                    flush=True,
+                )
+            if stop.requested.is_set():
+                print(
+                    "jidoka: the line keeps its state in Temporal; 'jidoka run' again carries on",
+                    file=say,
+                    flush=True,
+                )
     return code
 
 

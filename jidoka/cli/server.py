@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from pathlib import Path
 
-from jidoka.cli.common import client_or_fail, temporal_address
+from jidoka.cli.common import StopSignals, client_or_fail, temporal_address
 from jidoka.cli.errors import CliError, SubParsers
 from jidoka.runtime.devserver import (
     DevServerError,
     DevServerSettings,
+    log_tail,
     start_dev_server,
     stop_dev_server,
 )
@@ -58,26 +60,46 @@ def run_server(args: argparse.Namespace) -> int:
         ip=args.ip,
         headless=args.headless,
     )
+    return asyncio.run(serve(settings))
 
-    async def serve() -> int:
+
+async def serve(settings: DevServerSettings) -> int:
+    """Run the dev server until SIGINT or SIGTERM (exit 0), or until it dies by itself (an
+    error naming its log). Either way nothing is left behind: its whole group is stopped."""
+    stop = StopSignals(
+        stopping="jidoka server: {signal}: stopping the Temporal dev server",
+        again="jidoka server: already stopping",
+    )
+    with stop.installed():
+        stop.arm()
         try:
-            server = await start_dev_server(settings)
+            server = await start_dev_server(settings, owner="jidoka server", shared=True)
+        except asyncio.CancelledError:
+            if not stop.requested.is_set():
+                raise
+            stop.disarm()
+            return 0
         except DevServerError as error:
-            raise CliError(str(error)) from None
-        print(f"jidoka server: Temporal at {settings.address} (database {settings.db_path})")
-        if not settings.headless:
-            print(f"jidoka server: Web UI at {settings.ui_url}")
-        print("jidoka server: search attributes registered; Ctrl-C to stop")
+            raise CliError(error.message, detail=error.detail) from None
+        stop.disarm()
         try:
-            await asyncio.to_thread(server.process.wait)
+            print(f"jidoka server: Temporal at {settings.address} (database {settings.db_path})")
+            if not settings.headless:
+                print(f"jidoka server: Web UI at {settings.ui_url}")
+            print("jidoka server: search attributes registered; Ctrl-C to stop", flush=True)
+            while server.process.poll() is None and not stop.requested.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.requested.wait(), timeout=0.5)
         finally:
             stop_dev_server(server)
-        return 0
-
-    try:
-        return asyncio.run(serve())
-    except KeyboardInterrupt:
-        return 0
+    if not stop.requested.is_set():
+        raise CliError(
+            f"the Temporal dev server exited by itself with code {server.process.returncode}; "
+            f"its log: {settings.log_file}",
+            detail=log_tail(settings.log_file),
+        )
+    print("jidoka server: stopped", flush=True)
+    return 0
 
 
 def run_worker(args: argparse.Namespace) -> int:
