@@ -16,12 +16,15 @@ import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from temporalio.activity import _Definition as ActivityDefinition  # pyright: ignore[reportPrivateUsage]
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+from temporalio.workflow import _Definition as WorkflowDefinition  # pyright: ignore[reportPrivateUsage]
 
+from activities.agent.results import recover_agent_result
 from activities.agent.run import run_agent
 from activities.agent.slots import AGENT_SLOTS, DEFAULT_MAX_AGENTS
 from activities.config import load_workflow_config
@@ -30,9 +33,8 @@ from activities.hooks import run_hook
 from activities.line import LineActivities
 from activities.tracker.activities import (
     tracker_comment,
+    tracker_dispatch_plan,
     tracker_fetch_by_ids,
-    tracker_fetch_by_states,
-    tracker_fetch_candidates,
     tracker_fetch_issue,
     tracker_publish,
     tracker_transition,
@@ -51,6 +53,7 @@ from workflows.issue import IssueWorkflow
 from workflows.line import LineWorkflow
 
 WORKFLOWS: Sequence[type] = (IssueWorkflow, LineWorkflow)
+_T = TypeVar("_T", bound=Callable[..., Any])
 
 
 def host_identity(environ: dict[str, str] | None = None) -> HostIdentity:
@@ -62,14 +65,13 @@ def shared_activities(client: Client, host: HostIdentity) -> list[Callable[..., 
     line = LineActivities(client)
     return [
         line.start_issue_workflows,
-        line.closed_issue_workflows,
+        line.check_issue_workflows,
         line.reset_stale_claims,
         cleanup_workspaces,
         load_workflow_config,
         tracker_fetch_issue,
-        tracker_fetch_candidates,
+        tracker_dispatch_plan,
         tracker_fetch_by_ids,
-        tracker_fetch_by_states,
         tracker_transition,
         tracker_comment,
         tracker_publish,
@@ -81,6 +83,7 @@ HOST_ACTIVITIES: Sequence[Callable[..., Any]] = (
     prepare_workspace,
     run_hook,
     run_agent,
+    recover_agent_result,
     collect_evidence,
     preserve_work,
     push_branch,
@@ -130,31 +133,50 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    client: Client, settings: WorkerSettings | None = None
+    client: Client,
+    settings: WorkerSettings | None = None,
+    *,
+    replace: Sequence[Callable[..., Any]] = (),
 ) -> AsyncIterator[HostIdentity]:
     """Both workers of this process (shared queue, host queue), started and stopped together.
     Leaving the block shuts them down gracefully: no new work, running activities get
     ``graceful_shutdown`` to finish, then are cancelled (agents are killed, their outcome
-    recorded as ``worker_shutdown``)."""
+    recorded as ``worker_shutdown``).
+
+    ``replace``: activities (or workflow classes) that stand in for the ones registered under
+    the same names (tests use it to make one step fail, or slow, in a real worker on a real
+    server)."""
     settings = settings or WorkerSettings()
     host = settings.host or host_identity()
     AGENT_SLOTS.resize(settings.max_agents)
     shared = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=list(WORKFLOWS),
-        activities=shared_activities(client, host),
+        workflows=_replaced(WORKFLOWS, replace),
+        activities=_replaced(shared_activities(client, host), replace),
         graceful_shutdown_timeout=settings.graceful_shutdown,
     )
     pinned = Worker(
         client,
         task_queue=host.queue,
-        activities=list(HOST_ACTIVITIES),
+        activities=_replaced(HOST_ACTIVITIES, replace),
         max_concurrent_activities=settings.max_concurrent_host_activities,
         graceful_shutdown_timeout=settings.graceful_shutdown,
     )
     async with shared, pinned:
         yield host
+
+
+def _replaced(registered: Sequence[_T], replace: Sequence[Callable[..., Any]]) -> list[_T]:
+    by_name: dict[str, Any] = {_registered_name(r): r for r in replace}
+    return [by_name.get(_registered_name(r), r) for r in registered]
+
+
+def _registered_name(item: Callable[..., Any]) -> str:
+    if isinstance(item, type):
+        return WorkflowDefinition.must_from_class(item).name or item.__name__
+    definition = ActivityDefinition.from_callable(item)
+    return definition.name if definition is not None and definition.name else item.__name__
 
 
 def metrics_runtime(bind: str) -> Runtime:
@@ -163,16 +185,29 @@ def metrics_runtime(bind: str) -> Runtime:
 
 
 async def main(settings: WorkerSettings | None = None) -> None:
-    """``jidoka worker``: serve until SIGINT/SIGTERM, then shut down gracefully."""
+    """``jidoka worker``: serve until SIGINT/SIGTERM, then shut down gracefully.
+
+    The handlers come first, so a signal while connecting is a requested stop too (exit 0, never
+    a KeyboardInterrupt); a second signal during the grace only says that a stop is under way:
+    cutting the shutdown short would leave agents running in their own process groups."""
     from jidoka.runtime.temporal import connect
 
     settings = settings or WorkerSettings.from_env()
-    runtime = metrics_runtime(settings.metrics_bind) if settings.metrics_bind else None
-    client = await connect(runtime=runtime)
+    grace_s = int(settings.graceful_shutdown.total_seconds())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def request_stop() -> None:
+        if stop.is_set():
+            print(f"jidoka worker: already stopping; agents get up to {grace_s}s", flush=True)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, request_stop)
+    runtime = metrics_runtime(settings.metrics_bind) if settings.metrics_bind else None
+    client = await connect(runtime=runtime)
+    if stop.is_set():
+        return
     async with running_worker(client, settings) as host:
         print(
             f"jidoka worker {host.host_id}: queues {settings.task_queue} and {host.queue}, "
@@ -186,8 +221,7 @@ async def main(settings: WorkerSettings | None = None) -> None:
         )
         await stop.wait()
         print(
-            f"jidoka worker {host.host_id}: stopping; agents get "
-            f"{int(settings.graceful_shutdown.total_seconds())}s to finish",
+            f"jidoka worker {host.host_id}: stopping; agents get {grace_s}s to finish",
             flush=True,
         )
 

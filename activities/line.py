@@ -19,6 +19,8 @@ from jidoka.keys import issue_workflow_id, workspace_key
 from jidoka.models import HaltRequest
 from jidoka.outcomes import HaltCategory, HaltScope, HaltSource, Phase
 from jidoka.payloads import (
+    IssueResult,
+    IssueWorkflowCheck,
     IssueWorkflowInput,
     StaleClaimsInput,
     StartedIssue,
@@ -29,6 +31,8 @@ from jidoka.payloads import (
 from jidoka.policy import norm_state
 
 ISSUE_WORKFLOW = "IssueWorkflow"
+FAILING_TASK_ATTEMPTS = 3
+"""A workflow task failed this many times in a row: not a blip, the workflow is stuck."""
 
 
 class LineActivities:
@@ -86,21 +90,45 @@ class LineActivities:
             )
         return started
 
-    @activity.defn(name="closed_issue_workflows")
-    async def closed_issue_workflows(self, input: WorkflowIdsInput) -> list[str]:
-        """Which of these workflows are no longer running (terminated by hand, failed...)."""
-        closed: list[str] = []
+    @activity.defn(name="check_issue_workflows")
+    async def check_issue_workflows(self, input: WorkflowIdsInput) -> list[IssueWorkflowCheck]:
+        """The issue workflows the line must look at: closed ones (how they closed and, when
+        one completed, how it ended: the line missed its final report) and running ones whose
+        workflow task keeps failing (a code or determinism error holds them still)."""
+        found: list[IssueWorkflowCheck] = []
         for workflow_id in input.workflow_ids:
+            activity.heartbeat(workflow_id)
+            handle = self._client.get_workflow_handle(workflow_id, result_type=IssueResult)
             try:
-                description = await self._client.get_workflow_handle(workflow_id).describe()
+                description = await handle.describe()
             except RPCError as error:
                 if error.status is RPCStatusCode.NOT_FOUND:
-                    closed.append(workflow_id)
+                    found.append(IssueWorkflowCheck(workflow_id=workflow_id, status="not_found"))
                     continue
                 raise
-            if description.status is not WorkflowExecutionStatus.RUNNING:
-                closed.append(workflow_id)
-        return closed
+            status = description.status
+            if status is None:
+                continue
+            if status is WorkflowExecutionStatus.RUNNING:
+                task = description.raw_description.pending_workflow_task
+                if task.attempt >= FAILING_TASK_ATTEMPTS:
+                    found.append(
+                        IssueWorkflowCheck(
+                            workflow_id=workflow_id,
+                            status="running",
+                            failing_task_attempts=task.attempt,
+                        )
+                    )
+                continue
+            result: IssueResult | None = None
+            if status is WorkflowExecutionStatus.COMPLETED:
+                result = await handle.result()
+            found.append(
+                IssueWorkflowCheck(
+                    workflow_id=workflow_id, status=status.name.lower(), result=result
+                )
+            )
+        return found
 
     @activity.defn(name="reset_stale_claims")
     async def reset_stale_claims(self, input: StaleClaimsInput) -> list[str]:

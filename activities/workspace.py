@@ -29,6 +29,7 @@ from activities.heartbeats import heartbeating
 from activities.hooks import run_hook_script
 from activities.repo_access import RepoAccess, repo_access
 from activities.secrets import Scrubber
+from activities.tracker.activities import tracker_session
 from activities.tracker.git_credentials import redact_url
 from jidoka.keys import (
     InvalidIdentifierError,
@@ -418,7 +419,10 @@ async def cleanup_workspaces(input: CleanupInput) -> CleanupResult:
     """Startup cleanup (Symphony §8.6) of the workspaces of terminal issues on this host:
     preserve any unpushed work on an ``abandoned/`` branch first, then remove."""
     result = CleanupResult()
-    for identifier in input.identifiers:
+    identifiers = input.identifiers
+    if identifiers is None:
+        identifiers = await _terminal_identifiers(input.workflow)
+    for identifier in identifiers:
         try:
             _, key, path = locate(input.workflow, identifier)
         except ApplicationError as error:
@@ -452,6 +456,13 @@ async def cleanup_workspaces(input: CleanupInput) -> CleanupResult:
         if removal.removed:
             result.removed.append(identifier)
     return result
+
+
+async def _terminal_identifiers(workflow: LoadedWorkflow) -> list[str]:
+    tracker_config = workflow.config.tracker
+    states = [*tracker_config.terminal_states, tracker_config.done_state]
+    async with tracker_session(workflow.config) as tracker:
+        return [issue.identifier for issue in await tracker.fetch_issues_by_states(states)]
 
 
 def _describe_existing(workflow: LoadedWorkflow, path: str, key: str) -> WorkspaceInfo:

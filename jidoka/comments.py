@@ -72,3 +72,28 @@ def abandon_comment(reason: str, branch: str | None, detail: str) -> str:
         f"**Jidoka: abandoned**: {_clip(reason, 1000)}\n\n"
         f"The work is {where}. The issue's state is left to people."
     )
+
+
+def lost_comment(workflow_id: str, status: str, line_halted: bool) -> str:
+    """The line found the issue's workflow closed without a word about how it ended."""
+    then = (
+        "The line is halted until a person resumes it with a root cause."
+        if line_halted
+        else "Nothing will work on this issue until it is dispatched again."
+    )
+    return (
+        f"**Jidoka: issue workflow ended without a report** ({status}): `{workflow_id}` closed "
+        "without telling its line how the issue ended, so nothing here is shipped or decided. "
+        f"{then} Its history is in the Temporal Web UI; move the issue back to an active state "
+        "to work on it again."
+    )
+
+
+def stuck_comment(workflow_id: str, attempts: int) -> str:
+    """The issue's workflow cannot take a step: its code fails before any decision is made."""
+    return (
+        f"**Jidoka: issue workflow stuck**: `{workflow_id}` failed {attempts} workflow tasks in a "
+        "row (an error in Jidoka's code, or a deploy its history no longer replays on). Nothing "
+        "here is decided; the line is halted. The error is in its history in the Temporal Web "
+        "UI; it resumes by itself once a fixed worker is deployed."
+    )

@@ -173,7 +173,11 @@ class FleetBudget(Section):
 
 class BudgetsConfig(Section):
     max_attempts: PositiveInt = 3
-    """Failed attempts (crash, stall, lost worker, hook failure) before the line stops."""
+    """Failed attempts the agent is charged with (crash, stall, hook failure) before the line
+    stops. Lost hosts and server outages are not the agent's doing: see ``max_infra_failures``."""
+    max_infra_failures: PositiveInt = 5
+    """Attempts lost to the infrastructure (``worker_lost``) before the issue halts with
+    ``infrastructure``; counted apart so a flaky host never uses up the agent's attempts."""
     max_continuations: Annotated[int, Field(ge=0)] = 5
     """Follow-up attempts after a verify failure, a turn limit or uncommitted work."""
     max_turns: PositiveInt = 20
@@ -215,6 +219,10 @@ class TimeoutsConfig(Section):
     """Long activities on a host (agent, hooks) heartbeat; silence this long = worker lost."""
     host_start_s: Seconds = 120
     """A host-pinned activity not picked up within this long = worker lost."""
+    slot_wait_s: Seconds = 6 * 3600
+    """How long an attempt may wait for an agent slot on its host (``JIDOKA_MAX_AGENTS``).
+    Waiting is its own phase and never counts against the agent's clocks or budgets; past
+    this, the issue halts (``infrastructure``) instead of waiting unseen."""
 
 
 class WorkflowConfig(Section):

@@ -39,6 +39,16 @@ class BlockerRef(Model):
     state: str | None = None
 
 
+DESCRIPTION_LIMIT = 64 * 1024
+"""Characters of an issue's description carried in payloads; the rest is cut with a note.
+Temporal refuses payloads over 2 MiB, and one oversized issue must never stall a line."""
+TITLE_LIMIT = 512
+LIST_LIMIT = 100
+"""Labels and blockers carried per issue."""
+NAME_LIMIT = 256
+"""Characters of one label, identifier, state or blocker reference."""
+
+
 class Issue(Model):
     id: str
     identifier: str
@@ -53,6 +63,50 @@ class Issue(Model):
     blocked_by: list[BlockerRef] = Field(default_factory=list[BlockerRef])
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    description_cut: int = 0
+    """Characters of the description left out of this payload (0: it is whole)."""
+
+    def bounded(self) -> Issue:
+        """This issue within payload limits: whatever the tracker holds, a fixed size."""
+        description = self.description
+        cut = self.description_cut
+        if description is not None and len(description) > DESCRIPTION_LIMIT:
+            cut += len(description) - DESCRIPTION_LIMIT
+            description = (
+                description[:DESCRIPTION_LIMIT]
+                + f"\n\n[Jidoka: the description is longer than {DESCRIPTION_LIMIT:,} characters;"
+                f" {cut:,} more are in the tracker" + (f" at {self.url}" if self.url else "") + "]"
+            )
+        return self.model_copy(
+            update={
+                "title": _cut(self.title, TITLE_LIMIT),
+                "description": description,
+                "description_cut": cut,
+                "labels": [_cut(label, NAME_LIMIT) for label in self.labels[:LIST_LIMIT]],
+                "blocked_by": [
+                    BlockerRef(
+                        id=_cut_or_none(ref.id),
+                        identifier=_cut_or_none(ref.identifier),
+                        state=_cut_or_none(ref.state),
+                    )
+                    for ref in self.blocked_by[:LIST_LIMIT]
+                ],
+                "url": _cut_or_none(self.url, 2048),
+                "branch_name": _cut_or_none(self.branch_name),
+            }
+        )
+
+    def slim(self) -> Issue:
+        """What dispatch and reconciliation need: no description (issues read their own)."""
+        return self.bounded().model_copy(update={"description": None, "description_cut": 0})
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cut_or_none(text: str | None, limit: int = NAME_LIMIT) -> str | None:
+    return None if text is None else _cut(text, limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,6 +359,9 @@ class AgentRunResult(Model):
     rate_limit: RateLimitInfo | None = None
     transcript_path: str | None = None
     duration_s: float = 0.0
+    """Agent time only: from the moment it had a slot to its end."""
+    slot_wait_s: float = 0.0
+    """Time spent waiting for an agent slot on the host before the agent started."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +374,9 @@ class IssueCounters(Model):
     """Agent sessions started, over the issue's life."""
     failures: int = 0
     """Failed attempts counted against ``budgets.max_attempts`` (an operator retry resets)."""
+    infra_failures: int = 0
+    """Attempts lost to the infrastructure, counted against ``budgets.max_infra_failures``
+    (an operator retry resets); never charged to the agent."""
     continuations: int = 0
     """Follow-ups counted against ``budgets.max_continuations`` (an operator retry resets)."""
     turns: int = 0
@@ -343,6 +403,8 @@ class AttemptRecord(Model):
     hook_failure: str | None = None
     outcome: Outcome | None = None
     decision: Decision | None = None
+    slot_wait_s: float = 0.0
+    """Time this attempt waited for an agent slot on its host (not agent time)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,3 +441,5 @@ class AgentRunInput(Model):
     wall_s: float
     max_turns: int
     resume_token: str | None = None
+    slot_wait_s: float = 6 * 3600
+    """How long to wait for an agent slot on the host before giving up (``SLOT_TIMEOUT``)."""

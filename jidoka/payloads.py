@@ -93,6 +93,19 @@ class PushResult(Model):
     sha: str
 
 
+class AgentStarted(Model):
+    """Signal ``agent_started`` from the ``run_agent`` activity: a slot was free, the agent runs."""
+
+    attempt: int
+    slot_wait_s: float = 0.0
+
+
+class RecoverAgentInput(Model):
+    """Ask the issue's host for the result of an agent run it finished (see the activity)."""
+
+    attempt: int
+
+
 class RemoveWorkspaceInput(Model):
     workflow: LoadedWorkflow
     identifier: str
@@ -190,6 +203,8 @@ class IssueState(Model):
     finished_at: datetime | None = None
     ship: ShipEvidence | None = None
     preserved_branch: str | None = None
+    retry_at: datetime | None = None
+    """When backing off: the time of the next attempt."""
 
 
 class IssueWorkflowInput(Model):
@@ -239,6 +254,7 @@ class IssueStatus(Model):
     finished_at: datetime | None
     ship: ShipEvidence | None
     preserved_branch: str | None
+    retry_at: datetime | None = None
 
 
 class IssueResult(Model):
@@ -288,6 +304,9 @@ class IssueReport(Model):
     moving_to: str | None = None
     """Set just before the issue moves its own tracker state: the line must not read that move
     as a person's edit (and cancel the issue) when its reconciliation sees it first."""
+    retry_at: datetime | None = None
+    """When backing off: the time of the next attempt."""
+    infra_failures: int = 0
 
 
 class LineStatusIssue(Model):
@@ -328,6 +347,15 @@ class RunningEntry(Model):
     cancel_sent: bool = False
     moving_to: str | None = None
     """The tracker state this issue is moving itself to (cleared by its next report)."""
+    retry_at: datetime | None = None
+    """When backing off: the time of its next attempt."""
+    infra_failures: int = 0
+    reported: bool = False
+    """The issue workflow has reported at least once (so it surely started)."""
+    stuck: bool = False
+    """Its workflow task keeps failing (seen by the sweep; the line halted once for it)."""
+    phase_at: datetime | None = None
+    """When the line heard of the current phase."""
 
 
 class FinishedEntry(Model):
@@ -338,6 +366,9 @@ class FinishedEntry(Model):
     outcome: Outcome | None = None
     tokens: int = 0
     finished_at: datetime
+    closed_without_report: str | None = None
+    """Set when the issue workflow closed without telling the line how it ended: its Temporal
+    close status (``failed``, ``terminated``, ``timed_out``, ``canceled``...)."""
 
 
 class LedgerEntry(Model):
@@ -364,6 +395,10 @@ class LineState(Model):
     idle: bool = False
     candidates_waiting: int = 0
     tracker_error: str | None = None
+    tracker_failures: int = 0
+    """Ticks in a row whose candidate fetch failed; past a cap the line halts."""
+    fault: str | None = None
+    """The last unexpected error of the line's own work (halted once per distinct error)."""
     startup_report: list[str] = Field(default_factory=list[str])
 
 
@@ -401,6 +436,8 @@ class LineStatus(Model):
     running: list[RunningEntry]
     retry_queue: list[RunningEntry]
     finished: list[FinishedEntry]
+    lost: list[FinishedEntry] = Field(default_factory=list[FinishedEntry])
+    """Issue workflows that closed without a final report (also in ``finished``)."""
     fleet: FleetUse
     rate_gate_until: datetime | None
     config_error: str | None
@@ -427,6 +464,42 @@ class StartIssuesInput(Model):
     line_halted: bool = False
 
 
+class RunningRef(Model):
+    """What candidate selection needs to know of one running issue."""
+
+    issue_id: str
+    state: str
+    parked: bool
+
+
+class DispatchQuery(Model):
+    """Input of ``tracker_dispatch_plan``: the line asks only for what it can start."""
+
+    config: WorkflowConfig
+    running: list[RunningRef] = Field(default_factory=list[RunningRef])
+
+
+class DispatchPlan(Model):
+    """The candidates to start now, in dispatch order and within the free slots (without their
+    descriptions), and how many eligible ones wait: bounded whatever the tracker holds."""
+
+    chosen: list[Issue] = Field(default_factory=list[Issue])
+    waiting: int = 0
+
+
+class IssueWorkflowCheck(Model):
+    """An issue workflow the line counts as running that needs its attention."""
+
+    workflow_id: str
+    status: str
+    """Temporal's status, lower case: ``running`` (with failing tasks), or how it closed
+    (``completed``, ``failed``, ``terminated``, ``timed_out``, ``canceled``, ``not_found``)."""
+    result: IssueResult | None = None
+    """How it ended, when it completed (its final report was lost on the way)."""
+    failing_task_attempts: int = 0
+    """Running, but its workflow task has failed this many times in a row."""
+
+
 class StartedIssue(Model):
     issue_id: str
     workflow_id: str
@@ -446,7 +519,9 @@ class StaleClaimsInput(Model):
 
 class CleanupInput(Model):
     workflow: LoadedWorkflow
-    identifiers: list[str]
+    identifiers: list[str] | None = None
+    """None: the workspaces of every issue the tracker shows in a terminal or the done state
+    (read by the activity itself: their number is unbounded)."""
     stamp: str
 
 

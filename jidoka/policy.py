@@ -132,6 +132,8 @@ def classify_attempt(
             return Outcome.AGENT_UNAVAILABLE
         case AgentStop.PROMPT_INVALID:
             return Outcome.PROMPT_INVALID
+        case AgentStop.SLOT_TIMEOUT:
+            return Outcome.SLOT_TIMEOUT
         case AgentStop.RATE_LIMITED:
             return Outcome.RATE_LIMITED
         case AgentStop.EXITED:
@@ -256,10 +258,41 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 f"{outcome.value} after {counters.continuations} continuations",
                 "budgets.max_continuations",
             )
+        case Outcome.WORKER_LOST:
+            if counters.infra_failures < budgets.max_infra_failures:
+                delay = failure_backoff_s(counters.infra_failures, config)
+                return Decision(
+                    kind=DecisionKind.RETRY,
+                    reason=f"worker_lost: infrastructure fault {counters.infra_failures} of "
+                    f"{budgets.max_infra_failures} (not charged to the agent), retry in "
+                    f"{delay:.0f}s",
+                    rule="budgets.max_infra_failures, backoff",
+                    delay_s=delay,
+                    guidance=ctx.guidance,
+                )
+            return _halt(
+                HaltCategory.INFRASTRUCTURE,
+                _with_detail(
+                    f"worker_lost: {counters.infra_failures} attempts lost to the infrastructure",
+                    ctx.detail,
+                ),
+                "budgets.max_infra_failures",
+            )
+        case Outcome.SLOT_TIMEOUT:
+            return _halt(
+                HaltCategory.INFRASTRUCTURE,
+                _with_detail("no agent slot freed on the issue's host in time", ctx.detail),
+                "timeouts.slot_wait_s",
+            )
+        case Outcome.ORCHESTRATOR_ERROR:
+            return _halt(
+                HaltCategory.ORCHESTRATOR_ERROR,
+                _with_detail("one of Jidoka's own steps failed unexpectedly", ctx.detail),
+                "no silent stop: an unexpected error halts the issue",
+            )
         case (
             Outcome.AGENT_FAILED
             | Outcome.AGENT_STALLED
-            | Outcome.WORKER_LOST
             | Outcome.HOOK_FAILED
             | Outcome.RATE_LIMITED
             | Outcome.WORKSPACE_FAILED
@@ -410,12 +443,13 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
         case (
             Outcome.AGENT_FAILED
             | Outcome.AGENT_STALLED
-            | Outcome.WORKER_LOST
             | Outcome.HOOK_FAILED
             | Outcome.RATE_LIMITED
             | Outcome.WORKSPACE_FAILED
         ):
             return counters.model_copy(update={"failures": counters.failures + 1})
+        case Outcome.WORKER_LOST:
+            return counters.model_copy(update={"infra_failures": counters.infra_failures + 1})
         case Outcome.UNCOMMITTED_WORK | Outcome.VERIFY_FAILED | Outcome.TURN_LIMIT:
             return counters
         case (
@@ -431,6 +465,8 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.PROMPT_INVALID
             | Outcome.CONFIG_INVALID
             | Outcome.BUDGET_EXCEEDED
+            | Outcome.SLOT_TIMEOUT
+            | Outcome.ORCHESTRATOR_ERROR
             | Outcome.CANCELLED
         ):
             return counters
@@ -493,6 +529,8 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.PROMPT_INVALID
             | Outcome.CONFIG_INVALID
             | Outcome.BUDGET_EXCEEDED
+            | Outcome.SLOT_TIMEOUT
+            | Outcome.ORCHESTRATOR_ERROR
             | Outcome.CANCELLED
         ):
             return None

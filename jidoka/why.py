@@ -19,6 +19,7 @@ from jidoka.models import (
     HaltRequest,
     HookResult,
     Issue,
+    IssueCounters,
     ResumeRequest,
     WorkspaceInfo,
 )
@@ -31,6 +32,7 @@ from jidoka.payloads import (
     TransitionInput,
     TransitionResult,
 )
+from jidoka.policy import count_outcome
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,24 @@ class Story:
 
 def _agent_line(agent: AgentRunResult) -> str:
     code = f" (exit {agent.exit_code})" if agent.exit_code is not None else ""
+    waited = f" (after waiting {agent.slot_wait_s:.1f}s for a slot)" if agent.slot_wait_s else ""
     return (
-        f"agent: {agent.stop.value}{code} after {agent.duration_s:.1f}s, "
+        f"agent: {agent.stop.value}{code} after {agent.duration_s:.1f}s{waited}, "
         f"{agent.usage.total_tokens:,} tokens — {agent.detail}".rstrip(" —")
+    )
+
+
+def _charges(decisions: list[DecisionRecord]) -> str | None:
+    """Which cap each failed attempt was charged to: the agent's, or the infrastructure's."""
+    counters = IssueCounters()
+    for record in decisions:
+        counters = count_outcome(counters, record.outcome)
+    if not counters.failures and not counters.infra_failures:
+        return None
+    return (
+        f"Charged: {counters.failures} failed attempt(s) to the agent (budgets.max_attempts), "
+        f"{counters.infra_failures} lost to the infrastructure (budgets.max_infra_failures, "
+        "never the agent's)"
     )
 
 
@@ -125,6 +142,7 @@ def tell(story: Story) -> str:
     attempt_open = 0
     last_decision: DecisionRecord | None = None
     last_evidence: Evidence | None = None
+    decisions: list[DecisionRecord] = []
     for record in story.records:
         match record:
             case ActivityRecord(name="tracker_fetch_issue", result=Issue() as issue) if not title:
@@ -161,6 +179,7 @@ def tell(story: Story) -> str:
                 lines.append(f"  {name} failed: {failure}")
             case DecisionRecord():
                 last_decision = record
+                decisions.append(record)
                 lines.append(
                     f"  outcome: {record.outcome.value} → decision: {record.decision.kind.value}"
                     f" — {record.decision.reason} [rule: {record.decision.rule}]"
@@ -188,6 +207,9 @@ def tell(story: Story) -> str:
                 pass
     header = f"{title or story.workflow_id} — {describe_state(story)}"
     ending = conclusion(story, last_decision, last_evidence)
+    charges = _charges(decisions)
+    if charges:
+        ending.append(charges)
     return "\n".join([header, "", *lines, "", *ending, f"Web UI: {story.url}"])
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import re
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,11 +243,21 @@ class Factory:
 
 
 @asynccontextmanager
-async def factory(client: Client, *, host_id: str | None = None) -> AsyncIterator[Factory]:
+async def factory(
+    client: Client,
+    *,
+    host_id: str | None = None,
+    max_agents: int | None = None,
+    replace: Sequence[Callable[..., Any]] = (),
+) -> AsyncIterator[Factory]:
+    """A real worker; ``max_agents``: agent slots on its host; ``replace``: activities standing
+    in for the real ones of the same name (to make one step fail or wait)."""
     task_queue = f"jidoka-test-{uuid.uuid4().hex[:8]}"
     host = HostIdentity(host_id=host_id or f"host-{uuid.uuid4().hex[:8]}")
     settings = WorkerSettings(task_queue=task_queue, host=host)
-    async with running_worker(client, settings):
+    if max_agents is not None:
+        settings = dataclasses.replace(settings, max_agents=max_agents)
+    async with running_worker(client, settings, replace=replace):
         yield Factory(client=client, task_queue=task_queue, host=host)
 
 

@@ -206,10 +206,59 @@ def test_no_sequence_without_shipped_ever_ships(outcomes: list[Outcome]) -> None
 def test_nothing_loops_without_a_cap(outcomes: list[Outcome]) -> None:
     config = _property_config()
     kinds = simulate(outcomes, config)
-    assert kinds.count(DecisionKind.RETRY) <= config.budgets.max_attempts - 1
-    assert kinds.count(DecisionKind.CONTINUE) <= config.budgets.max_continuations
-    bound = config.budgets.max_attempts + config.budgets.max_continuations
+    budgets = config.budgets
+    # Agent failures and infrastructure faults have a cap each; neither is unbounded.
+    assert kinds.count(DecisionKind.RETRY) <= (budgets.max_attempts - 1) + (
+        budgets.max_infra_failures - 1
+    )
+    assert kinds.count(DecisionKind.CONTINUE) <= budgets.max_continuations
+    bound = budgets.max_attempts + budgets.max_infra_failures + budgets.max_continuations
     assert len(kinds) <= bound
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(list(Outcome)), min_size=1, max_size=60))
+def test_infrastructure_faults_never_use_up_the_agents_attempts(outcomes: list[Outcome]) -> None:
+    counters = IssueCounters()
+    for outcome in outcomes:
+        after = policy.count_outcome(counters, outcome)
+        if outcome is Outcome.WORKER_LOST:
+            assert after.failures == counters.failures
+            assert after.infra_failures == counters.infra_failures + 1
+        else:
+            assert after.infra_failures == counters.infra_failures
+        counters = after
+
+
+def test_lost_workers_retry_then_halt_as_infrastructure(config: WorkflowConfig) -> None:
+    kinds = simulate([Outcome.WORKER_LOST] * 20, config)
+    assert kinds == [DecisionKind.RETRY] * (config.budgets.max_infra_failures - 1) + [
+        DecisionKind.HALT
+    ]
+    counters = IssueCounters(infra_failures=config.budgets.max_infra_failures)
+    decision = policy.decide(Outcome.WORKER_LOST, policy.DecisionContext(counters=counters), config)
+    assert decision.halt_category is HaltCategory.INFRASTRUCTURE
+    assert decision.rule == "budgets.max_infra_failures"
+    # Two lost hosts in a row leave every agent attempt for the agent.
+    counters = IssueCounters()
+    for _ in range(2):
+        counters = policy.count_outcome(counters, Outcome.WORKER_LOST)
+    assert counters.failures == 0
+
+
+def test_a_slot_timeout_or_an_orchestrator_error_halts_with_its_own_category(
+    config: WorkflowConfig,
+) -> None:
+    for outcome, category in (
+        (Outcome.SLOT_TIMEOUT, HaltCategory.INFRASTRUCTURE),
+        (Outcome.ORCHESTRATOR_ERROR, HaltCategory.ORCHESTRATOR_ERROR),
+    ):
+        decision = policy.decide(
+            outcome, policy.DecisionContext(counters=IssueCounters(), detail="why"), config
+        )
+        assert decision.kind is DecisionKind.HALT
+        assert decision.halt_category is category
+        assert "why" in decision.reason
 
 
 _PROPERTY_CONFIG: list[WorkflowConfig] = []

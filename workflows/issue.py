@@ -13,10 +13,16 @@ Signals:
     ``answer(AnswerRequest)``: answers for a paused issue.
     ``cancel(CancelRequest)``: stop, preserve the work, optionally remove the workspace.
     ``tracker_state(TrackerStateUpdate)``: the line saw the issue's live state.
+    ``agent_started(AgentStarted)``: from the ``run_agent`` activity, once its host had a slot.
 Update:
     ``decide(DecideRequest) -> DecideResult``: retry or abandon a halted issue.
 Query:
     ``status() -> IssueStatus``.
+
+No silent end: an outcome no rule expected (an activity failing in a new way) is
+``orchestrator_error``, and any error in this workflow's own code halts the issue with that
+category and the error, on the tracker and in the status; the workflow itself never fails.
+Every phase change reaches the line as it happens (``issue_report``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agent.results import recover_agent_result
     from activities.agent.run import run_agent
     from activities.config import load_workflow_config
     from activities.evidence import collect_evidence
@@ -91,6 +98,7 @@ with workflow.unsafe.imports_passed_through():
         Phase,
     )
     from jidoka.payloads import (
+        AgentStarted,
         CommentInput,
         DecideResult,
         EvidenceInput,
@@ -106,6 +114,7 @@ with workflow.unsafe.imports_passed_through():
         PreserveInput,
         PublishInput,
         PushInput,
+        RecoverAgentInput,
         RemoveWorkspaceInput,
         TrackerIssueInput,
         TrackerStateUpdate,
@@ -116,6 +125,8 @@ T = TypeVar("T")
 
 MAX_RECORDS = 50
 """Attempts and halts kept in state (and so in continue-as-new inputs)."""
+REASON_LIMIT = 2000
+"""Characters of a halt reason kept: reasons carry errors and outputs of unbounded size."""
 HISTORY_SOFT_LIMIT = 8000
 
 TRACKER_RETRY = RetryPolicy(
@@ -128,6 +139,33 @@ TRACKER_RETRY = RetryPolicy(
 QUICK_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
 NO_RETRY = RetryPolicy(maximum_attempts=1)
 """Agents and hooks: a failed run is a workflow decision, never a blind activity retry."""
+
+
+class _HostLost(Exception):
+    """A host-pinned activity's host stopped answering (heartbeat or pick-up timeout)."""
+
+    def __init__(self, message: str, timeout: TimeoutType | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.timeout = timeout
+
+
+class _ReportExtras:
+    """What the next report to the line must carry besides the phase."""
+
+    def __init__(
+        self,
+        tokens_delta: int = 0,
+        outcome: Outcome | None = None,
+        rate_limit: RateLimitInfo | None = None,
+    ) -> None:
+        self.tokens_delta = tokens_delta
+        self.outcome = outcome
+        self.rate_limit = rate_limit
+
+    @property
+    def empty(self) -> bool:
+        return self.tokens_delta == 0 and self.outcome is None and self.rate_limit is None
 
 
 class _AttemptEnded(Exception):
@@ -162,6 +200,9 @@ class IssueWorkflow:
         self._woken_state: str | None = None
         self._notice: str | None = None
         self._upserted: dict[str, object] = {}
+        self._agent_started: AgentStarted | None = None
+        self._unreported = _ReportExtras()
+        self._announced_moving_to: str | None = None
 
     # ------------------------------------------------------------------------------------------
     # Run
@@ -185,7 +226,10 @@ class IssueWorkflow:
                             state=self._s,
                         )
                     )
-                await self._step()
+                try:
+                    await self._step()
+                except Exception as error:  # no silent end: whatever broke, a person sees it
+                    await self._fault(error)
         except asyncio.CancelledError:
             # `temporal workflow cancel`: wind down like a cancel signal, then end cancelled.
             await self._release(CancelRequest(reason="workflow cancelled"))
@@ -226,6 +270,7 @@ class IssueWorkflow:
                 Phase.QUEUED
                 | Phase.GATED
                 | Phase.PREPARING
+                | Phase.WAITING_FOR_SLOT
                 | Phase.RUNNING_AGENT
                 | Phase.VERIFYING
                 | Phase.SHIPPING
@@ -237,7 +282,7 @@ class IssueWorkflow:
             case _:
                 assert_never(s.phase)
         if s.line_halted:
-            self._set_phase(Phase.GATED)
+            await self._enter(Phase.GATED)
             await workflow.wait_condition(
                 lambda: (
                     not self._s.line_halted
@@ -365,7 +410,7 @@ class IssueWorkflow:
                 )
             else:
                 workflow.logger.warning("tracker unreachable, trying again later: %s", message)
-                await self._sleep(float(self._config.backoff.max_s), "tracker outage")
+                await self._back_off(float(self._config.backoff.max_s), "tracker outage")
             return None
 
     # ------------------------------------------------------------------------------------------
@@ -379,7 +424,7 @@ class IssueWorkflow:
         config = loaded.config
         number = s.counters.attempts + 1
         record = AttemptRecord(number=number, started_at=workflow.now())
-        self._set_phase(Phase.PREPARING)
+        await self._enter(Phase.PREPARING)
         issue = await self._read_issue()
         if issue is None:
             return
@@ -395,8 +440,7 @@ class IssueWorkflow:
             if pending is None:
                 await self._hook(HookName.BEFORE_RUN, workspace, number, fatal=True)
                 s.counters = s.counters.model_copy(update={"attempts": number})
-                self._set_phase(Phase.RUNNING_AGENT)
-                await self._report()
+                await self._enter(Phase.WAITING_FOR_SLOT)
                 agent = await self._run_agent(loaded, issue, workspace, number)
                 s.counters = policy.record_usage(s.counters, agent)
                 if agent.resume_token:
@@ -410,7 +454,7 @@ class IssueWorkflow:
                 s.pending = None
             evidence = await self._collect(workspace)
             if policy.needs_verify(evidence, config):
-                self._set_phase(Phase.VERIFYING)
+                await self._enter(Phase.VERIFYING)
                 verify = await self._hook(HookName.VERIFY, workspace, number, fatal=False)
                 evidence = evidence.model_copy(update={"verify": verify})
                 if verify is not None and verify.timed_out:
@@ -421,6 +465,10 @@ class IssueWorkflow:
             outcome, detail = ended.outcome, ended.detail
             if ended.hook is not None:
                 record.hook_failure = f"{ended.hook.name}: {ended.detail}"
+        except ActivityError as error:
+            # An activity failed in a way no outcome above describes: stop and show it.
+            outcome = Outcome.ORCHESTRATOR_ERROR
+            detail = f"{error.activity_type or 'an activity'} failed: {_cause_message(error)}"
         self._finish_attempt(record, agent, evidence, outcome, detail)
         await self._decide_and_act(record, outcome, agent, evidence)
 
@@ -438,6 +486,7 @@ class IssueWorkflow:
         if agent is not None:
             record.agent_stop = agent.stop
             record.tokens = agent.usage.total_tokens
+            record.slot_wait_s = agent.slot_wait_s
         if evidence is not None:
             reading = evidence.verdict
             record.verdict = reading.verdict.verdict if reading.verdict else None
@@ -484,10 +533,11 @@ class IssueWorkflow:
         s.last_decision = decision
         s.attempts = [*s.attempts, record][-MAX_RECORDS:]
         self._upsert(outcome=outcome.value)
-        await self._report(
-            tokens_delta=record.tokens,
+        # Sent with the phase the decision leads to (the next report), not in a signal of its own.
+        self._unreported = _ReportExtras(
+            tokens_delta=self._unreported.tokens_delta + record.tokens,
             outcome=outcome,
-            rate_limit=agent.rate_limit if agent else None,
+            rate_limit=agent.rate_limit if agent else self._unreported.rate_limit,
         )
         await self._act(decision, outcome, evidence, agent)
 
@@ -537,25 +587,42 @@ class IssueWorkflow:
             return workspace
         raise _AttemptEnded(Outcome.WORKER_LOST, "no host picked up the workspace")
 
-    async def _host_call(
-        self,
-        start: Callable[[], workflow.ActivityHandle[T]],
+    async def _host_call(self, start: Callable[[], workflow.ActivityHandle[T]]) -> T:
+        """Run a host activity that an issue ``cancel`` must interrupt; a lost host ends the
+        attempt as ``worker_lost``."""
+        try:
+            return await self._await_host_activity(start())
+        except _HostLost as lost:
+            raise _AttemptEnded(Outcome.WORKER_LOST, lost.message) from None
+
+    async def _await_host_activity(
+        self, handle: workflow.ActivityHandle[T], *, attempt: int | None = None
     ) -> T:
-        """Run a host activity that an issue ``cancel`` must interrupt."""
-        handle = start()
-        await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
-        if not handle.done():
-            handle.cancel()
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await handle
-            raise _AttemptEnded(
-                Outcome.CANCELLED, self._cancel.reason if self._cancel else "cancelled"
+        """Wait for a host activity, cancelling it on an issue ``cancel``. With ``attempt``, the
+        agent's ``agent_started`` signal moves the phase from waiting for a slot to running."""
+
+        def started() -> bool:
+            signal = self._agent_started
+            return attempt is not None and signal is not None and signal.attempt == attempt
+
+        while True:
+            await workflow.wait_condition(
+                lambda: handle.done() or self._cancel is not None or started()
             )
+            if handle.done():
+                break
+            if self._cancel is not None:
+                handle.cancel()
+                with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                    await handle
+                raise _AttemptEnded(Outcome.CANCELLED, self._cancel.reason)
+            self._agent_started = None
+            await self._enter(Phase.RUNNING_AGENT)
         try:
             return await handle
         except ActivityError as error:
             if _is_lost(error):
-                raise _AttemptEnded(Outcome.WORKER_LOST, _cause_message(error)) from None
+                raise _HostLost(_cause_message(error), _timeout_type(error)) from None
             raise
 
     async def _hook(
@@ -605,6 +672,7 @@ class IssueWorkflow:
     ) -> AgentRunResult:
         s = self._s
         budget = policy.attempt_budget(s.counters, loaded.config)
+        timeouts = loaded.config.timeouts
         agent_input = AgentRunInput(
             workflow=loaded,
             issue=issue,
@@ -617,23 +685,50 @@ class IssueWorkflow:
             wall_s=budget.wall_s,
             max_turns=budget.max_turns,
             resume_token=s.resume_token,
+            slot_wait_s=float(timeouts.slot_wait_s),
         )
-        timeouts = loaded.config.timeouts
-        result = await self._host_call(
-            lambda: workflow.start_activity(
-                run_agent,
-                agent_input,
-                task_queue=workspace.host_queue,
-                schedule_to_start_timeout=timedelta(seconds=timeouts.host_start_s),
-                start_to_close_timeout=timedelta(seconds=budget.wall_s + 120),
-                heartbeat_timeout=timedelta(seconds=timeouts.heartbeat_s),
-                retry_policy=NO_RETRY,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"agent attempt {number}",
+        handle = workflow.start_activity(
+            run_agent,
+            agent_input,
+            task_queue=workspace.host_queue,
+            schedule_to_start_timeout=timedelta(seconds=timeouts.host_start_s),
+            # Waiting for a slot has its own bound, inside the activity; it is never agent time.
+            start_to_close_timeout=timedelta(seconds=timeouts.slot_wait_s + budget.wall_s + 120),
+            heartbeat_timeout=timedelta(seconds=timeouts.heartbeat_s),
+            retry_policy=NO_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"agent attempt {number}",
+        )
+        try:
+            result = await self._await_host_activity(handle, attempt=number)
+        except _HostLost as lost:
+            recovered = (
+                await self._recover_agent(workspace, number)
+                if lost.timeout is TimeoutType.HEARTBEAT
+                else None
             )
-        )
+            if recovered is None:
+                raise _AttemptEnded(Outcome.WORKER_LOST, lost.message) from None
+            workflow.logger.info("attempt %d: the agent had finished; result recovered", number)
+            result = recovered
         s.guidance = None
         return result
+
+    async def _recover_agent(self, workspace: WorkspaceInfo, number: int) -> AgentRunResult | None:
+        """The host stopped answering while the agent ran; if it is back (a server outage, a
+        network blip) and still holds the finished result, the work is judged, not redone."""
+        wait = min(self._config.timeouts.host_start_s, 30)
+        try:
+            return await workflow.execute_activity(
+                recover_agent_result,
+                RecoverAgentInput(attempt=number),
+                task_queue=workspace.host_queue,
+                schedule_to_start_timeout=timedelta(seconds=wait),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NO_RETRY,
+            )
+        except ActivityError:
+            return None
 
     async def _collect(self, workspace: WorkspaceInfo) -> Evidence:
         try:
@@ -670,10 +765,8 @@ class IssueWorkflow:
                 await self._ship(evidence)
             case DecisionKind.CONTINUE | DecisionKind.RETRY:
                 s.guidance = decision.guidance
-                self._set_phase(Phase.BACKING_OFF)
-                if decision.delay_s > 0:
-                    await self._sleep(decision.delay_s, decision.kind.value)
-                self._set_phase(Phase.QUEUED)
+                await self._back_off(decision.delay_s, decision.kind.value)
+                await self._enter(Phase.QUEUED)
             case DecisionKind.PAUSE:
                 assert decision.target_state is not None
                 questions = (
@@ -710,21 +803,28 @@ class IssueWorkflow:
             case _:
                 assert_never(decision.kind)
 
-    async def _sleep(self, seconds: float, why: str) -> None:
-        """A backoff that a cancel or an operator halt cuts short."""
+    async def _back_off(self, seconds: float, why: str) -> None:
+        """Wait before the next attempt, visibly (``backing_off`` with ``retry_at``); a cancel
+        or an operator halt cuts it short."""
+        if seconds <= 0:
+            return
+        self._s.retry_at = workflow.now() + timedelta(seconds=seconds)
+        await self._enter(Phase.BACKING_OFF)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self._cancel is not None or self._operator_halt is not None,
                 timeout=timedelta(seconds=seconds),
                 timeout_summary=f"{why} backoff",
             )
+        self._s.retry_at = None
 
     async def _ship(self, evidence: Evidence) -> None:
         s = self._s
         assert self._workflow is not None and s.workspace is not None and s.issue is not None
         loaded = self._workflow
         config = loaded.config
-        self._set_phase(Phase.SHIPPING)
+        # Told up front, so the line never reads our own move to done as a person's edit.
+        await self._enter(Phase.SHIPPING, moving_to=config.tracker.done_state)
         verdict = evidence.verdict.verdict
         ship = ShipEvidence(
             outcome=Outcome.SHIPPED,
@@ -786,8 +886,7 @@ class IssueWorkflow:
             return
         s.ship = ship
         s.finished_at = workflow.now()
-        self._set_phase(Phase.SHIPPED)
-        await self._report(final=True)
+        await self._enter(Phase.SHIPPED, final=True)
 
     async def _pause(self, paused_state: str, questions: list[str]) -> None:
         s = self._s
@@ -803,8 +902,7 @@ class IssueWorkflow:
             await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
             return
         s.questions = questions
-        self._set_phase(Phase.PAUSED)
-        await self._report()
+        await self._enter(Phase.PAUSED)
 
     async def _wait_for_answer(self) -> None:
         """Paused: wake on an answer, on the tracker moving the issue back to an active state
@@ -856,8 +954,7 @@ class IssueWorkflow:
             return
         s.questions = []
         s.guidance = guidance
-        self._set_phase(Phase.QUEUED)
-        await self._report()
+        await self._enter(Phase.QUEUED)
 
     def _first_active(self) -> str:
         working = self._config.tracker.working_state
@@ -875,6 +972,8 @@ class IssueWorkflow:
         evidence: dict[str, str | int | bool | None] | None = None,
     ) -> None:
         s = self._s
+        if len(reason) > REASON_LIMIT:
+            reason = reason[: REASON_LIMIT - 1] + "…"
         record = HaltRecord(
             category=category,
             reason=reason,
@@ -886,8 +985,7 @@ class IssueWorkflow:
         )
         s.halt = record
         s.halts = [*s.halts, record][-MAX_RECORDS:]
-        self._set_phase(Phase.HALTED)
-        await self._report()
+        await self._enter(Phase.HALTED)
         if self._input.line_workflow_id:
             await self._signal_line(
                 "halt",
@@ -905,6 +1003,34 @@ class IssueWorkflow:
                 comments.halt_comment(record, workflow.info().workflow_id),
                 key=f"halt-{len(s.halts)}",
             )
+
+    async def _fault(self, error: Exception) -> None:
+        """An error in this workflow's own code. Failing the workflow would leave the tracker
+        saying "In Progress" with no word to anyone; instead the issue halts with the error
+        (tracker comment, status, Web UI) and waits for a person before anything runs again."""
+        s = self._s
+        message = f"{type(error).__name__}: {error}"
+        workflow.logger.error("unexpected error, halting the issue: %s", message)
+        if s.phase.is_final:
+            return
+        reason = f"unexpected error in the issue workflow ({message})"
+        decision = Decision(
+            kind=DecisionKind.HALT,
+            reason=reason,
+            rule="no silent stop: an unexpected error halts the issue",
+            halt_category=HaltCategory.ORCHESTRATOR_ERROR,
+        )
+        s.last_decision = decision
+        try:
+            self._record_decision(s.counters.attempts, Outcome.ORCHESTRATOR_ERROR, decision)
+            await self._halt(HaltCategory.ORCHESTRATOR_ERROR, reason, HaltSource.ORCHESTRATOR)
+        except Exception as again:  # even the halt failed: hold still, visibly
+            workflow.logger.error("could not halt cleanly: %s", again)
+            s.phase = Phase.HALTED
+            self._upsert(phase=Phase.HALTED.value, halted=True)
+        await workflow.wait_condition(
+            lambda: self._operator is not None or self._cancel is not None
+        )
 
     async def _wait_for_operator(self) -> None:
         await workflow.wait_condition(
@@ -927,9 +1053,10 @@ class IssueWorkflow:
             s.halts = [*s.halts[:-1], resolved] if s.halts else [resolved]
         match decision.decision:
             case OperatorDecision.RETRY:
-                s.counters = s.counters.model_copy(update={"failures": 0, "continuations": 0})
-                self._set_phase(Phase.QUEUED)
-                await self._report()
+                s.counters = s.counters.model_copy(
+                    update={"failures": 0, "continuations": 0, "infra_failures": 0}
+                )
+                await self._enter(Phase.QUEUED)
             case OperatorDecision.ABANDON:
                 await self._abandon(f"abandoned by {decision.operator}: {decision.root_cause}")
             case _:
@@ -940,8 +1067,7 @@ class IssueWorkflow:
         branch, detail = await self._preserve(reason)
         await self._comment(comments.abandon_comment(reason, branch, detail), key="abandon")
         s.finished_at = workflow.now()
-        self._set_phase(Phase.ABANDONED)
-        await self._report(final=True)
+        await self._enter(Phase.ABANDONED, final=True)
 
     async def _release(self, request: CancelRequest) -> None:
         """The issue left our hands: keep the work, optionally remove the workspace, no
@@ -965,8 +1091,7 @@ class IssueWorkflow:
                 workflow.logger.warning("could not remove the workspace: %s", _cause_message(error))
         s.last_outcome = s.last_outcome if s.last_outcome is not None else Outcome.CANCELLED
         s.finished_at = workflow.now()
-        self._set_phase(Phase.RELEASED)
-        await self._report(final=True)
+        await self._enter(Phase.RELEASED, final=True)
 
     async def _preserve(self, reason: str) -> tuple[str | None, str]:
         s = self._s
@@ -1018,7 +1143,11 @@ class IssueWorkflow:
     ) -> None:
         s = self._s
         moving = policy.norm_state(target) != policy.norm_state(s.tracker_state or "")
-        if moving and workflow.patched("report-own-transitions"):
+        if (
+            moving
+            and workflow.patched("report-own-transitions")
+            and self._announced_moving_to != target
+        ):
             # The line must hear it before its reconciliation can see the new state, or it
             # reads our own ship or pause as a person's edit and cancels us.
             await self._report(moving_to=target)
@@ -1069,9 +1198,18 @@ class IssueWorkflow:
             }
         )
 
-    def _set_phase(self, phase: Phase) -> None:
-        self._s.phase = phase
+    async def _enter(
+        self, phase: Phase, *, final: bool = False, moving_to: str | None = None
+    ) -> None:
+        """Move to ``phase``: the search attributes and the line hear it as it happens."""
+        s = self._s
+        changed = phase is not s.phase
+        s.phase = phase
+        if phase is not Phase.BACKING_OFF:
+            s.retry_at = None
         self._upsert(phase=phase.value, halted=phase is Phase.HALTED)
+        if changed or final or moving_to is not None or not self._unreported.empty:
+            await self._report(final=final, moving_to=moving_to)
 
     def _upsert(
         self,
@@ -1099,19 +1237,14 @@ class IssueWorkflow:
         if updates:
             workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType]
 
-    async def _report(
-        self,
-        *,
-        tokens_delta: int = 0,
-        outcome: Outcome | None = None,
-        rate_limit: RateLimitInfo | None = None,
-        final: bool = False,
-        moving_to: str | None = None,
-    ) -> None:
-        """Tell the line (when there is one) where this issue stands."""
+    async def _report(self, *, final: bool = False, moving_to: str | None = None) -> None:
+        """Tell the line (when there is one) where this issue stands, with the tokens, outcome
+        and rate limit of the last attempt if they have not been sent yet."""
         if not self._input.line_workflow_id:
             return
         s = self._s
+        extras, self._unreported = self._unreported, _ReportExtras()
+        self._announced_moving_to = moving_to
         report = IssueReport(
             issue_id=self._input.issue_id,
             identifier=self._identifier,
@@ -1119,12 +1252,14 @@ class IssueWorkflow:
             phase=s.phase,
             attempt=s.counters.attempts,
             tokens_total=s.counters.tokens.total_tokens,
-            tokens_delta=tokens_delta,
-            outcome=outcome or s.last_outcome,
-            rate_limit=rate_limit,
+            tokens_delta=extras.tokens_delta,
+            outcome=extras.outcome or s.last_outcome,
+            rate_limit=extras.rate_limit,
             final=final,
             at=workflow.now(),
             moving_to=moving_to,
+            retry_at=s.retry_at,
+            infra_failures=s.counters.infra_failures,
         )
         await self._signal_line("issue_report", report)
 
@@ -1199,6 +1334,11 @@ class IssueWorkflow:
         if self._s.phase is Phase.PAUSED:
             self._woken_state = update.state
 
+    @workflow.signal
+    def agent_started(self, started: AgentStarted) -> None:
+        if self._s.phase is Phase.WAITING_FOR_SLOT and started.attempt == self._s.counters.attempts:
+            self._agent_started = started
+
     @workflow.update
     def decide(self, request: DecideRequest) -> DecideResult:
         self._notice = None
@@ -1246,6 +1386,7 @@ class IssueWorkflow:
             finished_at=s.finished_at,
             ship=s.ship,
             preserved_branch=s.preserved_branch,
+            retry_at=s.retry_at,
         )
 
 

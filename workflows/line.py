@@ -5,6 +5,13 @@ against the tracker in one batch → guards (andon lock, fleet token budget, rat
 loop detector) → fetch candidates → filter and sort (Symphony §8.2-8.3) → start issue workflows
 in one batch activity with idempotent IDs. Issue workflows claim their issue themselves.
 
+The line's own work never fails silently: an error in its code halts it (``orchestrator_error``),
+a tracker that keeps refusing the candidate fetch halts it (``tracker_error``), and an issue
+workflow that closed without its final report is shown in the status and on the tracker (and
+halts the line when it failed or timed out: ``issue_lost``). Its bookkeeping does not depend on
+the order messages arrive in: an issue is registered before it is started, and a report from one
+of this line's issues it does not know is adopted, not dropped.
+
 Signals:
     ``halt(HaltRequest)``: pull the andon cord (operators, and every halted issue).
     ``resume(ResumeRequest)``: release it; refused visibly without ``root_cause``/``operator``.
@@ -31,12 +38,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.config import load_workflow_config
     from activities.line import LineActivities
     from activities.tracker.activities import (
+        tracker_comment,
+        tracker_dispatch_plan,
         tracker_fetch_by_ids,
-        tracker_fetch_by_states,
-        tracker_fetch_candidates,
     )
     from activities.workspace import cleanup_workspaces
-    from jidoka import policy
+    from jidoka import comments, policy
     from jidoka import search_attributes as sa
     from jidoka.config import WorkflowConfig
     from jidoka.keys import issue_workflow_id, workspace_key
@@ -44,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         HaltRecord,
         HaltRequest,
-        Issue,
         LoadedWorkflow,
         LoadWorkflowInput,
         ResumeRequest,
@@ -60,15 +66,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from jidoka.payloads import (
         CleanupInput,
+        CommentInput,
+        DispatchPlan,
+        DispatchQuery,
         FinishedEntry,
         FleetUse,
         IssueReport,
         IssueToStart,
+        IssueWorkflowCheck,
         LedgerEntry,
         LineState,
         LineStatus,
         LineWorkflowInput,
         RunningEntry,
+        RunningRef,
         StaleClaimsInput,
         StartIssuesInput,
         TrackerQuery,
@@ -80,6 +91,11 @@ MAX_HALTS = 100
 MAX_FINISHED = 500
 SWEEP_EVERY_TICKS = 10
 HISTORY_SOFT_LIMIT = 8000
+MAX_TRACKER_FAILURES = 10
+"""Ticks in a row whose candidate fetch failed before the line halts: a tracker that stays
+unreachable must stop the line visibly, not leave it idle with nothing dispatched."""
+FETCH_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=1))
+"""The candidate fetch is tried again every tick anyway: retries here only delay the count."""
 TRACKER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -117,7 +133,10 @@ class LineWorkflow:
             await self._startup()
             s.started = True
         while True:
-            await self._tick()
+            try:
+                await self._tick()
+            except Exception as error:  # the line never fails silently: it halts, visibly
+                await self._fault(error)
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -174,7 +193,6 @@ class LineWorkflow:
         terminal issues (§8.6), preserving unpushed work first. Failures never stop startup."""
         assert self._workflow is not None
         loaded = self._workflow
-        config = loaded.config
         report: list[str] = []
         try:
             reset = await workflow.execute_activity_method(
@@ -188,32 +206,19 @@ class LineWorkflow:
         except ActivityError as error:
             report.append(f"stale claim reset failed: {_message(error)}")
         try:
-            terminal = await workflow.execute_activity(
-                tracker_fetch_by_states,
-                TrackerQuery(
-                    config=config,
-                    states=[*config.tracker.terminal_states, config.tracker.done_state],
-                ),
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=TRACKER_RETRY,
+            # The activity reads the terminal issues itself: there can be any number of them.
+            cleaned = await workflow.execute_activity(
+                cleanup_workspaces,
+                CleanupInput(workflow=loaded, stamp=workflow.now().strftime("%Y%m%dT%H%M%SZ")),
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=QUICK_RETRY,
             )
-            if terminal:
-                cleaned = await workflow.execute_activity(
-                    cleanup_workspaces,
-                    CleanupInput(
-                        workflow=loaded,
-                        identifiers=[i.identifier for i in terminal],
-                        stamp=workflow.now().strftime("%Y%m%dT%H%M%SZ"),
-                    ),
-                    start_to_close_timeout=timedelta(minutes=10),
-                    retry_policy=QUICK_RETRY,
-                )
-                if cleaned.removed:
-                    report.append(f"removed terminal workspaces: {', '.join(cleaned.removed)}")
-                for identifier, branch in cleaned.preserved.items():
-                    report.append(f"preserved {identifier} on {branch}")
-                for identifier, why in cleaned.failed.items():
-                    report.append(f"kept workspace {identifier}: {why}")
+            if cleaned.removed:
+                report.append(f"removed terminal workspaces: {', '.join(cleaned.removed[:50])}")
+            for identifier, branch in list(cleaned.preserved.items())[:50]:
+                report.append(f"preserved {identifier} on {branch}")
+            for identifier, why in list(cleaned.failed.items())[:50]:
+                report.append(f"kept workspace {identifier}: {why}")
         except ActivityError as error:
             report.append(f"terminal workspace cleanup failed: {_message(error)}")
         self._s.startup_report = report
@@ -260,28 +265,53 @@ class LineWorkflow:
             # keeps the last good config.
             return
         try:
-            candidates = await workflow.execute_activity(
-                tracker_fetch_candidates,
-                TrackerQuery(config=config),
+            plan = await workflow.execute_activity(
+                tracker_dispatch_plan,
+                DispatchQuery(
+                    config=config,
+                    running=[
+                        RunningRef(issue_id=e.issue_id, state=e.state, parked=e.phase.is_parked)
+                        for e in s.running.values()
+                    ],
+                ),
                 start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=TRACKER_RETRY,
+                retry_policy=FETCH_RETRY,
             )
         except ActivityError as error:
-            s.tracker_error = _message(error)
+            await self._candidate_fetch_failed(error)
             return
         s.tracker_error = None
-        await self._dispatch(config, candidates)
+        s.tracker_failures = 0
+        await self._dispatch(config, plan)
 
-    async def _dispatch(self, config: WorkflowConfig, candidates: list[Issue]) -> None:
+    async def _candidate_fetch_failed(self, error: ActivityError) -> None:
+        """A transient failure shows in the status and is tried again next tick; a permanent
+        one, or one that keeps coming back, halts the line: it must never idle unseen."""
+        s = self._s
+        s.tracker_failures += 1
+        s.tracker_error = (
+            f"candidate fetch failed ({s.tracker_failures} in a row): {_message(error)}"
+        )
+        if not _is_permanent(error) and s.tracker_failures < MAX_TRACKER_FAILURES:
+            return
+        why = "permanently" if _is_permanent(error) else f"{s.tracker_failures} times in a row"
+        await self._halt_line(
+            HaltRecord(
+                category=HaltCategory.TRACKER_ERROR,
+                reason=f"the candidate fetch failed {why}: {_message(error)}",
+                source=HaltSource.ORCHESTRATOR,
+                scope=HaltScope.LINE,
+                at=workflow.now(),
+                evidence={"rule": "tracker", "failures": s.tracker_failures},
+            )
+        )
+        s.tracker_failures = 0
+
+    async def _dispatch(self, config: WorkflowConfig, plan: DispatchPlan) -> None:
         s = self._s
         now = workflow.now()
-        running = [
-            policy.RunningIssue(issue_id=e.issue_id, state=e.state, parked=e.phase.is_parked)
-            for e in s.running.values()
-        ]
-        chosen = policy.select_for_dispatch(candidates, running, config)
         to_start: list[IssueToStart] = []
-        for issue in chosen:
+        for issue in plan.chosen:
             if policy.loop_detected(s.dispatches.get(issue.id, []), now, config):
                 count = len(s.dispatches.get(issue.id, []))
                 await self._halt_line(
@@ -304,8 +334,31 @@ class LineWorkflow:
                 )
             )
         if to_start:
-            assert self._workflow is not None
-            started = await workflow.execute_activity_method(
+            await self._start_issues(config, to_start)
+        s.candidates_waiting = plan.waiting
+        busy = any(not e.phase.is_parked for e in s.running.values())
+        s.idle = not to_start and not plan.waiting and not busy
+
+    async def _start_issues(self, config: WorkflowConfig, to_start: list[IssueToStart]) -> None:
+        """Register, then start. An issue can run and report (even its end) before the start
+        activity's result is processed here: registered first, its reports always find it."""
+        s = self._s
+        now = workflow.now()
+        for item in to_start:
+            issue = item.issue
+            s.running[issue.id] = RunningEntry(
+                issue_id=issue.id,
+                identifier=issue.identifier,
+                workflow_id=item.workflow_id,
+                state=issue.state,
+                started_at=now,
+                phase_at=now,
+            )
+            s.finished.pop(issue.id, None)
+            s.dispatches.setdefault(issue.id, []).append(now)
+        assert self._workflow is not None
+        try:
+            await workflow.execute_activity_method(
                 LineActivities.start_issue_workflows,
                 StartIssuesInput(
                     workflow_path=self._input.workflow_path,
@@ -319,28 +372,25 @@ class LineWorkflow:
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=QUICK_RETRY,
             )
-            by_id = {item.issue.id: item.issue for item in to_start}
-            for entry in started:
-                issue = by_id[entry.issue_id]
-                s.running[issue.id] = RunningEntry(
-                    issue_id=issue.id,
-                    identifier=issue.identifier,
-                    workflow_id=entry.workflow_id,
-                    state=issue.state,
-                    started_at=now,
+        except ActivityError as error:
+            # Starts are idempotent: forget the ones that never spoke, the next tick starts
+            # (or joins) them again.
+            for item in to_start:
+                entry = s.running.get(item.issue.id)
+                if entry is not None and not entry.reported:
+                    s.running.pop(item.issue.id, None)
+            s.tracker_error = f"starting issue workflows failed: {_message(error)}"
+            if _is_permanent(error):
+                await self._halt_line(
+                    HaltRecord(
+                        category=HaltCategory.ORCHESTRATOR_ERROR,
+                        reason=f"issue workflows cannot be started: {_message(error)}",
+                        source=HaltSource.ORCHESTRATOR,
+                        scope=HaltScope.LINE,
+                        at=workflow.now(),
+                        evidence={"rule": "start_issue_workflows"},
+                    )
                 )
-                s.finished.pop(issue.id, None)
-                s.dispatches.setdefault(issue.id, []).append(now)
-        started_ids = {item.issue.id for item in to_start}
-        running_ids = set(s.running)
-        waiting = [
-            c
-            for c in candidates
-            if c.id not in started_ids and policy.eligible(c, running_ids, config)
-        ]
-        s.candidates_waiting = len(waiting)
-        busy = any(not e.phase.is_parked for e in s.running.values())
-        s.idle = not to_start and not waiting and not busy
 
     async def _reconcile(self, config: WorkflowConfig) -> None:
         """Symphony §8.5, one batch request whatever the number of running issues."""
@@ -389,23 +439,109 @@ class LineWorkflow:
                     assert_never(action)
 
     async def _sweep(self) -> None:
-        """Forget issue workflows that ended without a final report (terminated by hand)."""
+        """Look after issue workflows that cannot speak for themselves. A completed one whose
+        final report was lost: its result says how it ended. Any other close (failed, timed out,
+        terminated...): shown in the status and on the tracker, never counted "finished"; a
+        failure or timeout halts the line. One whose workflow task keeps failing (a bug, a
+        determinism error after a deploy): the line halts once and says which."""
         s = self._s
         if not s.running:
             return
         try:
-            closed = await workflow.execute_activity_method(
-                LineActivities.closed_issue_workflows,
+            checks = await workflow.execute_activity_method(
+                LineActivities.check_issue_workflows,
                 WorkflowIdsInput(workflow_ids=[e.workflow_id for e in s.running.values()]),
-                start_to_close_timeout=timedelta(minutes=1),
+                start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=QUICK_RETRY,
             )
-        except ActivityError:
+        except ActivityError as error:
+            s.tracker_error = f"could not check issue workflows: {_message(error)}"
             return
-        for entry in [e for e in s.running.values() if e.workflow_id in set(closed)]:
-            self._finish(entry)
+        by_workflow = {e.workflow_id: e for e in s.running.values()}
+        stuck_now = {c.workflow_id for c in checks if c.status == "running"}
+        for entry in s.running.values():
+            if entry.stuck and entry.workflow_id not in stuck_now:
+                entry.stuck = False  # it moves again (a fixed deploy)
+        for check in checks:
+            entry = by_workflow.get(check.workflow_id)
+            if entry is None or entry.issue_id not in s.running:
+                continue
+            if check.status == "running":
+                await self._stuck(entry, check)
+            else:
+                await self._closed_without_report(entry, check)
 
-    def _finish(self, entry: RunningEntry) -> None:
+    async def _stuck(self, entry: RunningEntry, check: IssueWorkflowCheck) -> None:
+        if entry.stuck:
+            return
+        entry.stuck = True
+        await self._halt_line(
+            HaltRecord(
+                category=HaltCategory.ORCHESTRATOR_ERROR,
+                reason=f"{entry.identifier}: its workflow task failed "
+                f"{check.failing_task_attempts} times in a row (a code or determinism error); "
+                "its history in the Web UI shows the error",
+                source=HaltSource.ORCHESTRATOR,
+                scope=HaltScope.LINE,
+                issue_identifier=entry.identifier,
+                at=workflow.now(),
+                evidence={"workflow_id": entry.workflow_id},
+            )
+        )
+        await self._comment(
+            entry,
+            comments.stuck_comment(entry.workflow_id, check.failing_task_attempts),
+            key=f"stuck:{entry.workflow_id}:{entry.started_at.isoformat()}",
+        )
+
+    async def _closed_without_report(self, entry: RunningEntry, check: IssueWorkflowCheck) -> None:
+        result = check.result
+        if result is not None:
+            entry.phase = result.phase
+            entry.last_outcome = result.outcome
+            entry.tokens = result.counters.tokens.total_tokens
+            self._finish(entry)
+            return
+        self._finish(entry, closed_without_report=check.status)
+        broke = check.status in ("failed", "timed_out")
+        if broke:
+            await self._halt_line(
+                HaltRecord(
+                    category=HaltCategory.ISSUE_LOST,
+                    reason=f"{entry.identifier}: its workflow {check.status} without a final "
+                    "report",
+                    source=HaltSource.ORCHESTRATOR,
+                    scope=HaltScope.LINE,
+                    issue_identifier=entry.identifier,
+                    at=workflow.now(),
+                    evidence={"workflow_id": entry.workflow_id, "status": check.status},
+                )
+            )
+        await self._comment(
+            entry,
+            comments.lost_comment(entry.workflow_id, check.status, broke),
+            key=f"lost:{entry.workflow_id}:{entry.started_at.isoformat()}",
+        )
+
+    async def _comment(self, entry: RunningEntry, body: str, *, key: str) -> None:
+        """Best effort: the status and the halt already say it; the tracker says it too."""
+        try:
+            await workflow.execute_activity(
+                tracker_comment,
+                CommentInput(
+                    config=self._config,
+                    issue_id=entry.issue_id,
+                    body=body,
+                    idempotency_key=f"{workflow.info().workflow_id}:{key}",
+                ),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=TRACKER_RETRY,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("could not comment on %s: %s", entry.identifier, error)
+
+    def _finish(self, entry: RunningEntry, *, closed_without_report: str | None = None) -> None:
         s = self._s
         s.running.pop(entry.issue_id, None)
         s.finished[entry.issue_id] = FinishedEntry(
@@ -416,6 +552,7 @@ class LineWorkflow:
             outcome=entry.last_outcome,
             tokens=entry.tokens,
             finished_at=workflow.now(),
+            closed_without_report=closed_without_report,
         )
         if len(s.finished) > MAX_FINISHED:
             oldest = sorted(s.finished.values(), key=lambda f: f.finished_at)[
@@ -427,6 +564,26 @@ class LineWorkflow:
     # ------------------------------------------------------------------------------------------
     # The andon lock
     # ------------------------------------------------------------------------------------------
+
+    async def _fault(self, error: Exception) -> None:
+        """An error in the line's own code: halt the line once per distinct error (the next
+        tick may meet it again) rather than fail, which would stop every dispatch unseen."""
+        s = self._s
+        message = f"{type(error).__name__}: {error}"[:2000]
+        workflow.logger.error("unexpected error in the line: %s", message)
+        if s.fault == message and s.halted:
+            return
+        s.fault = message
+        await self._halt_line(
+            HaltRecord(
+                category=HaltCategory.ORCHESTRATOR_ERROR,
+                reason=f"unexpected error in the line workflow ({message})",
+                source=HaltSource.ORCHESTRATOR,
+                scope=HaltScope.LINE,
+                at=workflow.now(),
+                evidence={"rule": "no silent stop"},
+            )
+        )
 
     async def _halt_line(self, record: HaltRecord) -> None:
         s = self._s
@@ -562,11 +719,33 @@ class LineWorkflow:
             s.rate_gate_until = policy.extend_gate(s.rate_gate_until, limit.resets_at)
         entry = s.running.get(report.issue_id)
         if entry is None:
-            return
+            finished = s.finished.get(report.issue_id)
+            if (
+                finished is not None
+                and finished.workflow_id == report.workflow_id
+                and (report.at <= finished.finished_at)
+            ):
+                return  # a late copy of what the line already closed
+            # One of ours the line does not know (yet, or any more: a restarted line): adopt
+            # it, so no report is ever dropped. The next reconciliation reads its state.
+            entry = RunningEntry(
+                issue_id=report.issue_id,
+                identifier=report.identifier,
+                workflow_id=report.workflow_id,
+                state="",
+                started_at=report.at,
+            )
+            s.running[report.issue_id] = entry
+            s.finished.pop(report.issue_id, None)
+        if entry.phase is not report.phase:
+            entry.phase_at = report.at
         entry.phase = report.phase
+        entry.reported = True
         # Only until the issue's next report: by then its own move is over, and the same
         # state seen later (a halted issue closed by a person) is a person's edit again.
         entry.moving_to = report.moving_to
+        entry.retry_at = report.retry_at
+        entry.infra_failures = report.infra_failures
         entry.attempt = report.attempt
         entry.tokens = report.tokens_total
         entry.last_outcome = report.outcome
@@ -593,6 +772,10 @@ class LineWorkflow:
             running=running,
             retry_queue=[e for e in running if e.phase is Phase.BACKING_OFF],
             finished=sorted(s.finished.values(), key=lambda f: f.finished_at),
+            lost=sorted(
+                (f for f in s.finished.values() if f.closed_without_report is not None),
+                key=lambda f: f.finished_at,
+            ),
             fleet=FleetUse(
                 tokens_last_hour=policy.fleet_tokens_last_hour(ledger, now),
                 tokens_per_hour_cap=self._workflow.config.budgets.fleet.tokens_per_hour
@@ -645,3 +828,14 @@ class LineWorkflow:
 def _message(error: ActivityError) -> str:
     cause = error.cause
     return str(cause.message if isinstance(cause, ApplicationError) else cause or error)
+
+
+DETERMINISTIC_ERRORS = frozenset({"PayloadsTooLarge"})
+"""Error types that fail the same way every time, although the SDK marks them retryable."""
+
+
+def _is_permanent(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and (
+        cause.non_retryable or cause.type in DETERMINISTIC_ERRORS
+    )

@@ -30,12 +30,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.service import RPCError
 
 from activities.agent.adapters import AgentAdapter
 from activities.agent.probe import FirstCommitProbe
+from activities.agent.results import FINISHED_RUNS
 from activities.agent.selection import Unavailable, select_adapter
 from activities.agent.session import Budgets, Clocks, Continuation, SessionReport, SessionSpec
-from activities.agent.slots import AGENT_SLOTS
+from activities.agent.slots import AGENT_SLOTS, SlotTimeout
 from activities.agent.stops import StopFacts, describe_stop
 from activities.agent.supervisor import HEARTBEAT_EVERY_S, Supervisor
 from activities.agent.transcript import Transcript, transcript_path
@@ -44,6 +46,7 @@ from activities.secrets import Scrubber, withheld_names
 from jidoka.config import is_env_ref
 from jidoka.models import AgentRunInput, AgentRunResult
 from jidoka.outcomes import AgentStop
+from jidoka.payloads import AgentStarted
 from jidoka.prompt import (
     PROMPT_PATH,
     VERDICT_PATH,
@@ -73,7 +76,10 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         )
 
     try:
-        body = render_prompt(input.workflow.prompt_template, input.issue, input.template_attempt)
+        # Off the event loop: a heavy template must never stall this worker's heartbeats.
+        body = await asyncio.to_thread(
+            render_prompt, input.workflow.prompt_template, input.issue, input.template_attempt
+        )
     except PromptError as error:
         return early(AgentStop.PROMPT_INVALID, str(error))
     prompt = full_prompt(body, verdict_contract(config), input.guidance)
@@ -137,17 +143,26 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
     )
     path = transcript_path(workspace, input.attempt)
     transcript = Transcript(path, scrub)
+    waited = 0.0
     try:
-        async with AGENT_SLOTS.hold(activity.heartbeat):
-            report = await _supervise(
-                input,
-                adapter,
-                spec=spec,
-                workspace=workspace,
-                prompt_file=prompt_file,
-                transcript=transcript,
-                scrub=scrub,
-            )
+        async with AGENT_SLOTS.hold(activity.heartbeat, timeout_s=input.slot_wait_s) as waited:
+            notice = asyncio.create_task(_tell_workflow_the_agent_started(input.attempt, waited))
+            agent_started = time.monotonic()
+            try:
+                report = await _supervise(
+                    input,
+                    adapter,
+                    spec=spec,
+                    workspace=workspace,
+                    prompt_file=prompt_file,
+                    transcript=transcript,
+                    scrub=scrub,
+                )
+            finally:
+                notice.cancel()
+    except SlotTimeout as error:
+        result = early(AgentStop.SLOT_TIMEOUT, str(error))
+        return result.model_copy(update={"duration_s": 0.0, "slot_wait_s": error.waited_s})
     except asyncio.CancelledError:
         if not _worker_shutting_down():
             raise
@@ -157,7 +172,7 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         return early(AgentStop.WORKER_SHUTDOWN)
     finally:
         transcript.close()
-    return AgentRunResult(
+    result = AgentRunResult(
         stop=report.stop,
         exit_code=report.exit_code,
         usage=report.usage,
@@ -169,8 +184,27 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         resume_token=report.resume_token,
         rate_limit=report.rate_limit,
         transcript_path=str(path),
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=round(time.monotonic() - agent_started, 3),
+        slot_wait_s=round(waited, 3),
     )
+    FINISHED_RUNS.remember(activity.info().workflow_id or "", input.attempt, result)
+    return result
+
+
+async def _tell_workflow_the_agent_started(attempt: int, waited_s: float) -> None:
+    """Best effort: the issue's phase moves from waiting for a slot to running as it happens;
+    if this signal is lost, it moves when the activity completes."""
+    workflow_id = activity.info().workflow_id
+    if workflow_id is None:
+        return
+    try:
+        await (
+            activity.client()
+            .get_workflow_handle(workflow_id)
+            .signal("agent_started", AgentStarted(attempt=attempt, slot_wait_s=round(waited_s, 3)))
+        )
+    except (RuntimeError, RPCError) as error:
+        activity.logger.warning("could not tell %s the agent started: %s", workflow_id, error)
 
 
 def _worker_shutting_down() -> bool:

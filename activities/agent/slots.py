@@ -1,14 +1,17 @@
 """How many agents one host runs at once (``JIDOKA_MAX_AGENTS``).
 
 A workspace is pinned to its host, so an attempt cannot move elsewhere when this host is busy:
-it waits here for a slot, heartbeating so the workflow still sees a live worker. Other host
-activities (hooks, evidence) are not limited by this and never queue behind agents.
+it waits here for a slot, heartbeating so the workflow still sees a live worker. Waiting is not
+agent time: the agent's clocks start once it holds a slot, and the wait has its own bound
+(``timeouts.slot_wait_s``). Waiters are served first come, first served, so with agents that
+end no waiter starves. Other host activities (hooks, evidence) never queue behind agents.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,6 +19,17 @@ from activities.heartbeats import heartbeat_every
 
 DEFAULT_MAX_AGENTS = 2
 WAIT_HEARTBEAT_S = 2.0
+
+
+class SlotTimeout(Exception):
+    """No slot freed within the wait bound."""
+
+    def __init__(self, waited_s: float, size: int, waiting: int) -> None:
+        super().__init__(
+            f"no agent slot freed within {waited_s:.0f}s ({size} slot(s) on this host, "
+            f"all busy; {waiting} attempt(s) waiting)"
+        )
+        self.waited_s = waited_s
 
 
 class AgentSlots:
@@ -27,27 +41,47 @@ class AgentSlots:
             raise ValueError(f"JIDOKA_MAX_AGENTS must be at least 1, got {size}")
         self.size = size
         self._semaphore = asyncio.Semaphore(size)
+        self.waiting = 0
 
     @property
     def in_use(self) -> int:
         return self.size - self._semaphore._value  # pyright: ignore[reportPrivateUsage]
 
     @contextlib.asynccontextmanager
-    async def hold(self, heartbeat: Callable[..., Any]) -> AsyncIterator[None]:
+    async def hold(
+        self,
+        heartbeat: Callable[..., Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[float]:
+        """Hold a slot for the block; yields the seconds spent waiting for it.
+
+        One ``acquire`` for the whole wait keeps this waiter's place in the semaphore's queue
+        (re-acquiring on every heartbeat would send it to the back each time). Raises
+        :class:`SlotTimeout` when ``timeout_s`` passes first."""
         semaphore = self._semaphore
-        while True:
-            try:
-                await asyncio.wait_for(
-                    semaphore.acquire(), timeout=heartbeat_every(WAIT_HEARTBEAT_S)
-                )
-                break
-            except TimeoutError:
-                with contextlib.suppress(RuntimeError):
-                    heartbeat({"waiting_for_agent_slot": True, "slots": self.size})
+        started = time.monotonic()
+        self.waiting += 1
+        beat = asyncio.create_task(self._beat_while_waiting(heartbeat))
         try:
-            yield
+            await asyncio.wait_for(semaphore.acquire(), timeout=timeout_s)
+        except TimeoutError:
+            raise SlotTimeout(time.monotonic() - started, self.size, self.waiting - 1) from None
+        finally:
+            self.waiting -= 1
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        try:
+            yield time.monotonic() - started
         finally:
             semaphore.release()
+
+    async def _beat_while_waiting(self, heartbeat: Callable[..., Any]) -> None:
+        while True:
+            await asyncio.sleep(heartbeat_every(WAIT_HEARTBEAT_S))
+            with contextlib.suppress(RuntimeError):
+                heartbeat({"waiting_for_agent_slot": True, "slots": self.size})
 
 
 AGENT_SLOTS = AgentSlots()

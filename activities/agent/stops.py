@@ -87,6 +87,8 @@ def describe_stop(stop: AgentStop, facts: StopFacts) -> str:
             return f"agent unavailable: {facts.message}"
         case AgentStop.PROMPT_INVALID:
             return f"prompt could not be rendered: {facts.message}"
+        case AgentStop.SLOT_TIMEOUT:
+            return f"{facts.message} (timeouts.slot_wait_s; JIDOKA_MAX_AGENTS on the host)"
         case AgentStop.WORKER_SHUTDOWN:
             return "the worker shut down and its grace period ran out: the agent was stopped"
         case AgentStop.CANCELLED:

@@ -31,13 +31,21 @@ from jidoka.config import (
 from jidoka.models import Issue
 from jidoka.payloads import (
     CommentInput,
+    DispatchPlan,
+    DispatchQuery,
     PublishInput,
     TrackerIssueInput,
     TrackerQuery,
     TransitionInput,
     TransitionResult,
 )
-from jidoka.policy import norm_state, transition_refusal
+from jidoka.policy import (
+    RunningIssue,
+    eligible,
+    norm_state,
+    select_for_dispatch,
+    transition_refusal,
+)
 from jidoka.workflow_file import resolve_path
 
 TRANSITION_REFUSED = "TransitionRefused"
@@ -100,32 +108,43 @@ async def tracker_session(config: WorkflowConfig) -> AsyncIterator[TrackerClient
         await client.aclose()
 
 
+# Every issue leaves these activities bounded (``Issue.bounded``/``slim``): whatever the
+# tracker holds, no result can grow past Temporal's payload limit and stall a line.
+
+
 @activity.defn(name="tracker_fetch_issue")
 async def tracker_fetch_issue(input: TrackerIssueInput) -> Issue:
     async with tracker_session(input.config) as tracker:
-        return await tracker.fetch_issue(input.issue_id)
+        return (await tracker.fetch_issue(input.issue_id)).bounded()
 
 
-@activity.defn(name="tracker_fetch_candidates")
-async def tracker_fetch_candidates(input: TrackerQuery) -> list[Issue]:
+@activity.defn(name="tracker_dispatch_plan")
+async def tracker_dispatch_plan(input: DispatchQuery) -> DispatchPlan:
+    """The candidates the line can start now, chosen here so that only they travel back:
+    the number of active issues is unbounded, the line's free slots are not."""
     async with tracker_session(input.config) as tracker:
-        return await tracker.fetch_candidate_issues()
+        candidates = await tracker.fetch_candidate_issues()
+    running = [
+        RunningIssue(issue_id=r.issue_id, state=r.state, parked=r.parked) for r in input.running
+    ]
+    chosen = select_for_dispatch(candidates, running, input.config)
+    chosen_ids = {issue.id for issue in chosen}
+    running_ids = {r.issue_id for r in input.running}
+    waiting = sum(
+        1
+        for issue in candidates
+        if issue.id not in chosen_ids and eligible(issue, running_ids, input.config)
+    )
+    return DispatchPlan(chosen=[issue.slim() for issue in chosen], waiting=waiting)
 
 
 @activity.defn(name="tracker_fetch_by_ids")
 async def tracker_fetch_by_ids(input: TrackerQuery) -> list[Issue]:
+    """Reconciliation reads states only: the issues come back without their descriptions."""
     if not input.issue_ids:
         return []
     async with tracker_session(input.config) as tracker:
-        return await tracker.fetch_issues_by_ids(input.issue_ids)
-
-
-@activity.defn(name="tracker_fetch_by_states")
-async def tracker_fetch_by_states(input: TrackerQuery) -> list[Issue]:
-    if not input.states:
-        return []
-    async with tracker_session(input.config) as tracker:
-        return await tracker.fetch_issues_by_states(input.states)
+        return [issue.slim() for issue in await tracker.fetch_issues_by_ids(input.issue_ids)]
 
 
 async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> TransitionResult:
@@ -136,7 +155,7 @@ async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> 
     if norm_state(current.state) == target and target != expected:
         if input.comment:
             await tracker.add_comment(current, input.comment, input.idempotency_key)
-        return TransitionResult(issue=current, already_applied=True)
+        return TransitionResult(issue=current.bounded(), already_applied=True)
     refusal = transition_refusal(
         current=current,
         expected_state=input.expected_state,
@@ -154,7 +173,7 @@ async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> 
     updated = await tracker.set_state(current, input.target_state)
     if input.comment:
         await tracker.add_comment(updated, input.comment, input.idempotency_key)
-    return TransitionResult(issue=updated)
+    return TransitionResult(issue=updated.bounded())
 
 
 @activity.defn(name="tracker_transition")

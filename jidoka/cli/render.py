@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from jidoka.cli.common import ago, table, workflow_url
 from jidoka.models import Evidence, HaltRecord
-from jidoka.payloads import IssueStatus, LineStatus
+from jidoka.payloads import IssueStatus, LineStatus, RunningEntry
 
 
 def resume_commands(line: str, workflow_id: str) -> list[str]:
@@ -69,7 +69,7 @@ def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
         rows = [
             [
                 e.identifier,
-                e.phase.value,
+                _phase_cell(e, now),
                 e.attempt,
                 f"{e.tokens:,}",
                 ago(e.started_at, now),
@@ -81,7 +81,20 @@ def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
             _indent(table(["ISSUE", "PHASE", "ATTEMPT", "TOKENS", "ELAPSED", "STATE"], rows))
         )
     if status.retry_queue:
-        out.append("Retry queue: " + ", ".join(e.identifier for e in status.retry_queue))
+        out.append(
+            "Retry queue: "
+            + ", ".join(
+                f"{e.identifier} at {e.retry_at.isoformat(timespec='seconds')}"
+                if e.retry_at
+                else e.identifier
+                for e in status.retry_queue
+            )
+        )
+    if status.lost:
+        out.append(
+            "Ended without a report: "
+            + ", ".join(f"{f.identifier} ({f.closed_without_report})" for f in status.lost)
+        )
     if status.halts:
         out.append("Halt log")
         rows = [
@@ -110,6 +123,17 @@ def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
             counts[item.phase.value] = counts.get(item.phase.value, 0) + 1
         out.append("Finished: " + ", ".join(f"{n} {phase}" for phase, n in sorted(counts.items())))
     return "\n".join(out)
+
+
+def _phase_cell(entry: RunningEntry, now: datetime) -> str:
+    if entry.stuck:
+        return "stuck (workflow task failing)"
+    text = entry.phase.value
+    if entry.phase_at is not None:
+        text += f" for {ago(entry.phase_at, now)}"
+    if entry.infra_failures:
+        text += f", {entry.infra_failures} lost host(s)"
+    return text
 
 
 def evidence_text(evidence: Evidence | None) -> str:
@@ -168,7 +192,8 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
         f"{status.identifier or status.issue_id}: {status.title or ''}",
         f"  workflow: {status.workflow_id} ({workflow_url(status.workflow_id)})",
         f"  phase: {status.phase.value}; tracker state: {status.tracker_state}",
-        f"  attempts {c.attempts} (failures {c.failures}, continuations {c.continuations}), "
+        f"  attempts {c.attempts} (failures {c.failures}, continuations {c.continuations}, "
+        f"lost to the infrastructure {c.infra_failures}), "
         f"turns {c.turns}, tokens {c.tokens.total_tokens:,} "
         f"({c.tokens_before_first_commit:,} before the first commit), agent time {c.agent_seconds:.0f}s",
         f"  last outcome: {status.last_outcome.value if status.last_outcome else '-'}; "
@@ -188,6 +213,8 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
         ]
     if status.line_halted:
         out.append("  waiting: the line is halted")
+    if status.retry_at is not None:
+        out.append(f"  next attempt at {status.retry_at.isoformat(timespec='seconds')}")
     if status.questions:
         out.append("  questions:")
         out += [f"    - {q}" for q in status.questions]
