@@ -311,9 +311,18 @@ async def test_a_final_report_before_the_start_result_is_not_lost(
             lambda s: not s.running and len(s.finished) == 1 and s.idle,
             what="R-1 finished and the line idle",
         )
+        history = await handle.fetch_history()
         await handle.terminate("test done")
     assert [(e.identifier, e.phase) for e in status.finished] == [("R-1", Phase.SHIPPED)]
     assert kit.state_of("R-1") == "Done"
+    # Its own report closed it: the line never took the shipped issue for a running one (which
+    # reconciliation then "cancels" when it sees it Done: a signal to a closed workflow).
+    signals = [
+        e.signal_external_workflow_execution_initiated_event_attributes.signal_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    ]
+    assert "cancel" not in signals
 
 
 # ---------------------------------------------------------------------------------------------

@@ -246,16 +246,10 @@ class LineWorkflow:
         ledger = [(e.at, e.tokens) for e in s.ledger]
         if policy.quota_wall(ledger, now, config):
             used = policy.fleet_tokens_last_hour(ledger, now)
-            await self._halt_line(
-                HaltRecord(
-                    category=HaltCategory.QUOTA_WALL,
-                    reason=f"{used} tokens in the last hour "
-                    f"(cap {config.budgets.fleet.tokens_per_hour})",
-                    source=HaltSource.ORCHESTRATOR,
-                    scope=HaltScope.LINE,
-                    at=now,
-                    evidence={"rule": "budgets.fleet.tokens_per_hour", "tokens_last_hour": used},
-                )
+            await self._stop_line(
+                HaltCategory.QUOTA_WALL,
+                f"{used} tokens in the last hour (cap {config.budgets.fleet.tokens_per_hour})",
+                evidence={"rule": "budgets.fleet.tokens_per_hour", "tokens_last_hour": used},
             )
             return
         if s.rate_gate_until is not None and now < s.rate_gate_until:
@@ -295,15 +289,10 @@ class LineWorkflow:
         if not _is_permanent(error) and s.tracker_failures < MAX_TRACKER_FAILURES:
             return
         why = "permanently" if _is_permanent(error) else f"{s.tracker_failures} times in a row"
-        await self._halt_line(
-            HaltRecord(
-                category=HaltCategory.TRACKER_ERROR,
-                reason=f"the candidate fetch failed {why}: {_message(error)}",
-                source=HaltSource.ORCHESTRATOR,
-                scope=HaltScope.LINE,
-                at=workflow.now(),
-                evidence={"rule": "tracker", "failures": s.tracker_failures},
-            )
+        await self._stop_line(
+            HaltCategory.TRACKER_ERROR,
+            f"the candidate fetch failed {why}: {_message(error)}",
+            evidence={"rule": "tracker", "failures": s.tracker_failures},
         )
         s.tracker_failures = 0
 
@@ -314,17 +303,12 @@ class LineWorkflow:
         for issue in plan.chosen:
             if policy.loop_detected(s.dispatches.get(issue.id, []), now, config):
                 count = len(s.dispatches.get(issue.id, []))
-                await self._halt_line(
-                    HaltRecord(
-                        category=HaltCategory.LOOP_DETECTED,
-                        reason=f"{issue.identifier} was dispatched {count} times within "
-                        f"{config.guards.loop.window_s}s",
-                        source=HaltSource.ORCHESTRATOR,
-                        scope=HaltScope.LINE,
-                        issue_identifier=issue.identifier,
-                        at=now,
-                        evidence={"rule": "guards.loop", "dispatches": count},
-                    )
+                await self._stop_line(
+                    HaltCategory.LOOP_DETECTED,
+                    f"{issue.identifier} was dispatched {count} times within "
+                    f"{config.guards.loop.window_s}s",
+                    issue_identifier=issue.identifier,
+                    evidence={"rule": "guards.loop", "dispatches": count},
                 )
                 break
             to_start.append(
@@ -381,15 +365,10 @@ class LineWorkflow:
                     s.running.pop(item.issue.id, None)
             s.tracker_error = f"starting issue workflows failed: {_message(error)}"
             if _is_permanent(error):
-                await self._halt_line(
-                    HaltRecord(
-                        category=HaltCategory.ORCHESTRATOR_ERROR,
-                        reason=f"issue workflows cannot be started: {_message(error)}",
-                        source=HaltSource.ORCHESTRATOR,
-                        scope=HaltScope.LINE,
-                        at=workflow.now(),
-                        evidence={"rule": "start_issue_workflows"},
-                    )
+                await self._stop_line(
+                    HaltCategory.ORCHESTRATOR_ERROR,
+                    f"issue workflows cannot be started: {_message(error)}",
+                    evidence={"rule": "start_issue_workflows"},
                 )
 
     async def _reconcile(self, config: WorkflowConfig) -> None:
@@ -476,18 +455,13 @@ class LineWorkflow:
         if entry.stuck:
             return
         entry.stuck = True
-        await self._halt_line(
-            HaltRecord(
-                category=HaltCategory.ORCHESTRATOR_ERROR,
-                reason=f"{entry.identifier}: its workflow task failed "
-                f"{check.failing_task_attempts} times in a row (a code or determinism error); "
-                "its history in the Web UI shows the error",
-                source=HaltSource.ORCHESTRATOR,
-                scope=HaltScope.LINE,
-                issue_identifier=entry.identifier,
-                at=workflow.now(),
-                evidence={"workflow_id": entry.workflow_id},
-            )
+        await self._stop_line(
+            HaltCategory.ORCHESTRATOR_ERROR,
+            f"{entry.identifier}: its workflow task failed "
+            f"{check.failing_task_attempts} times in a row (a code or determinism error); "
+            "its history in the Web UI shows the error",
+            issue_identifier=entry.identifier,
+            evidence={"workflow_id": entry.workflow_id},
         )
         await self._comment(
             entry,
@@ -506,17 +480,11 @@ class LineWorkflow:
         self._finish(entry, closed_without_report=check.status)
         broke = check.status in ("failed", "timed_out")
         if broke:
-            await self._halt_line(
-                HaltRecord(
-                    category=HaltCategory.ISSUE_LOST,
-                    reason=f"{entry.identifier}: its workflow {check.status} without a final "
-                    "report",
-                    source=HaltSource.ORCHESTRATOR,
-                    scope=HaltScope.LINE,
-                    issue_identifier=entry.identifier,
-                    at=workflow.now(),
-                    evidence={"workflow_id": entry.workflow_id, "status": check.status},
-                )
+            await self._stop_line(
+                HaltCategory.ISSUE_LOST,
+                f"{entry.identifier}: its workflow {check.status} without a final report",
+                issue_identifier=entry.identifier,
+                evidence={"workflow_id": entry.workflow_id, "status": check.status},
             )
         await self._comment(
             entry,
@@ -574,14 +542,30 @@ class LineWorkflow:
         if s.fault == message and s.halted:
             return
         s.fault = message
+        await self._stop_line(
+            HaltCategory.ORCHESTRATOR_ERROR,
+            f"unexpected error in the line workflow ({message})",
+            evidence={"rule": "no silent stop"},
+        )
+
+    async def _stop_line(
+        self,
+        category: HaltCategory,
+        reason: str,
+        *,
+        evidence: dict[str, str | int | bool | None],
+        issue_identifier: str | None = None,
+    ) -> None:
+        """The line stops itself (the orchestrator pulls the cord), saying why."""
         await self._halt_line(
             HaltRecord(
-                category=HaltCategory.ORCHESTRATOR_ERROR,
-                reason=f"unexpected error in the line workflow ({message})",
+                category=category,
+                reason=reason,
                 source=HaltSource.ORCHESTRATOR,
                 scope=HaltScope.LINE,
+                issue_identifier=issue_identifier,
                 at=workflow.now(),
-                evidence={"rule": "no silent stop"},
+                evidence=evidence,
             )
         )
 

@@ -195,15 +195,17 @@ async def _tell_workflow_the_agent_started(attempt: int, waited_s: float) -> Non
     """Best effort: the issue's phase moves from waiting for a slot to running as it happens;
     if this signal is lost, it moves when the activity completes."""
     workflow_id = activity.info().workflow_id
+    try:
+        client = activity.client()
+    except RuntimeError:  # run outside a worker (the bench's plain loop): nobody to tell
+        return
     if workflow_id is None:
         return
     try:
-        await (
-            activity.client()
-            .get_workflow_handle(workflow_id)
-            .signal("agent_started", AgentStarted(attempt=attempt, slot_wait_s=round(waited_s, 3)))
+        await client.get_workflow_handle(workflow_id).signal(
+            "agent_started", AgentStarted(attempt=attempt, slot_wait_s=round(waited_s, 3))
         )
-    except (RuntimeError, RPCError) as error:
+    except RPCError as error:
         activity.logger.warning("could not tell %s the agent started: %s", workflow_id, error)
 
 
