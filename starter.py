@@ -23,6 +23,7 @@ from jidoka.keys import SHARED_TASK_QUEUE, issue_workflow_id, line_workflow_id, 
 from jidoka.models import LoadedWorkflow
 from jidoka.payloads import IssueWorkflowInput, LineWorkflowInput
 from jidoka.workflow_file import load_workflow
+from runtime.temporal import connect
 
 
 async def start_line(
@@ -59,8 +60,6 @@ async def start_issue(
 
 
 async def main() -> None:
-    from jidoka.runtime.temporal import connect
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workflow", nargs="?", default="WORKFLOW.md")
     parser.add_argument("--issue", help="start only this issue")

@@ -49,6 +49,7 @@ from activities.workspace import (
     remove_workspace,
 )
 from jidoka.keys import SHARED_TASK_QUEUE
+from runtime.temporal import connect
 from workflows.issue import IssueWorkflow
 from workflows.line import LineWorkflow
 
@@ -190,7 +191,6 @@ async def main(settings: WorkerSettings | None = None) -> None:
     The handlers come first, so a signal while connecting is a requested stop too (exit 0, never
     a KeyboardInterrupt); a second signal during the grace only says that a stop is under way:
     cutting the shutdown short would leave agents running in their own process groups."""
-    from jidoka.runtime.temporal import connect
 
     settings = settings or WorkerSettings.from_env()
     grace_s = int(settings.graceful_shutdown.total_seconds())

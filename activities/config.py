@@ -9,7 +9,8 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from jidoka.models import LoadedWorkflow, LoadWorkflowInput
+from jidoka.models import LoadedWorkflow
+from jidoka.payloads import LoadWorkflowInput
 from jidoka.workflow_file import WorkflowFileError, load_workflow
 
 CONFIG_INVALID = "ConfigInvalid"

@@ -17,7 +17,7 @@ import stat
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities import gitops
+from activities.git import gitops
 from activities.heartbeats import heartbeating
 from jidoka.models import Evidence, GitEvidence, Verdict, VerdictReading, WorkspaceInfo
 from jidoka.payloads import EvidenceInput

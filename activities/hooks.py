@@ -18,7 +18,8 @@ from activities.heartbeats import heartbeat_every
 from activities.process import child_environment, run_shell
 from activities.secrets import Scrubber, withheld_names
 from jidoka.models import HookResult, LoadedWorkflow, WorkspaceInfo
-from jidoka.payloads import HookInput, HookName
+from jidoka.outcomes import HookName
+from jidoka.payloads import HookInput
 
 HEARTBEAT_EVERY_S = 5.0
 

@@ -16,9 +16,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.tracker.activities import guarded_transition, tracker_session
 from jidoka import search_attributes as sa
 from jidoka.keys import issue_workflow_id, workspace_key
-from jidoka.models import HaltRequest
 from jidoka.outcomes import HaltCategory, HaltScope, HaltSource, Phase
 from jidoka.payloads import (
+    HaltRequest,
     IssueResult,
     IssueWorkflowCheck,
     IssueWorkflowInput,

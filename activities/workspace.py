@@ -23,14 +23,14 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import gitops
 from activities.agent.leftovers import reap_leftover
+from activities.git import gitops
+from activities.git.access import RepoAccess, repo_access
+from activities.git.credentials import redact_url
 from activities.heartbeats import heartbeating
 from activities.hooks import run_hook_script
-from activities.repo_access import RepoAccess, repo_access
 from activities.secrets import Scrubber
 from activities.tracker.activities import tracker_session
-from activities.tracker.git_credentials import redact_url
 from jidoka.keys import (
     InvalidIdentifierError,
     WorkspaceEscapeError,
@@ -40,10 +40,10 @@ from jidoka.keys import (
     workspace_path,
 )
 from jidoka.models import LoadedWorkflow, WorkspaceInfo
+from jidoka.outcomes import HookName
 from jidoka.payloads import (
     CleanupInput,
     CleanupResult,
-    HookName,
     HostClaim,
     PrepareWorkspaceInput,
     PreserveInput,

@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 
 import yaml
+from temporalio.testing import ActivityEnvironment
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,10 +45,13 @@ from activities.evidence import gather  # noqa: E402
 from activities.tracker.local import LocalBoard  # noqa: E402
 from activities.workspace import prepare_workspace  # noqa: E402
 from jidoka.config import LocalTrackerConfig  # noqa: E402
-from jidoka.models import AgentRunInput, Issue, LoadedWorkflow  # noqa: E402
-from jidoka.payloads import LineStatus, PrepareWorkspaceInput  # noqa: E402
+from jidoka.models import Issue, LoadedWorkflow  # noqa: E402
+from jidoka.payloads import AgentRunInput, LineStatus, PrepareWorkspaceInput  # noqa: E402
 from jidoka.policy import classify_attempt  # noqa: E402
 from jidoka.workflow_file import load_workflow  # noqa: E402
+from runtime.devserver import DevServerSettings, connect_when_ready, embedded_server  # noqa: E402
+from starter import start_line  # noqa: E402
+from worker import WorkerSettings, running_worker  # noqa: E402
 
 
 def free_port() -> int:
@@ -128,10 +132,6 @@ async def run_with_temporal(
     workflow_md: Path, issues: int, concurrency: int
 ) -> tuple[float, float, float]:
     """Returns (wall seconds, history events per issue, the server's peak RSS in MB)."""
-    from jidoka.runtime.devserver import DevServerSettings, connect_when_ready, embedded_server
-    from starter import start_line
-    from worker import WorkerSettings, running_worker
-
     loaded = load_workflow(workflow_md)
     settings = DevServerSettings(
         db_path=workflow_md.parent / ".jidoka" / "temporal.db",
@@ -171,8 +171,6 @@ async def run_with_temporal(
 
 async def run_plain(workflow_md: Path, issues: int, concurrency: int) -> float:
     """The same work without Temporal: an asyncio loop calling the activity code directly."""
-    from temporalio.testing import ActivityEnvironment
-
     loaded: LoadedWorkflow = load_workflow(workflow_md)
     tracker_config = loaded.config.tracker
     assert isinstance(tracker_config, LocalTrackerConfig)

@@ -1,8 +1,11 @@
-"""Pydantic models that cross a boundary: workflow inputs and outputs, activity payloads,
-signals, updates and query results.
+"""The domain vocabulary the envelopes carry: issues, evidence, verdicts, decisions, halt
+records, counters, and the state each workflow carries across continue-as-new.
 
-Payloads are plain JSON through ``pydantic_data_converter``, so the Temporal CLI and the Web UI
-show them as written here. Rules: paths and ids, never whole diffs or logs; never a secret.
+Where a type goes: a model carried inside others lives here; a model that is the whole input or
+output of one activity, workflow, signal, update or query lives in :mod:`jidoka.payloads`; a
+closed set of names lives in :mod:`jidoka.outcomes`. Everything is plain JSON through
+``pydantic_data_converter``, so the Temporal CLI and the Web UI show it as written here. Rules:
+paths and ids, never whole diffs or logs; never a secret.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from jidoka.outcomes import (
     HaltCategory,
     HaltScope,
     HaltSource,
-    OperatorDecision,
     Outcome,
+    Phase,
 )
 
 
@@ -136,10 +139,6 @@ class Problem(Model):
     def render(self) -> str:
         text = f"{self.path}: {self.message}"
         return f"{text}\n    hint: {self.hint}" if self.hint else text
-
-
-class LoadWorkflowInput(Model):
-    path: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,58 +275,6 @@ class HaltRecord(Model):
     resolved_by: str | None = None
 
 
-class HaltRequest(Model):
-    """Signal ``halt`` payload (operators, issues and the line all send it)."""
-
-    reason: str = "halted by operator"
-    category: HaltCategory = HaltCategory.HALT_PRODUCTION
-    source: HaltSource = HaltSource.OPERATOR
-    scope: HaltScope | None = None
-    """For issue workflows: LINE means "the line is halted" (sent by the line)."""
-    issue_identifier: str | None = None
-    operator: str | None = None
-    evidence: dict[str, str | int | bool | None] = Field(
-        default_factory=dict[str, str | int | bool | None]
-    )
-
-
-class ResumeRequest(Model):
-    """Signal/update ``resume`` payload. Without a root cause it is refused visibly."""
-
-    root_cause: str = ""
-    operator: str = ""
-    scope: HaltScope | None = None
-    """For issue workflows: LINE means "the line was resumed" (sent by the line)."""
-
-
-class ResumeResult(Model):
-    accepted: bool
-    message: str
-
-
-class DecideRequest(Model):
-    """Update ``decide`` on a halted issue."""
-
-    decision: OperatorDecision
-    root_cause: str
-    operator: str
-
-
-class AnswerRequest(Model):
-    """Signal ``answer`` on a paused issue."""
-
-    answer: str
-    operator: str = ""
-
-
-class CancelRequest(Model):
-    """Signal ``cancel`` on an issue: stop, preserve the work, optionally clean up."""
-
-    reason: str = "cancelled by operator"
-    cleanup_workspace: bool = False
-    source: HaltSource = HaltSource.OPERATOR
-
-
 class Decision(Model):
     kind: DecisionKind
     reason: str
@@ -423,23 +370,135 @@ class WorkspaceInfo(Model):
     created_now: bool = False
 
 
-class AgentRunInput(Model):
-    """Input of the ``run_agent`` activity (one agent session = one attempt)."""
+# --------------------------------------------------------------------------------------------
+# What the workflows must not forget (carried across continue-as-new)
+# --------------------------------------------------------------------------------------------
 
-    workflow: LoadedWorkflow
-    issue: Issue
+
+class PendingEvaluation(Model):
+    """An agent run whose judgement was interrupted (a hook timed out after it): an operator's
+    retry re-judges it instead of running the agent again, so a good run is never lost."""
+
     attempt: int
-    """1-based session number; exported as ``JIDOKA_ATTEMPT``."""
-    template_attempt: int | None = None
-    """The Liquid ``attempt`` variable: None on the first attempt (Symphony §5.4)."""
-    guidance: str | None = None
-    workspace: WorkspaceInfo
-    budget_tokens: int
-    """Tokens this session may still spend (issue budget minus what was used)."""
-    budget_tokens_before_first_commit: int | None = None
-    """Tokens it may spend while the branch has no commit; None once it has one."""
-    wall_s: float
-    max_turns: int
+    agent: AgentRunResult
+
+
+class IssueState(Model):
+    """Everything the issue workflow must not forget; carried across continue-as-new."""
+
+    issue: Issue | None = None
+    tracker_state: str | None = None
+    """The state Jidoka last wrote or observed: the expected state of the next write."""
+    phase: Phase = Phase.QUEUED
+    counters: IssueCounters = Field(default_factory=IssueCounters)
+    attempts: list[AttemptRecord] = Field(default_factory=list[AttemptRecord])
+    halts: list[HaltRecord] = Field(default_factory=list[HaltRecord])
+    halt: HaltRecord | None = None
+    line_halted: bool = False
+    host_queue: str | None = None
+    workspace: WorkspaceInfo | None = None
+    base_sha: str | None = None
     resume_token: str | None = None
-    slot_wait_s: float = 6 * 3600
-    """How long to wait for an agent slot on the host before giving up (``SLOT_TIMEOUT``)."""
+    guidance: str | None = None
+    pending: PendingEvaluation | None = None
+    questions: list[str] = Field(default_factory=list[str])
+    last_outcome: Outcome | None = None
+    last_decision: Decision | None = None
+    last_evidence: Evidence | None = None
+    config_error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    ship: ShipEvidence | None = None
+    preserved_branch: str | None = None
+    retry_at: datetime | None = None
+    """When backing off: the time of the next attempt."""
+
+
+class RunningEntry(Model):
+    """The line's view of one issue workflow it started."""
+
+    issue_id: str
+    identifier: str
+    workflow_id: str
+    state: str
+    """Tracker state at the last reconciliation."""
+    phase: Phase = Phase.QUEUED
+    attempt: int = 0
+    tokens: int = 0
+    started_at: datetime
+    last_outcome: Outcome | None = None
+    cancel_sent: bool = False
+    moving_to: str | None = None
+    """The tracker state this issue is moving itself to (cleared by its next report)."""
+    retry_at: datetime | None = None
+    """When backing off: the time of its next attempt."""
+    infra_failures: int = 0
+    reported: bool = False
+    """The issue workflow has reported at least once (so it surely started)."""
+    stuck: bool = False
+    """Its workflow task keeps failing (seen by the sweep; the line halted once for it)."""
+    phase_at: datetime | None = None
+    """When the line heard of the current phase."""
+
+
+class FinishedEntry(Model):
+    issue_id: str
+    identifier: str
+    workflow_id: str
+    phase: Phase
+    outcome: Outcome | None = None
+    tokens: int = 0
+    finished_at: datetime
+    closed_without_report: str | None = None
+    """Set when the issue workflow closed without telling the line how it ended: its Temporal
+    close status (``failed``, ``terminated``, ``timed_out``, ``canceled``...)."""
+
+
+class LedgerEntry(Model):
+    at: datetime
+    tokens: int
+
+
+class LineState(Model):
+    """Everything the line must not forget; carried across continue-as-new."""
+
+    started: bool = False
+    running: dict[str, RunningEntry] = Field(default_factory=dict[str, RunningEntry])
+    finished: dict[str, FinishedEntry] = Field(default_factory=dict[str, FinishedEntry])
+    dispatches: dict[str, list[datetime]] = Field(default_factory=dict[str, list[datetime]])
+    ledger: list[LedgerEntry] = Field(default_factory=list[LedgerEntry])
+    tokens_total: int = 0
+    halted: bool = False
+    halts: list[HaltRecord] = Field(default_factory=list[HaltRecord])
+    notice: str | None = None
+    rate_gate_until: datetime | None = None
+    config_error: str | None = None
+    ticks: int = 0
+    last_tick_at: datetime | None = None
+    idle: bool = False
+    candidates_waiting: int = 0
+    tracker_error: str | None = None
+    tracker_failures: int = 0
+    """Ticks in a row whose candidate fetch failed; past a cap the line halts."""
+    fault: str | None = None
+    """The last unexpected error of the line's own work (halted once per distinct error)."""
+    startup_report: list[str] = Field(default_factory=list[str])
+
+
+class FleetUse(Model):
+    tokens_last_hour: int
+    tokens_per_hour_cap: int | None
+    tokens_total: int
+
+
+class IssueToStart(Model):
+    issue: Issue
+    workflow_id: str
+
+
+class RunningRef(Model):
+    """What candidate selection needs to know of one running issue."""
+
+    issue_id: str
+    state: str
+    parked: bool

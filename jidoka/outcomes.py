@@ -193,3 +193,11 @@ class ReconcileAction(StrEnum):
     CANCEL_AND_CLEAN = "cancel_and_clean"
     CANCEL_KEEP_WORKSPACE = "cancel_keep_workspace"
     WAKE_PAUSED = "wake_paused"
+
+
+class HookName(StrEnum):
+    AFTER_CREATE = "after_create"
+    BEFORE_RUN = "before_run"
+    AFTER_RUN = "after_run"
+    BEFORE_REMOVE = "before_remove"
+    VERIFY = "verify"

@@ -1,41 +1,49 @@
-"""Inputs and outputs of activities and workflows: one model per input and per output.
+"""The envelopes that cross the Temporal boundary: one model per activity input and output, per
+workflow input and result, per signal, update and query payload.
 
-Domain vocabulary (Issue, Evidence, HaltRecord, ...) lives in :mod:`jidoka.models`; this module
-holds the envelopes that carry it across the Temporal boundary.
+Where a type goes: a model that is the whole input or output of one activity, workflow, signal,
+update or query lives here; a model carried *inside* others (an issue, evidence, a decision, a
+halt record, the state a workflow carries across continue-as-new) lives in
+:mod:`jidoka.models`; a closed set of names lives in :mod:`jidoka.outcomes`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
 from jidoka.config import WorkflowConfig
 from jidoka.models import (
-    AgentRunResult,
     AttemptRecord,
     Decision,
     Evidence,
+    FinishedEntry,
+    FleetUse,
     HaltRecord,
     Issue,
     IssueCounters,
+    IssueState,
+    IssueToStart,
+    LineState,
     LoadedWorkflow,
     Model,
     RateLimitInfo,
+    RunningEntry,
+    RunningRef,
     ShipEvidence,
     WorkspaceInfo,
 )
-from jidoka.outcomes import LinePhase, Outcome, Phase
-
-
-class HookName(StrEnum):
-    AFTER_CREATE = "after_create"
-    BEFORE_RUN = "before_run"
-    AFTER_RUN = "after_run"
-    BEFORE_REMOVE = "before_remove"
-    VERIFY = "verify"
-
+from jidoka.outcomes import (
+    HaltCategory,
+    HaltScope,
+    HaltSource,
+    HookName,
+    LinePhase,
+    OperatorDecision,
+    Outcome,
+    Phase,
+)
 
 # --------------------------------------------------------------------------------------------
 # Host-pinned workspace activities
@@ -168,45 +176,6 @@ class PublishInput(Model):
 # --------------------------------------------------------------------------------------------
 
 
-class PendingEvaluation(Model):
-    """An agent run whose judgement was interrupted (a hook timed out after it): an operator's
-    retry re-judges it instead of running the agent again, so a good run is never lost."""
-
-    attempt: int
-    agent: AgentRunResult
-
-
-class IssueState(Model):
-    """Everything the issue workflow must not forget; carried across continue-as-new."""
-
-    issue: Issue | None = None
-    tracker_state: str | None = None
-    """The state Jidoka last wrote or observed: the expected state of the next write."""
-    phase: Phase = Phase.QUEUED
-    counters: IssueCounters = Field(default_factory=IssueCounters)
-    attempts: list[AttemptRecord] = Field(default_factory=list[AttemptRecord])
-    halts: list[HaltRecord] = Field(default_factory=list[HaltRecord])
-    halt: HaltRecord | None = None
-    line_halted: bool = False
-    host_queue: str | None = None
-    workspace: WorkspaceInfo | None = None
-    base_sha: str | None = None
-    resume_token: str | None = None
-    guidance: str | None = None
-    pending: PendingEvaluation | None = None
-    questions: list[str] = Field(default_factory=list[str])
-    last_outcome: Outcome | None = None
-    last_decision: Decision | None = None
-    last_evidence: Evidence | None = None
-    config_error: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    ship: ShipEvidence | None = None
-    preserved_branch: str | None = None
-    retry_at: datetime | None = None
-    """When backing off: the time of the next attempt."""
-
-
 class IssueWorkflowInput(Model):
     """Start one issue. By hand::
 
@@ -309,97 +278,9 @@ class IssueReport(Model):
     infra_failures: int = 0
 
 
-class LineStatusIssue(Model):
-    issue_id: str
-    identifier: str
-    workflow_id: str
-    state: str
-    phase: Phase
-    attempt: int
-    tokens: int
-    started_at: datetime
-    last_outcome: Outcome | None = None
-
-
-class LinePhaseInfo(Model):
-    phase: LinePhase
-    reason: str = ""
-
-
 # --------------------------------------------------------------------------------------------
 # LineWorkflow
 # --------------------------------------------------------------------------------------------
-
-
-class RunningEntry(Model):
-    """The line's view of one issue workflow it started."""
-
-    issue_id: str
-    identifier: str
-    workflow_id: str
-    state: str
-    """Tracker state at the last reconciliation."""
-    phase: Phase = Phase.QUEUED
-    attempt: int = 0
-    tokens: int = 0
-    started_at: datetime
-    last_outcome: Outcome | None = None
-    cancel_sent: bool = False
-    moving_to: str | None = None
-    """The tracker state this issue is moving itself to (cleared by its next report)."""
-    retry_at: datetime | None = None
-    """When backing off: the time of its next attempt."""
-    infra_failures: int = 0
-    reported: bool = False
-    """The issue workflow has reported at least once (so it surely started)."""
-    stuck: bool = False
-    """Its workflow task keeps failing (seen by the sweep; the line halted once for it)."""
-    phase_at: datetime | None = None
-    """When the line heard of the current phase."""
-
-
-class FinishedEntry(Model):
-    issue_id: str
-    identifier: str
-    workflow_id: str
-    phase: Phase
-    outcome: Outcome | None = None
-    tokens: int = 0
-    finished_at: datetime
-    closed_without_report: str | None = None
-    """Set when the issue workflow closed without telling the line how it ended: its Temporal
-    close status (``failed``, ``terminated``, ``timed_out``, ``canceled``...)."""
-
-
-class LedgerEntry(Model):
-    at: datetime
-    tokens: int
-
-
-class LineState(Model):
-    """Everything the line must not forget; carried across continue-as-new."""
-
-    started: bool = False
-    running: dict[str, RunningEntry] = Field(default_factory=dict[str, RunningEntry])
-    finished: dict[str, FinishedEntry] = Field(default_factory=dict[str, FinishedEntry])
-    dispatches: dict[str, list[datetime]] = Field(default_factory=dict[str, list[datetime]])
-    ledger: list[LedgerEntry] = Field(default_factory=list[LedgerEntry])
-    tokens_total: int = 0
-    halted: bool = False
-    halts: list[HaltRecord] = Field(default_factory=list[HaltRecord])
-    notice: str | None = None
-    rate_gate_until: datetime | None = None
-    config_error: str | None = None
-    ticks: int = 0
-    last_tick_at: datetime | None = None
-    idle: bool = False
-    candidates_waiting: int = 0
-    tracker_error: str | None = None
-    tracker_failures: int = 0
-    """Ticks in a row whose candidate fetch failed; past a cap the line halts."""
-    fault: str | None = None
-    """The last unexpected error of the line's own work (halted once per distinct error)."""
-    startup_report: list[str] = Field(default_factory=list[str])
 
 
 class LineWorkflowInput(Model):
@@ -415,12 +296,6 @@ class LineWorkflowInput(Model):
     history_limit: int | None = None
     """Continue as new past this many history events (default: when Temporal suggests it, or
     8000). Lower it to exercise continue-as-new."""
-
-
-class FleetUse(Model):
-    tokens_last_hour: int
-    tokens_per_hour_cap: int | None
-    tokens_total: int
 
 
 class LineStatus(Model):
@@ -449,11 +324,6 @@ class LineStatus(Model):
     startup_report: list[str]
 
 
-class IssueToStart(Model):
-    issue: Issue
-    workflow_id: str
-
-
 class StartIssuesInput(Model):
     workflow_path: str
     workflow: LoadedWorkflow
@@ -462,14 +332,6 @@ class StartIssuesInput(Model):
     task_queue: str
     issues: list[IssueToStart]
     line_halted: bool = False
-
-
-class RunningRef(Model):
-    """What candidate selection needs to know of one running issue."""
-
-    issue_id: str
-    state: str
-    parked: bool
 
 
 class DispatchQuery(Model):
@@ -529,3 +391,86 @@ class CleanupResult(Model):
     removed: list[str] = Field(default_factory=list[str])
     preserved: dict[str, str] = Field(default_factory=dict[str, str])
     failed: dict[str, str] = Field(default_factory=dict[str, str])
+
+
+# --------------------------------------------------------------------------------------------
+# Signals, updates and one-activity inputs moved here by the rule in the module docstring
+# --------------------------------------------------------------------------------------------
+
+
+class LoadWorkflowInput(Model):
+    path: str
+
+
+class HaltRequest(Model):
+    """Signal ``halt`` payload (operators, issues and the line all send it)."""
+
+    reason: str = "halted by operator"
+    category: HaltCategory = HaltCategory.HALT_PRODUCTION
+    source: HaltSource = HaltSource.OPERATOR
+    scope: HaltScope | None = None
+    """For issue workflows: LINE means "the line is halted" (sent by the line)."""
+    issue_identifier: str | None = None
+    operator: str | None = None
+    evidence: dict[str, str | int | bool | None] = Field(
+        default_factory=dict[str, str | int | bool | None]
+    )
+
+
+class ResumeRequest(Model):
+    """Signal/update ``resume`` payload. Without a root cause it is refused visibly."""
+
+    root_cause: str = ""
+    operator: str = ""
+    scope: HaltScope | None = None
+    """For issue workflows: LINE means "the line was resumed" (sent by the line)."""
+
+
+class ResumeResult(Model):
+    accepted: bool
+    message: str
+
+
+class DecideRequest(Model):
+    """Update ``decide`` on a halted issue."""
+
+    decision: OperatorDecision
+    root_cause: str
+    operator: str
+
+
+class AnswerRequest(Model):
+    """Signal ``answer`` on a paused issue."""
+
+    answer: str
+    operator: str = ""
+
+
+class CancelRequest(Model):
+    """Signal ``cancel`` on an issue: stop, preserve the work, optionally clean up."""
+
+    reason: str = "cancelled by operator"
+    cleanup_workspace: bool = False
+    source: HaltSource = HaltSource.OPERATOR
+
+
+class AgentRunInput(Model):
+    """Input of the ``run_agent`` activity (one agent session = one attempt)."""
+
+    workflow: LoadedWorkflow
+    issue: Issue
+    attempt: int
+    """1-based session number; exported as ``JIDOKA_ATTEMPT``."""
+    template_attempt: int | None = None
+    """The Liquid ``attempt`` variable: None on the first attempt (Symphony §5.4)."""
+    guidance: str | None = None
+    workspace: WorkspaceInfo
+    budget_tokens: int
+    """Tokens this session may still spend (issue budget minus what was used)."""
+    budget_tokens_before_first_commit: int | None = None
+    """Tokens it may spend while the branch has no commit; None once it has one."""
+    wall_s: float
+    max_turns: int
+    resume_token: str | None = None
+    slot_wait_s: float = 6 * 3600
+    """How long to wait for an agent slot on the host before giving up (``SLOT_TIMEOUT``)."""

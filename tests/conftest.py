@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from jidoka.runtime.temporal import (
+from runtime.temporal import (
     register_search_attributes,
     search_attribute_keys,
     temporal_cli_path,

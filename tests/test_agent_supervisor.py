@@ -36,15 +36,9 @@ from activities.agent.session import Budgets, Clocks, SessionSpec
 from activities.agent.supervisor import Supervisor
 from activities.agent.transcript import Transcript
 from activities.process import group_alive
-from jidoka.models import (
-    AgentRunInput,
-    AgentRunResult,
-    BlockerRef,
-    Issue,
-    LoadedWorkflow,
-    WorkspaceInfo,
-)
+from jidoka.models import AgentRunResult, BlockerRef, Issue, LoadedWorkflow, WorkspaceInfo
 from jidoka.outcomes import AgentStop
+from jidoka.payloads import AgentRunInput
 from jidoka.workflow_file import load_workflow
 
 GITHUB_TOKEN = "ghp_TestOnlyTokenValue1234567890"

@@ -32,8 +32,8 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfig, ClientConfigProfile
 
 from jidoka import search_attributes
-from jidoka.runtime.temporal import temporal_cli_path
 from jidoka.workflow_file import parse_workflow
+from runtime.temporal import temporal_cli_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -1,4 +1,5 @@
-"""``push_branch`` against a real git smart-HTTP server (``tests/fakes/git_server.py``: ``git
+"""The push the ``push_branch`` activity makes (``gitops.remote_git`` with a line's
+:class:`RepoAccess`), against a real git smart-HTTP server (``tests/fakes/git_server.py``: ``git
 http-backend`` run as a CGI by an in-process HTTP server that demands HTTP Basic auth, like
 GitHub does).
 
@@ -17,14 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.tracker.git_credentials import (
-    TOKEN_ENV,
-    TOKEN_USERNAME,
-    GitPushError,
-    push_branch,
-    push_command,
-    push_environment,
-)
+from activities.git import gitops
+from activities.git.access import RepoAccess
+from activities.git.credentials import TOKEN_ENV, TOKEN_USERNAME, credential_options
 from tests.fakes.git_server import REAL_GIT, GitServer, serve_git
 
 TOKEN = "ghs_PushT0kenThatMustNeverLeak_0123456789"
@@ -120,13 +116,26 @@ def remote_head(server: GitServer) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-async def test_push_with_the_token_lands_the_branch_and_leaks_nothing(
+def push(workspace: Workspace, remote: str, token: str | None) -> None:
+    """What ``activities.workspace.push_branch`` runs, in a recording environment."""
+    access = RepoAccess(remote=remote, token=token)
+    gitops.remote_git(
+        str(workspace.path),
+        "push",
+        "-q",
+        "--",
+        access.remote,
+        f"refs/heads/{BRANCH}:refs/heads/{BRANCH}",
+        options=access.git_options(),
+        env={**workspace.env, **access.token_env()},
+    )
+
+
+def test_push_with_the_token_lands_the_branch_and_leaks_nothing(
     server: GitServer, workspace: Workspace
 ) -> None:
     config_before = (workspace.path / ".git" / "config").read_text()
-    await push_branch(
-        str(workspace.path), BRANCH, remote_url=server.url, token=TOKEN, env=workspace.env
-    )
+    push(workspace, server.url, TOKEN)
     assert remote_head(server) == workspace.head()
     # The server saw the token, as the password of the expected user: the helper answered.
     assert f"{TOKEN_USERNAME}:{TOKEN}" in server.credentials_seen
@@ -139,61 +148,38 @@ async def test_push_with_the_token_lands_the_branch_and_leaks_nothing(
     assert TOKEN not in config_after
 
 
-async def test_pushing_again_is_fine_whether_or_not_there_is_news(
+def test_pushing_again_is_fine_whether_or_not_there_is_news(
     server: GitServer, workspace: Workspace
 ) -> None:
     for _ in range(2):  # the second push has nothing to send: "Everything up-to-date"
-        await push_branch(
-            str(workspace.path), BRANCH, remote_url=server.url, token=TOKEN, env=workspace.env
-        )
+        push(workspace, server.url, TOKEN)
     workspace.commit("more.py")
-    await push_branch(
-        str(workspace.path), BRANCH, remote_url=server.url, token=TOKEN, env=workspace.env
-    )
+    push(workspace, server.url, TOKEN)
     assert remote_head(server) == workspace.head()
 
 
-async def test_a_wrong_token_fails_with_a_typed_error_and_no_prompt(
+def test_a_wrong_token_fails_without_a_prompt_and_without_the_token(
     server: GitServer, workspace: Workspace
 ) -> None:
     wrong = "ghs_WrongT0kenAlsoSecret_9876543210"
-    with pytest.raises(GitPushError) as caught:
-        await push_branch(
-            str(workspace.path),
-            BRANCH,
-            remote_url=server.url,
-            token=wrong,
-            env=workspace.env,
-            timeout_s=60,
-        )
-    error = caught.value
-    assert error.auth_failed
-    assert not error.retryable
-    assert error.exit_code not in (0, None)
+    with pytest.raises(gitops.GitError) as caught:
+        push(workspace, server.url, wrong)
     assert f"{TOKEN_USERNAME}:{wrong}" in server.credentials_seen  # it really was tried
-    for text in (str(error), error.output_tail, error.message, workspace.recorded()):
+    for text in (str(caught.value), caught.value.stderr, workspace.recorded()):
         assert wrong not in text
     assert remote_head(server) is None
 
 
-async def test_without_a_token_git_fails_instead_of_prompting(
+def test_without_a_token_git_fails_instead_of_prompting(
     server: GitServer, workspace: Workspace
 ) -> None:
-    with pytest.raises(GitPushError) as caught:
-        await push_branch(
-            str(workspace.path),
-            BRANCH,
-            remote_url=server.url,
-            token=None,
-            env=workspace.env,
-            timeout_s=60,
-        )
-    assert caught.value.auth_failed
+    with pytest.raises(gitops.GitError):
+        push(workspace, server.url, None)
     assert remote_head(server) is None
 
 
-async def test_helpers_and_askpass_of_the_worker_are_not_consulted(
-    server: GitServer, workspace: Workspace, tmp_path: Path
+def test_helpers_and_askpass_of_the_worker_are_not_consulted(
+    server: GitServer, workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A worker whose git config holds a helper answering other credentials, and whose
     # environment names an askpass program: neither may answer in place of the token.
@@ -205,84 +191,40 @@ async def test_helpers_and_askpass_of_the_worker_are_not_consulted(
     askpass = tmp_path / "askpass.sh"
     askpass.write_text(f"#!/bin/sh\ntouch {asked}\necho nope\n")
     askpass.chmod(0o755)
-    env = {**workspace.env, "GIT_ASKPASS": str(askpass), "SSH_ASKPASS": str(askpass)}
-    await push_branch(str(workspace.path), BRANCH, remote_url=server.url, token=TOKEN, env=env)
+    monkeypatch.setenv("GIT_ASKPASS", str(askpass))
+    monkeypatch.setenv("SSH_ASKPASS", str(askpass))
+    workspace.env.pop("GIT_ASKPASS", None)
+    workspace.env.pop("SSH_ASKPASS", None)
+    push(workspace, server.url, TOKEN)
     assert remote_head(server) == workspace.head()
     assert not any("someone-else" in c for c in server.credentials_seen)
     assert not asked.exists()
 
 
-async def test_no_token_pushes_to_a_local_remote(tmp_path: Path, workspace: Workspace) -> None:
+def test_no_token_pushes_to_a_local_remote(tmp_path: Path, workspace: Workspace) -> None:
     bare = tmp_path / "local.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    await push_branch(
-        str(workspace.path), BRANCH, remote_url=str(bare), token=None, env=workspace.env
-    )
+    push(workspace, str(bare), None)
     assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == workspace.head()
 
 
-async def test_a_rejected_push_is_neither_auth_nor_transient(
+def test_a_rejected_push_fails_and_says_so_without_the_token(
     server: GitServer, workspace: Workspace
 ) -> None:
-    await push_branch(
-        str(workspace.path), BRANCH, remote_url=server.url, token=TOKEN, env=workspace.env
-    )
+    push(workspace, server.url, TOKEN)
     git(workspace.path, "reset", "-q", "--hard", "HEAD~1")
     workspace.commit("diverged.py")
-    with pytest.raises(GitPushError) as caught:
-        await push_branch(
-            str(workspace.path), BRANCH, remote_url=server.url, token=TOKEN, env=workspace.env
-        )
-    assert not caught.value.auth_failed
-    assert not caught.value.retryable
-    assert "rejected" in caught.value.output_tail
+    with pytest.raises(gitops.GitError) as caught:
+        push(workspace, server.url, TOKEN)
+    assert "rejected" in caught.value.stderr
     assert TOKEN not in str(caught.value)
 
 
-async def test_an_unreachable_remote_is_transient(workspace: Workspace) -> None:
-    with pytest.raises(GitPushError) as caught:
-        await push_branch(
-            str(workspace.path),
-            BRANCH,
-            remote_url="http://127.0.0.1:9/widgets.git",
-            token=TOKEN,
-            env=workspace.env,
-            timeout_s=60,
-        )
-    assert caught.value.retryable
-    assert not caught.value.auth_failed
-
-
-async def test_credentials_in_the_remote_url_are_refused_unsent(workspace: Workspace) -> None:
-    with pytest.raises(GitPushError) as caught:
-        await push_branch(
-            str(workspace.path),
-            BRANCH,
-            remote_url=f"https://x-access-token:{TOKEN}@github.com/octo-org/widgets.git",
-            token=None,
-            env=workspace.env,
-        )
-    assert TOKEN not in str(caught.value)
-    assert "embedded credentials" in str(caught.value)
-    assert not workspace.argv_log.exists()  # git never ran
-
-
-def test_the_push_argv_names_the_variable_never_a_value() -> None:
-    url = "https://github.com/octo-org/widgets.git"
-    argv = push_command(url, BRANCH, with_token=True)
-    assert argv[-3:] == ["--", url, f"refs/heads/{BRANCH}:refs/heads/{BRANCH}"]
-    helper = next(a for a in argv if a.startswith("credential.helper=!"))
+def test_the_credential_options_name_the_variable_never_a_value() -> None:
+    options = credential_options()
+    helper = next(o for o in options if o.startswith("credential.helper=!"))
     assert f"${TOKEN_ENV}" in helper
     # The first helper entry is empty: it clears helpers configured elsewhere.
-    assert argv.index("credential.helper=") < argv.index(helper)
-    assert "credential.helper" not in " ".join(push_command(url, BRANCH, with_token=False))
-
-
-def test_the_push_environment_withholds_askpass_and_never_prompts() -> None:
-    base = {"PATH": "/usr/bin", "GIT_ASKPASS": "/x", "SSH_ASKPASS": "/y", TOKEN_ENV: "stale"}
-    env = push_environment(base, TOKEN)
-    assert env["GIT_TERMINAL_PROMPT"] == "0"
-    assert env[TOKEN_ENV] == TOKEN
-    assert "GIT_ASKPASS" not in env and "SSH_ASKPASS" not in env
-    # Without a token, a token left in the worker's environment is not passed on either.
-    assert TOKEN_ENV not in push_environment(base, None)
+    assert options.index("credential.helper=") < options.index(helper)
+    assert RepoAccess(remote="origin").git_options() == []
+    assert RepoAccess(remote="origin").token_env() == {}

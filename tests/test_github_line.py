@@ -36,13 +36,12 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from activities.repo_access import carries_token
-from activities.tracker.git_credentials import TOKEN_USERNAME
+from activities.git.access import carries_token
+from activities.git.credentials import TOKEN_USERNAME
 from activities.tracker.github import marker_tag
 from jidoka.keys import work_branch, workspace_key
-from jidoka.models import AnswerRequest, ResumeRequest, ResumeResult
 from jidoka.outcomes import HaltCategory, HaltSource, Phase
-from jidoka.payloads import IssueStatus, LineStatus
+from jidoka.payloads import AnswerRequest, IssueStatus, LineStatus, ResumeRequest, ResumeResult
 from tests.fakes.git_server import REAL_GIT, GitServer, serve_git
 from tests.fakes.github_server import FakeGitHub, make_issue, serve_github
 from tests.linekit import LineKit, eventually, factory, make_line, start_line

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from jidoka.models import AnswerRequest, DecideRequest
 from jidoka.outcomes import HaltCategory, OperatorDecision, Outcome, Phase
-from jidoka.payloads import IssueResult, IssueStatus
+from jidoka.payloads import AnswerRequest, DecideRequest, IssueResult, IssueStatus
 from tests.linekit import eventually, factory, make_line, run_git
 from workflows.issue import IssueWorkflow
 
@@ -163,7 +162,7 @@ async def test_work_slower_than_a_short_heartbeat_timeout_is_not_a_lost_host(
             "timeouts": {"heartbeat_s": 2},
             "hooks": {"before_run": "sleep 5"},
             "agent": {
-                "command": 'sleep 5; "$JIDOKA_PYTHON" -m jidoka.scripted_agent',
+                "command": 'sleep 5; "$JIDOKA_PYTHON" -m activities.agent.scripted_agent',
                 "stall_timeout_s": 10,
                 "silence_timeout_s": 10,
             },

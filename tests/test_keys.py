@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.gitops import branch_ref_ok
+from activities.git.gitops import branch_ref_ok
 from jidoka.keys import (
     InvalidIdentifierError,
     WorkspaceEscapeError,

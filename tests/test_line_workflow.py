@@ -11,9 +11,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from jidoka import search_attributes as sa
-from jidoka.models import HaltRequest, ResumeRequest, ResumeResult
 from jidoka.outcomes import HaltCategory, HaltSource, Outcome, Phase
-from jidoka.payloads import LineStatus
+from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
 from tests.linekit import LineKit, eventually, factory, make_line, run_git, start_line
 from workflows.issue import IssueWorkflow
 from workflows.line import LineWorkflow

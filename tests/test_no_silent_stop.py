@@ -25,9 +25,10 @@ from temporalio.exceptions import ApplicationError
 from activities.agent.run import run_agent
 from activities.line import ISSUE_WORKFLOW, LineActivities
 from jidoka import search_attributes as sa
-from jidoka.models import AgentRunInput, AgentRunResult
+from jidoka.models import AgentRunResult
 from jidoka.outcomes import HaltCategory, Outcome, Phase
 from jidoka.payloads import (
+    AgentRunInput,
     DispatchPlan,
     DispatchQuery,
     EvidenceInput,

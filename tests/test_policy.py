@@ -3,6 +3,7 @@ candidate selection, reconciliation and the line's guards."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -266,8 +267,6 @@ _PROPERTY_CONFIG: list[WorkflowConfig] = []
 
 def _property_config() -> WorkflowConfig:
     if not _PROPERTY_CONFIG:
-        import tempfile
-
         folder = Path(tempfile.mkdtemp())
         kit = make_line(folder, {"budgets": {"max_attempts": 3, "max_continuations": 2}})
         _PROPERTY_CONFIG.append(load_workflow(kit.workflow_md).config)

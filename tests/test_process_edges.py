@@ -42,7 +42,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.agent.transcript import transcript_path
-from jidoka.runtime.devserver import (
+from runtime.devserver import (
     DevServerSettings,
     port_open,
     read_record,

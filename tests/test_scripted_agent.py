@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from jidoka.scripted_agent import HALT_REASON, QUESTIONS, SCENARIOS
+from activities.agent.scripted_agent import HALT_REASON, QUESTIONS, SCENARIOS
 
 ISSUE = "DEMO-1"
 
@@ -104,7 +104,7 @@ def play(
     prompt: str = "",
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "jidoka.scripted_agent"]
+    args = [sys.executable, "-m", "activities.agent.scripted_agent"]
     if scenario is not None:
         args += ["--scenario", scenario]
     return subprocess.run(
@@ -293,7 +293,7 @@ def running(repo: Repo) -> Iterator[Any]:
 
     def start(scenario: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jidoka.scripted_agent", "--scenario", scenario],
+            [sys.executable, "-m", "activities.agent.scripted_agent", "--scenario", scenario],
             cwd=repo.path,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from jidoka.outcomes import Phase
-from jidoka.runtime.devserver import (
+from runtime.devserver import (
     DevServerSettings,
     connect_when_ready,
     start_dev_server,

@@ -6,6 +6,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from jidoka import search_attributes
+from runtime.temporal import register_search_attributes
 
 
 async def _custom_attributes(env: WorkflowEnvironment) -> set[str]:
@@ -21,6 +22,4 @@ async def test_dev_server_has_search_attributes(dev_env: WorkflowEnvironment) ->
 
 
 async def test_registration_is_idempotent_on_a_real_cluster(dev_env: WorkflowEnvironment) -> None:
-    from jidoka.runtime.temporal import register_search_attributes
-
     assert await register_search_attributes(dev_env.client) == []

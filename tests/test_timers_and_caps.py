@@ -40,9 +40,9 @@ from temporalio.testing import WorkflowEnvironment
 from jidoka import policy
 from jidoka.config import WorkflowConfig
 from jidoka.keys import line_workflow_id
-from jidoka.models import AnswerRequest, IssueCounters
+from jidoka.models import IssueCounters
 from jidoka.outcomes import DecisionKind, HaltCategory, Outcome, Phase
-from jidoka.payloads import IssueResult, IssueStatus, LineStatus
+from jidoka.payloads import AnswerRequest, IssueResult, IssueStatus, LineStatus
 from jidoka.workflow_file import load_workflow
 from tests.linekit import Factory, LineKit, eventually, factory, make_line, run_git, start_line
 from workflows.issue import IssueWorkflow

@@ -19,7 +19,7 @@ import pytest
 from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.github import GitHubTracker, marker_tag
 from activities.tracker.http import ConditionalCache, RetryPolicy
-from jidoka.config import GitHubTrackerConfig
+from jidoka.config import GitHubTrackerConfig, WorkflowConfig
 from jidoka.models import Issue
 from jidoka.workflow_file import semantic_problems
 from tests.fakes.github_server import (
@@ -684,8 +684,6 @@ async def test_even_a_short_token_is_scrubbed(gh: FakeGitHub) -> None:
 
 
 def _problems(**tracker: Any) -> list[str]:
-    from jidoka.config import WorkflowConfig
-
     tracker.setdefault("default_open_state", "Backlog")
     raw: dict[str, Any] = {
         "line": "demo",

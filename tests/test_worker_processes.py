@@ -46,7 +46,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agent.transcript import transcript_path
 from jidoka.keys import line_workflow_id, workspace_key
-from jidoka.models import AgentRunResult, ResumeRequest, ResumeResult, ShipEvidence
+from jidoka.models import AgentRunResult, ShipEvidence
 from jidoka.outcomes import AgentStop, HaltCategory, Outcome, Phase
 from jidoka.payloads import (
     IssueResult,
@@ -54,6 +54,8 @@ from jidoka.payloads import (
     IssueWorkflowInput,
     LineStatus,
     LineWorkflowInput,
+    ResumeRequest,
+    ResumeResult,
     TransitionInput,
 )
 from tests.conftest import free_port
@@ -93,7 +95,7 @@ def slowed_first_attempt(identifier: str) -> str:
     return (
         f'if [ "$JIDOKA_ISSUE" = "{identifier}" ] && [ "$JIDOKA_ATTEMPT" = 1 ]; then '
         f"export JIDOKA_SCRIPTED_PACE={SLOW_PACE_S}; fi; "
-        'exec "$JIDOKA_PYTHON" -m jidoka.scripted_agent'
+        'exec "$JIDOKA_PYTHON" -m activities.agent.scripted_agent'
     )
 
 
@@ -160,7 +162,7 @@ async def running_agent(workspace: Path, attempt: int = 1) -> int:
 
     members = await poll(
         probe,
-        lambda procs: any("jidoka.scripted_agent" in p.cmdline for p in procs),
+        lambda procs: any("activities.agent.scripted_agent" in p.cmdline for p in procs),
         what=f"a scripted agent at work in {workspace}",
     )
     return members[0].pgid

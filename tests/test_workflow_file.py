@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -304,7 +305,6 @@ def test_check_json(tmp_path: Path) -> None:
     front = base_front_matter("x")
     del front["tracker"]["done_state"]
     done = run_check("--json", str(write(tmp_path, front)))
-    import json
 
     report = json.loads(done.stdout)
     assert report["valid"] is False

@@ -48,13 +48,15 @@ with workflow.unsafe.imports_passed_through():
     from jidoka.config import WorkflowConfig
     from jidoka.keys import issue_workflow_id, workspace_key
     from jidoka.models import (
-        CancelRequest,
+        FinishedEntry,
+        FleetUse,
         HaltRecord,
-        HaltRequest,
+        IssueToStart,
+        LedgerEntry,
+        LineState,
         LoadedWorkflow,
-        LoadWorkflowInput,
-        ResumeRequest,
-        ResumeResult,
+        RunningEntry,
+        RunningRef,
     )
     from jidoka.outcomes import (
         HaltCategory,
@@ -65,21 +67,19 @@ with workflow.unsafe.imports_passed_through():
         ReconcileAction,
     )
     from jidoka.payloads import (
+        CancelRequest,
         CleanupInput,
         CommentInput,
         DispatchPlan,
         DispatchQuery,
-        FinishedEntry,
-        FleetUse,
+        HaltRequest,
         IssueReport,
-        IssueToStart,
         IssueWorkflowCheck,
-        LedgerEntry,
-        LineState,
         LineStatus,
         LineWorkflowInput,
-        RunningEntry,
-        RunningRef,
+        LoadWorkflowInput,
+        ResumeRequest,
+        ResumeResult,
         StaleClaimsInput,
         StartIssuesInput,
         TrackerQuery,

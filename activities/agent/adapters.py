@@ -57,7 +57,7 @@ from jidoka.config import UsageFields
 from jidoka.models import RateLimitInfo
 from jidoka.outcomes import AgentStop
 
-SCRIPTED_COMMAND = '"$JIDOKA_PYTHON" -m jidoka.scripted_agent'
+SCRIPTED_COMMAND = '"$JIDOKA_PYTHON" -m activities.agent.scripted_agent'
 """``bash -l`` resets PATH on Debian, so the scripted agent is found through JIDOKA_PYTHON."""
 
 

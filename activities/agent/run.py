@@ -44,9 +44,9 @@ from activities.agent.transcript import Transcript, transcript_path
 from activities.heartbeats import heartbeat_every
 from activities.secrets import Scrubber, withheld_names
 from jidoka.config import is_env_ref
-from jidoka.models import AgentRunInput, AgentRunResult
+from jidoka.models import AgentRunResult
 from jidoka.outcomes import AgentStop
-from jidoka.payloads import AgentStarted
+from jidoka.payloads import AgentRunInput, AgentStarted
 from jidoka.prompt import (
     PROMPT_PATH,
     VERDICT_PATH,

@@ -21,7 +21,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.secrets import Scrubber, resolve_secret
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.github import GitHubTracker
 from activities.tracker.http import ConditionalCache
+from activities.tracker.linear import LinearTracker
+from activities.tracker.local import LocalBoard
 from jidoka.config import (
     GitHubTrackerConfig,
     LinearTrackerConfig,
@@ -61,8 +64,6 @@ def make_tracker(config: WorkflowConfig, base_dir: str | None = None) -> Tracker
     tracker = config.tracker
     match tracker:
         case LocalTrackerConfig():
-            from activities.tracker.local import LocalBoard
-
             if "$" in tracker.board:
                 try:
                     board = resolve_path(tracker.board, base_dir or os.getcwd(), os.environ)
@@ -75,15 +76,11 @@ def make_tracker(config: WorkflowConfig, base_dir: str | None = None) -> Tracker
                 tracker = tracker.model_copy(update={"board": board})
             return LocalBoard(tracker)
         case GitHubTrackerConfig():
-            from activities.tracker.github import GitHubTracker
-
             cache = _ETAG_CACHES.setdefault(
                 f"{tracker.endpoint}/{tracker.repo}", ConditionalCache()
             )
             return GitHubTracker(tracker, resolve_secret(tracker.api_key), cache=cache)
         case LinearTrackerConfig():
-            from activities.tracker.linear import LinearTracker
-
             return LinearTracker(tracker, resolve_secret(tracker.api_key))
         case _:
             assert_never(tracker)

@@ -21,7 +21,8 @@ import yaml
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent.run import run_agent
-from jidoka.models import AgentRunInput, AgentRunResult, Issue, LoadedWorkflow, WorkspaceInfo
+from jidoka.models import AgentRunResult, Issue, LoadedWorkflow, WorkspaceInfo
+from jidoka.payloads import AgentRunInput
 from jidoka.workflow_file import load_workflow
 
 AGENTS = Path(__file__).parent

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from activities.tracker.git_credentials import TOKEN_USERNAME
+from activities.git.credentials import TOKEN_USERNAME
 
 REAL_GIT = shutil.which("git") or "git"
 REPO_NAME = "widgets.git"

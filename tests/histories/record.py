@@ -35,10 +35,16 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from jidoka.models import AnswerRequest, ResumeRequest, ResumeResult
 from jidoka.outcomes import HaltCategory, Outcome, Phase
-from jidoka.payloads import IssueResult, IssueStatus, LineStatus
-from jidoka.runtime.temporal import search_attribute_keys, temporal_cli_path
+from jidoka.payloads import (
+    AnswerRequest,
+    IssueResult,
+    IssueStatus,
+    LineStatus,
+    ResumeRequest,
+    ResumeResult,
+)
+from runtime.temporal import search_attribute_keys, temporal_cli_path
 from tests.histories import HISTORY_DIR
 from tests.linekit import LineKit, eventually, factory, make_line, start_line
 from workflows.issue import IssueWorkflow

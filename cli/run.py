@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TextIO
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from jidoka.cli.common import (
+from cli.common import (
     StopSignals,
     client_or_fail,
     execute_update,
@@ -37,12 +37,12 @@ from jidoka.cli.common import (
     table,
     web_ui_url,
 )
-from jidoka.cli.errors import CliError, SubParsers
-from jidoka.cli.render import ISSUE_HEADERS, halt_line, issue_row, resume_commands
-from jidoka.models import LoadedWorkflow, ResumeRequest, ResumeResult
+from cli.errors import CliError, SubParsers
+from cli.render import ISSUE_HEADERS, halt_line, issue_row, resume_commands
+from jidoka.models import LoadedWorkflow, RunningEntry
 from jidoka.outcomes import Phase
-from jidoka.payloads import IssueStatus, LineStatus, RunningEntry
-from jidoka.runtime.devserver import (
+from jidoka.payloads import IssueStatus, LineStatus, ResumeRequest, ResumeResult
+from runtime.devserver import (
     DevServerError,
     DevServerSettings,
     Holder,
@@ -51,7 +51,9 @@ from jidoka.runtime.devserver import (
     port_open,
     who_holds,
 )
-from jidoka.runtime.temporal import register_search_attributes
+from runtime.temporal import register_search_attributes
+from starter import start_line
+from worker import SettingsError, WorkerSettings, running_worker
 
 if TYPE_CHECKING:
     from worker import WorkerSettings
@@ -173,7 +175,6 @@ async def run_line(args: argparse.Namespace) -> int:
     """The run, stopped in order by SIGINT or SIGTERM: the follow ends, the summary is still
     printed, the worker shuts down (agents get the grace, then are killed and their attempts
     recorded), then the embedded server stops. Exit code 128 + the signal's number."""
-    from worker import SettingsError, WorkerSettings
 
     loaded = load_or_fail(args.workflow)
     say = sys.stderr if args.json else sys.stdout
@@ -206,9 +207,6 @@ async def _run_line(
     say: TextIO,
     stop: StopSignals,
 ) -> int:
-    from starter import start_line
-    from worker import running_worker
-
     async with temporal_for(loaded, args.port, args.ui_port, say) as connection:
         print(f"jidoka: line {loaded.config.line} on {connection.where}", file=say)
         if connection.ui_url:

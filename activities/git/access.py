@@ -1,7 +1,7 @@
 """How a line reaches its repository over the network (clone, fetch, push).
 
 For a GitHub line the token comes from the tracker's ``$VAR`` and reaches git only through the
-inline credential helper of :mod:`activities.tracker.git_credentials`: never in a URL, argv,
+inline credential helper of :mod:`activities.git.credentials`: never in a URL, argv,
 ``.git/config`` or a log. It is offered over HTTPS, and over plain HTTP to this machine only
 (``localhost``, a loopback address: a local mirror or proxy, a test server), never in clear
 text across a network. Other lines use the repository as configured, with the worker's own git
@@ -14,8 +14,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from activities.git.credentials import TOKEN_ENV, credential_options
 from activities.secrets import resolve_secret
-from activities.tracker.git_credentials import TOKEN_ENV, credential_options
 from jidoka.config import GitHubTrackerConfig, WorkflowConfig
 from jidoka.models import LoadedWorkflow
 from jidoka.workflow_file import is_url

@@ -17,11 +17,11 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from jidoka.cli.errors import CliError
+from cli.errors import CliError
 from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key
 from jidoka.models import LoadedWorkflow
-from jidoka.runtime.temporal import DEFAULT_ADDRESS, DEFAULT_UI_PORT, connect
 from jidoka.workflow_file import WorkflowFileError, load_workflow
+from runtime.temporal import DEFAULT_ADDRESS, DEFAULT_UI_PORT, connect
 
 T = TypeVar("T")
 

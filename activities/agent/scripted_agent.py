@@ -1,6 +1,6 @@
 """A scripted coding agent: a real subprocess that plays one scenario, for tests and the demo.
 
-Run as ``python -m jidoka.scripted_agent [--scenario NAME]`` in a workspace (a git repository on
+Run as ``python -m activities.agent.scripted_agent [--scenario NAME]`` in a workspace (a git repository on
 its work branch). Standard library only. It speaks Jidoka's ``command`` agent protocol on stdout
 (JSON lines ``{"event": "progress"|"usage", ...}``, usage cumulative) and writes
 ``.jidoka/verdict.json`` like a real agent would.
@@ -418,7 +418,7 @@ def _pace(environ: dict[str, str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m jidoka.scripted_agent",
+        prog="python -m activities.agent.scripted_agent",
         description="Play one scripted-agent scenario in the current git workspace.",
     )
     parser.add_argument("--scenario", help="overrides $JIDOKA_SCENARIO and the prompt")

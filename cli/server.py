@@ -7,16 +7,17 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from jidoka.cli.common import StopSignals, client_or_fail, temporal_address
-from jidoka.cli.errors import CliError, SubParsers
-from jidoka.runtime.devserver import (
+from cli.common import StopSignals, client_or_fail, temporal_address
+from cli.errors import CliError, SubParsers
+from runtime.devserver import (
     DevServerError,
     DevServerSettings,
     log_tail,
     start_dev_server,
     stop_dev_server,
 )
-from jidoka.runtime.temporal import register_search_attributes
+from runtime.temporal import register_search_attributes
+from worker import SettingsError, WorkerSettings, main
 
 
 def add_parsers(subparsers: SubParsers) -> None:
@@ -104,7 +105,6 @@ async def serve(settings: DevServerSettings) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     del args
-    from worker import SettingsError, WorkerSettings, main
 
     try:
         settings = WorkerSettings.from_env()

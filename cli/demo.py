@@ -16,7 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from jidoka.cli.errors import CliError, SubParsers
+from cli.errors import CliError, SubParsers
+from cli.run import run_line
 
 DEFAULT_ROOT_CAUSE = (
     "demo: each halt comes from the scripted scenario written in the issue; reviewed and accepted"
@@ -76,8 +77,6 @@ def prepare(target: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jidoka.cli.run import run_line
-
     target = Path(args.dir) if args.dir else Path.cwd() / ".jidoka" / "demo"
     workflow = prepare(target.resolve())
     print(f"jidoka demo: a fresh line in {workflow.parent}")

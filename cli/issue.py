@@ -9,7 +9,7 @@ import json
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from jidoka.cli.common import (
+from cli.common import (
     add_json_argument,
     add_target_arguments,
     client_or_fail,
@@ -19,11 +19,10 @@ from jidoka.cli.common import (
     operator_name,
     rpc_failure,
 )
-from jidoka.cli.errors import CliError, SubParsers
-from jidoka.cli.render import issue_status_text
-from jidoka.models import AnswerRequest, DecideRequest, HaltRequest
+from cli.errors import CliError, SubParsers
+from cli.render import issue_status_text
 from jidoka.outcomes import HaltCategory, HaltSource, OperatorDecision
-from jidoka.payloads import DecideResult, IssueStatus
+from jidoka.payloads import AnswerRequest, DecideRequest, DecideResult, HaltRequest, IssueStatus
 
 
 def add_parser(subparsers: SubParsers) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from jidoka.cli.errors import SubParsers
+from cli.errors import SubParsers
 from jidoka.config import LocalTrackerConfig
 from jidoka.models import LoadedWorkflow, Problem
 from jidoka.workflow_file import WorkflowFileError, env_reference_names, load_workflow

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from jidoka.cli.common import ago, table, workflow_url
-from jidoka.models import Evidence, HaltRecord
-from jidoka.payloads import IssueStatus, LineStatus, RunningEntry
+from cli.common import ago, table, workflow_url
+from jidoka.models import Evidence, HaltRecord, RunningEntry
+from jidoka.payloads import IssueStatus, LineStatus
 
 
 def resume_commands(line: str, workflow_id: str) -> list[str]:

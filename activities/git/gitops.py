@@ -64,7 +64,7 @@ def clone(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """``git clone --no-checkout``; ``options``/``env`` carry the credential helper and its
-    token for private HTTPS repositories (see :mod:`activities.repo_access`)."""
+    token for private HTTPS repositories (see :mod:`activities.git.access`)."""
     merged = {**os.environ, **_env(), **(env or {})}
     try:
         Git().execute(

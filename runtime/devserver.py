@@ -31,7 +31,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from jidoka.runtime.temporal import connect, search_attribute_flags, temporal_cli_path
+from runtime.temporal import connect, search_attribute_flags, temporal_cli_path
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0

@@ -10,7 +10,7 @@ import sys
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from jidoka.cli.common import (
+from cli.common import (
     add_json_argument,
     add_target_arguments,
     client_or_fail,
@@ -20,11 +20,10 @@ from jidoka.cli.common import (
     operator_name,
     rpc_failure,
 )
-from jidoka.cli.errors import CliError, SubParsers
-from jidoka.cli.render import line_status_text
-from jidoka.models import HaltRequest, ResumeRequest, ResumeResult
+from cli.errors import CliError, SubParsers
+from cli.render import line_status_text
 from jidoka.outcomes import HaltCategory, HaltSource
-from jidoka.payloads import LineStatus
+from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
 
 
 def add_parser(subparsers: SubParsers) -> None:

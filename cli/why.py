@@ -15,8 +15,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from jidoka import search_attributes as sa
-from jidoka.cli.common import (
+from cli.common import (
     add_target_arguments,
     client_or_fail,
     issue_id_for,
@@ -24,31 +23,8 @@ from jidoka.cli.common import (
     rpc_failure,
     workflow_url,
 )
-from jidoka.cli.errors import SubParsers
-from jidoka.models import (
-    AgentRunResult,
-    AnswerRequest,
-    CancelRequest,
-    DecideRequest,
-    Decision,
-    Evidence,
-    HaltRequest,
-    HookResult,
-    Issue,
-    ResumeRequest,
-    WorkspaceInfo,
-)
-from jidoka.outcomes import Outcome, Phase
-from jidoka.payloads import (
-    HookInput,
-    IssueResult,
-    IssueStatus,
-    PreserveResult,
-    PushResult,
-    TransitionInput,
-    TransitionResult,
-)
-from jidoka.why import (
+from cli.errors import SubParsers
+from cli.story import (
     ActivityRecord,
     DecisionRecord,
     MessageRecord,
@@ -56,6 +32,23 @@ from jidoka.why import (
     Story,
     TimerRecord,
     tell,
+)
+from jidoka import search_attributes as sa
+from jidoka.models import AgentRunResult, Decision, Evidence, HookResult, Issue, WorkspaceInfo
+from jidoka.outcomes import Outcome, Phase
+from jidoka.payloads import (
+    AnswerRequest,
+    CancelRequest,
+    DecideRequest,
+    HaltRequest,
+    HookInput,
+    IssueResult,
+    IssueStatus,
+    PreserveResult,
+    PushResult,
+    ResumeRequest,
+    TransitionInput,
+    TransitionResult,
 )
 
 ACTIVITY_TYPES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {

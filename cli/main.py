@@ -17,9 +17,9 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
+from cli import check, demo, issue, line, run, server, why
+from cli.errors import CliError
 from jidoka import __version__
-from jidoka.cli import check, demo, issue, line, run, server, why
-from jidoka.cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:

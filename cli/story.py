@@ -11,24 +11,24 @@ from pydantic import BaseModel
 
 from jidoka.models import (
     AgentRunResult,
-    AnswerRequest,
-    CancelRequest,
-    DecideRequest,
     Decision,
     Evidence,
-    HaltRequest,
     HookResult,
     Issue,
     IssueCounters,
-    ResumeRequest,
     WorkspaceInfo,
 )
 from jidoka.outcomes import DecisionKind, Outcome, Phase
 from jidoka.payloads import (
+    AnswerRequest,
+    CancelRequest,
+    DecideRequest,
+    HaltRequest,
     HookInput,
     IssueResult,
     PreserveResult,
     PushResult,
+    ResumeRequest,
     TransitionInput,
     TransitionResult,
 )
