@@ -28,7 +28,7 @@ from jidoka.payloads import (
     TransitionInput,
     WorkflowIdsInput,
 )
-from jidoka.policy import norm_state
+from jidoka.policy import ready_state
 
 ISSUE_WORKFLOW = "IssueWorkflow"
 FAILING_TASK_ATTEMPTS = 3
@@ -138,8 +138,8 @@ class LineActivities:
         working = config.tracker.working_state
         if working is None:
             return []
-        ready = [s for s in config.tracker.active_states if norm_state(s) != norm_state(working)]
-        if not ready:
+        ready = ready_state(config)
+        if ready is None:
             return []
         reset: list[str] = []
         async with tracker_session(config) as tracker:
@@ -154,9 +154,9 @@ class LineActivities:
                             config=config,
                             issue_id=issue.id,
                             expected_state=issue.state,
-                            target_state=ready[0],
+                            target_state=ready,
                             comment=(
-                                f"**Jidoka: claim reset** → {ready[0]}: it was left in "
+                                f"**Jidoka: claim reset** → {ready}: it was left in "
                                 f"'{working}' but no issue workflow ({workflow_id}) is running."
                             ),
                             idempotency_key=f"{input.line_workflow_id}:reset:{workflow_id}:"

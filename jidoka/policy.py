@@ -15,6 +15,7 @@ from typing import assert_never
 from jidoka.config import HALT_VERDICT, WorkflowConfig
 from jidoka.models import (
     AgentRunResult,
+    AttemptRecord,
     Decision,
     Evidence,
     GitEvidence,
@@ -38,9 +39,25 @@ def norm_state(state: str) -> str:
     return state.strip().lower()
 
 
-def _in(state: str, states: Iterable[str]) -> bool:
+def in_states(state: str, states: Iterable[str]) -> bool:
     key = norm_state(state)
     return any(norm_state(s) == key for s in states)
+
+
+def ready_state(config: WorkflowConfig) -> str | None:
+    """The first active state that is not the working state: where an issue waits to be picked
+    up (a stale claim is reset there). None when the working state is the only active one."""
+    working = config.tracker.working_state
+    for state in config.tracker.active_states:
+        if working is None or norm_state(state) != norm_state(working):
+            return state
+    return None
+
+
+def work_state(config: WorkflowConfig) -> str:
+    """Where an issue goes when work on it resumes (after a pause, say)."""
+    tracker = config.tracker
+    return tracker.working_state or ready_state(config) or tracker.active_states[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +108,7 @@ def evaluate_verdict(evidence: Evidence, config: WorkflowConfig) -> Outcome:
     route = config.verdicts.get(token)
     if route is None:
         return Outcome.VERDICT_UNKNOWN
-    if _in(route, config.tracker.paused_states):
+    if in_states(route, config.tracker.paused_states):
         return Outcome.AWAITING_ANSWERS
     if norm_state(route) != norm_state(config.tracker.done_state):
         # Config validation rejects any other route; refuse to guess if one slipped through.
@@ -539,6 +556,61 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
 
 
 # ---------------------------------------------------------------------------------------------
+# What a decision carries: its wording, a halt's facts, a ship's proof
+# ---------------------------------------------------------------------------------------------
+
+Facts = dict[str, str | int | bool | None]
+
+
+def failed_hook(record: AttemptRecord, evidence: Evidence | None) -> str | None:
+    """The hook that failed or timed out in this attempt, for the decision's wording."""
+    if evidence is not None and evidence.verify is not None and not evidence.verify.ok:
+        return "verify"
+    if record.hook_failure:
+        return record.hook_failure.split(":", 1)[0]
+    return None
+
+
+def halt_reason(decision: Decision, outcome: Outcome, evidence: Evidence | None) -> str:
+    """The agent's own words when it pulled the cord; the decision's otherwise."""
+    if outcome is Outcome.HALT_REQUESTED and evidence and evidence.verdict.verdict:
+        return evidence.verdict.verdict.halt_reason or decision.reason
+    return decision.reason
+
+
+def halt_facts(
+    decision: Decision, outcome: Outcome, evidence: Evidence | None, agent: AgentRunResult | None
+) -> Facts:
+    """What a halt record keeps of the attempt that led to it."""
+    facts: Facts = {"outcome": outcome.value, "rule": decision.rule}
+    if agent is not None:
+        facts["agent_stop"] = agent.stop.value
+        facts["tokens"] = agent.usage.total_tokens
+    if evidence is not None:
+        facts["commits_ahead"] = evidence.git.commits_ahead
+        facts["files_changed"] = evidence.git.diff.files_changed
+    return facts
+
+
+def ship_evidence(evidence: Evidence, config: WorkflowConfig, tokens_total: int) -> ShipEvidence:
+    """The proof a ship carries to the tracker (checked again at the tracker boundary)."""
+    verdict = evidence.verdict.verdict
+    return ShipEvidence(
+        outcome=Outcome.SHIPPED,
+        branch=evidence.git.branch,
+        base_sha=evidence.git.base_sha,
+        head_sha=evidence.git.head_sha,
+        commits_ahead=evidence.git.commits_ahead,
+        diff=evidence.git.diff,
+        uncommitted_count=evidence.git.uncommitted_count,
+        verify_configured=config.hooks.verify is not None,
+        verify_passed=evidence.verify.ok if evidence.verify is not None else None,
+        tokens_total=tokens_total,
+        summary=verdict.summary if verdict else "",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # The tracker-write boundary (poka-yoke)
 # ---------------------------------------------------------------------------------------------
 
@@ -579,21 +651,21 @@ def transition_refusal(
         + list(tracker.backlog_states)
         + [tracker.done_state]
     )
-    if not _in(target_state, declared):
+    if not in_states(target_state, declared):
         return f"'{target_state}' is not a declared state"
-    if _in(target_state, tracker.backlog_states):
+    if in_states(target_state, tracker.backlog_states):
         return f"'{target_state}' is a backlog state: only operators move issues there"
     if norm_state(current.state) != norm_state(expected_state):
         return (
             f"expected the issue in '{expected_state}' but it is in '{current.state}' "
             "(changed by someone else): refusing to overwrite"
         )
-    closing = norm_state(target_state) == norm_state(tracker.done_state) or _in(
+    closing = norm_state(target_state) == norm_state(tracker.done_state) or in_states(
         target_state, tracker.terminal_states
     )
     if not closing:
         return None
-    if _in(current.state, tracker.paused_states):
+    if in_states(current.state, tracker.paused_states):
         return f"refusing to close a paused issue (state '{current.state}')"
     paused_labels = {label.lower() for label in tracker.paused_labels}
     flagged = sorted(paused_labels.intersection(label.lower() for label in current.labels))
@@ -641,14 +713,18 @@ def blocked(issue: Issue, config: WorkflowConfig) -> bool:
     issue outside the page, a deleted board file) does not block, or it would block forever.
     """
     closed = [*config.tracker.terminal_states, config.tracker.done_state]
-    return any(ref.state is not None and not _in(ref.state, closed) for ref in issue.blocked_by)
+    return any(
+        ref.state is not None and not in_states(ref.state, closed) for ref in issue.blocked_by
+    )
 
 
 def eligible(issue: Issue, running_ids: set[str], config: WorkflowConfig) -> bool:
     tracker = config.tracker
     if not (issue.id and issue.identifier and issue.title and issue.state):
         return False
-    if not _in(issue.state, tracker.active_states) or _in(issue.state, tracker.terminal_states):
+    if not in_states(issue.state, tracker.active_states) or in_states(
+        issue.state, tracker.terminal_states
+    ):
         return False
     if tracker.working_state is not None and norm_state(issue.state) == norm_state(
         tracker.working_state
@@ -718,13 +794,13 @@ def reconcile_action(
         return ReconcileAction.KEEP
     if tracker_state is None:
         return ReconcileAction.CANCEL_KEEP_WORKSPACE
-    if _in(tracker_state, tracker.terminal_states) or norm_state(tracker_state) == norm_state(
+    if in_states(tracker_state, tracker.terminal_states) or norm_state(tracker_state) == norm_state(
         tracker.done_state
     ):
         return ReconcileAction.CANCEL_AND_CLEAN
-    if _in(tracker_state, tracker.active_states):
+    if in_states(tracker_state, tracker.active_states):
         return ReconcileAction.WAKE_PAUSED if phase is Phase.PAUSED else ReconcileAction.KEEP
-    if _in(tracker_state, tracker.paused_states) and phase is Phase.PAUSED:
+    if in_states(tracker_state, tracker.paused_states) and phase is Phase.PAUSED:
         return ReconcileAction.KEEP
     return ReconcileAction.CANCEL_KEEP_WORKSPACE
 

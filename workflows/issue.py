@@ -1,10 +1,15 @@
-"""IssueWorkflow: one PRD issue, decided from evidence (DESIGN §3-§4).
+"""IssueWorkflow: one PRD issue, decided from evidence.
 
-Each attempt: gate (issue and line not halted, budget left) → prepare the workspace on its host
-→ ``before_run`` → the agent → ``after_run`` → evidence → ``verify`` (only for a ship claim that
-passed the git gate) → outcome → decision → act. Counters live in workflow state, so caps
-survive crashes, restarts and continue-as-new; retries are timers in the history, never blind
-activity retries.
+The loop, one step at a time: gate (issue and line not halted, budget left) → claim the issue →
+prepare the workspace on its host → ``before_run`` → the agent → ``after_run`` → evidence →
+``verify`` (only for a ship claim that passed the git gate) → outcome → decision → act (ship,
+continue, retry after a backoff, pause for answers, halt, abandon, release). Counters live in
+workflow state, so caps survive crashes, restarts and continue-as-new; retries are timers in
+the history, never blind activity retries.
+
+Who does what: :mod:`workflows.host_calls` and :mod:`workflows.tracker_calls` make the calls
+and classify what came back; :mod:`jidoka.policy` turns outcomes into decisions; this class
+decides and acts, and owns every change of phase.
 
 Signals:
     ``halt(HaltRequest)``: stop before the next attempt (scope ``line``: the line is halted).
@@ -29,42 +34,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar, assert_never
+from typing import assert_never
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    TimeoutType,
+from temporalio.exceptions import ActivityError
+
+from workflows.common import (
+    cause_message,
+    history_is_long,
+    load_config,
+    resume_problem,
+    signal_quietly,
 )
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from workflows.host_calls import AttemptEnded, HostCalls, HostLost
+from workflows.issue_reports import IssueReports
+from workflows.tracker_calls import ReadFailed, TrackerCalls, TrackerWriteFailed, Unreadable
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent.results import recover_agent_result
-    from activities.agent.run import run_agent
-    from activities.config import load_workflow_config
-    from activities.evidence import collect_evidence
-    from activities.hooks import hook_script, hook_timeout_s, run_hook
-    from activities.tracker.activities import (
-        TRACKER_NOT_FOUND,
-        TRANSITION_REFUSED,
-        tracker_comment,
-        tracker_fetch_issue,
-        tracker_publish,
-        tracker_transition,
-    )
-    from activities.workspace import (
-        ErrorType,
-        HostActivities,
-        prepare_workspace,
-        preserve_work,
-        push_branch,
-        remove_workspace,
-    )
     from jidoka import comments, policy
     from jidoka import search_attributes as sa
     from jidoka.config import WorkflowConfig
@@ -79,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
         IssueState,
         LoadedWorkflow,
         PendingEvaluation,
-        RateLimitInfo,
         ShipEvidence,
         WorkspaceInfo,
     )
@@ -98,92 +84,29 @@ with workflow.unsafe.imports_passed_through():
         AgentStarted,
         AnswerRequest,
         CancelRequest,
-        CommentInput,
         DecideRequest,
         DecideResult,
-        EvidenceInput,
         HaltRequest,
-        HookInput,
-        IssueReport,
         IssueResult,
         IssueStatus,
         IssueWorkflowInput,
-        LoadWorkflowInput,
-        PrepareWorkspaceInput,
-        PreserveInput,
-        PublishInput,
-        PushInput,
-        RecoverAgentInput,
-        RemoveWorkspaceInput,
         ResumeRequest,
-        TrackerIssueInput,
         TrackerStateUpdate,
-        TransitionInput,
     )
-
-T = TypeVar("T")
 
 MAX_RECORDS = 50
 """Attempts and halts kept in state (and so in continue-as-new inputs)."""
 REASON_LIMIT = 2000
 """Characters of a halt reason kept: reasons carry errors and outputs of unbounded size."""
-HISTORY_SOFT_LIMIT = 8000
-
-TRACKER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=6,
-)
-"""Tracker calls: transient provider errors only; deterministic ones are non-retryable."""
-QUICK_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
-NO_RETRY = RetryPolicy(maximum_attempts=1)
-"""Agents and hooks: a failed run is a workflow decision, never a blind activity retry."""
-
-
-class _HostLost(Exception):
-    """A host-pinned activity's host stopped answering (heartbeat or pick-up timeout)."""
-
-    def __init__(self, message: str, timeout: TimeoutType | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.timeout = timeout
-
-
-class _ReportExtras:
-    """What the next report to the line must carry besides the phase."""
-
-    def __init__(
-        self,
-        tokens_delta: int = 0,
-        outcome: Outcome | None = None,
-        rate_limit: RateLimitInfo | None = None,
-    ) -> None:
-        self.tokens_delta = tokens_delta
-        self.outcome = outcome
-        self.rate_limit = rate_limit
-
-    @property
-    def empty(self) -> bool:
-        return self.tokens_delta == 0 and self.outcome is None and self.rate_limit is None
-
-
-class _AttemptEnded(Exception):
-    """Ends an attempt early with an outcome (hook failure, lost worker, cancellation...)."""
-
-    def __init__(self, outcome: Outcome, detail: str, hook: HookResult | None = None) -> None:
-        super().__init__(detail)
-        self.outcome = outcome
-        self.detail = detail
-        self.hook = hook
 
 
 @workflow.defn
 class IssueWorkflow:
     """One PRD issue from dispatch to shipped, paused, halted, abandoned or released.
 
-    Signals ``halt``, ``resume``, ``answer``, ``cancel``, ``tracker_state``; update ``decide``;
-    query ``status``. See the module docstring for the loop and the message contracts.
+    Signals ``halt``, ``resume``, ``answer``, ``cancel``, ``tracker_state``,
+    ``agent_started``; update ``decide``; query ``status``. See the module docstring for the
+    loop and the message contracts.
     """
 
     @workflow.init
@@ -199,13 +122,13 @@ class IssueWorkflow:
         self._operator_halt: HaltRequest | None = None
         self._woken_state: str | None = None
         self._notice: str | None = None
-        self._upserted: dict[str, object] = {}
         self._agent_started: AgentStarted | None = None
-        self._unreported = _ReportExtras()
-        self._announced_moving_to: str | None = None
+        self._reports = IssueReports(self._s, input.issue_id, input.line_workflow_id)
+        self._host = HostCalls(cancelled=lambda: self._cancel.reason if self._cancel else None)
+        self._tracker = TrackerCalls(input.issue_id, idempotency=workflow.info().workflow_id)
 
     # ------------------------------------------------------------------------------------------
-    # Run
+    # The loop
     # ------------------------------------------------------------------------------------------
 
     @workflow.run
@@ -216,7 +139,7 @@ class IssueWorkflow:
         try:
             await self._load_config()
             while not s.phase.is_final:
-                if self._history_is_long():
+                if history_is_long():
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     workflow.continue_as_new(
                         IssueWorkflowInput(
@@ -236,12 +159,6 @@ class IssueWorkflow:
             raise
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
-
-    def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > (
-            HISTORY_SOFT_LIMIT
-        )
 
     async def _step(self) -> None:
         s = self._s
@@ -305,7 +222,7 @@ class IssueWorkflow:
         await self._attempt()
 
     # ------------------------------------------------------------------------------------------
-    # Config and the issue itself
+    # The config and the issue itself
     # ------------------------------------------------------------------------------------------
 
     @property
@@ -313,20 +230,20 @@ class IssueWorkflow:
         assert self._workflow is not None, "config used before the first load"
         return self._workflow.config
 
+    @property
+    def _loaded(self) -> LoadedWorkflow:
+        assert self._workflow is not None, "config used before the first load"
+        return self._workflow
+
     async def _load_config(self) -> None:
         """Reload WORKFLOW.md before each attempt; an invalid edit keeps the last good config
-        (Symphony §6.2) and shows the error in ``status``. With no good config at all, halt
+        and shows the error in ``status``. With no good config at all, halt
         (``config_invalid``) until an operator has fixed the file and resumes."""
         while not self._s.phase.is_final:
             try:
-                loaded = await workflow.execute_activity(
-                    load_workflow_config,
-                    LoadWorkflowInput(path=self._input.workflow_path),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=QUICK_RETRY,
-                )
+                loaded = await load_config(self._input.workflow_path)
             except ActivityError as error:
-                message = _cause_message(error)
+                message = cause_message(error)
                 self._s.config_error = message
                 if self._workflow is not None:
                     workflow.logger.warning(
@@ -349,30 +266,50 @@ class IssueWorkflow:
         s.issue = issue
         s.tracker_state = issue.state
         workflow.upsert_memo({"title": issue.title, "url": issue.url or ""})
-        self._upsert(line=self._config.line, issue=issue.identifier)
+        self._reports.upsert((sa.LINE, self._config.line), (sa.ISSUE, issue.identifier))
+
+    async def _read_issue(self) -> Issue | None:
+        """The issue's live record, or None after deciding what its absence means: a deleted
+        issue is released, a refused read halts, a tracker outage waits and tries later."""
+        found = await self._tracker.read(self._config)
+        if not isinstance(found, ReadFailed):
+            return found
+        match found.kind:
+            case Unreadable.GONE:
+                await self._release(
+                    CancelRequest(reason=f"the issue no longer exists: {found.message}")
+                )
+            case Unreadable.REFUSED:
+                await self._halt(
+                    HaltCategory.TRACKER_ERROR,
+                    f"cannot read the issue: {found.message}",
+                    HaltSource.ORCHESTRATOR,
+                )
+            case Unreadable.UNREACHABLE:
+                workflow.logger.warning("tracker unreachable, trying later: %s", found.message)
+                await self._back_off(float(self._config.backoff.max_s), "tracker outage")
+            case _:
+                assert_never(found.kind)
+        return None
 
     async def _claim(self, issue: Issue) -> bool:
         """Before an attempt the issue must be ours and in the working state: someone else's
         move releases it; our own pause (an operator retried a paused issue) is undone first,
         so the tracker never says "awaiting answers" while an agent works."""
         s = self._s
+        tracker = self._config.tracker
         ours = policy.norm_state(issue.state) == policy.norm_state(s.tracker_state or "")
-        paused_by_us = ours and any(
-            policy.norm_state(issue.state) == policy.norm_state(p)
-            for p in self._config.tracker.paused_states
-        )
-        if not self._is_active(issue.state) and not paused_by_us:
+        paused_by_us = ours and policy.in_states(issue.state, tracker.paused_states)
+        if not policy.in_states(issue.state, tracker.active_states) and not paused_by_us:
             await self._release(CancelRequest(reason=f"moved to '{issue.state}' by someone else"))
             return False
         s.tracker_state = issue.state
-        target = self._config.tracker.working_state or (
-            self._first_active() if paused_by_us else None
-        )
+        target = policy.work_state(self._config) if paused_by_us else tracker.working_state
         if target is None or policy.norm_state(issue.state) == policy.norm_state(target):
             return True
         try:
             await self._transition(target, comment=None, key=f"claim-{s.counters.attempts + 1}")
-        except _TrackerWriteFailed as failed:
+        except TrackerWriteFailed as failed:
             if failed.category is HaltCategory.TRANSITION_REFUSED:
                 await self._release(CancelRequest(reason=f"claim refused: {failed}"))
             else:
@@ -380,47 +317,13 @@ class IssueWorkflow:
             return False
         return True
 
-    def _is_active(self, state: str) -> bool:
-        return any(
-            policy.norm_state(state) == policy.norm_state(a)
-            for a in self._config.tracker.active_states
-        )
-
-    async def _fetch_issue(self) -> Issue:
-        return await workflow.execute_activity(
-            tracker_fetch_issue,
-            TrackerIssueInput(config=self._config, issue_id=self._input.issue_id),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=TRACKER_RETRY,
-        )
-
-    async def _read_issue(self) -> Issue | None:
-        """The issue's live record, or None after handling why it could not be read: a deleted
-        issue is released, a permanent error halts, a tracker outage waits and tries later."""
-        try:
-            return await self._fetch_issue()
-        except ActivityError as error:
-            kind = _cause_type(error)
-            message = _cause_message(error)
-            if kind == TRACKER_NOT_FOUND:
-                await self._release(CancelRequest(reason=f"the issue no longer exists: {message}"))
-            elif _is_permanent(error):
-                await self._halt(
-                    HaltCategory.OTHER, f"cannot read the issue: {message}", HaltSource.ORCHESTRATOR
-                )
-            else:
-                workflow.logger.warning("tracker unreachable, trying again later: %s", message)
-                await self._back_off(float(self._config.backoff.max_s), "tracker outage")
-            return None
-
     # ------------------------------------------------------------------------------------------
     # One attempt
     # ------------------------------------------------------------------------------------------
 
     async def _attempt(self) -> None:
         s = self._s
-        assert self._workflow is not None
-        loaded = self._workflow
+        loaded = self._loaded
         config = loaded.config
         number = s.counters.attempts + 1
         record = AttemptRecord(number=number, started_at=workflow.now())
@@ -448,11 +351,11 @@ class IssueWorkflow:
                 after = await self._hook(HookName.AFTER_RUN, workspace, number, fatal=False)
                 if after is not None and after.timed_out:
                     s.pending = PendingEvaluation(attempt=number, agent=agent)
-                    raise _AttemptEnded(Outcome.HOOK_TIMEOUT, "after_run timed out", after)
+                    raise AttemptEnded(Outcome.HOOK_TIMEOUT, "after_run timed out", after)
             else:
                 agent = pending.agent
                 s.pending = None
-            evidence = await self._collect(workspace)
+            evidence = await self._host.collect(config, workspace)
             if policy.needs_verify(evidence, config):
                 await self._enter(Phase.VERIFYING)
                 verify = await self._hook(HookName.VERIFY, workspace, number, fatal=False)
@@ -461,16 +364,81 @@ class IssueWorkflow:
                     s.pending = PendingEvaluation(attempt=number, agent=agent)
             outcome = policy.classify_attempt(agent, evidence, config)
             detail = agent.detail
-        except _AttemptEnded as ended:
+        except AttemptEnded as ended:
             outcome, detail = ended.outcome, ended.detail
             if ended.hook is not None:
                 record.hook_failure = f"{ended.hook.name}: {ended.detail}"
         except ActivityError as error:
             # An activity failed in a way no outcome above describes: stop and show it.
             outcome = Outcome.ORCHESTRATOR_ERROR
-            detail = f"{error.activity_type or 'an activity'} failed: {_cause_message(error)}"
+            detail = f"{error.activity_type or 'an activity'} failed: {cause_message(error)}"
         self._finish_attempt(record, agent, evidence, outcome, detail)
         await self._decide_and_act(record, outcome, agent, evidence)
+
+    async def _prepare(self, loaded: LoadedWorkflow, issue: Issue, number: int) -> WorkspaceInfo:
+        """Prepare on the issue's host; if that host does not pick it up, on another one (from
+        the pushed branch when there is one)."""
+        s = self._s
+        for _ in range(2):
+            if s.host_queue is None:
+                s.host_queue = await self._host.claim_host()
+            try:
+                workspace = await self._host.prepare(
+                    loaded, issue, s.base_sha, number, s.host_queue
+                )
+            except HostLost:
+                workflow.logger.warning("host %s did not pick up the workspace", s.host_queue)
+                s.host_queue = None
+                continue
+            s.workspace = workspace
+            s.base_sha = workspace.base_sha
+            return workspace
+        raise AttemptEnded(Outcome.WORKER_LOST, "no host picked up the workspace")
+
+    async def _hook(
+        self, hook: HookName, workspace: WorkspaceInfo, number: int, *, fatal: bool
+    ) -> HookResult | None:
+        """Run a hook. ``fatal`` hooks end the attempt on failure; for the others a failure or a
+        timeout is reported and the caller decides."""
+        result = await self._host.hook(self._loaded, hook, workspace, number, self._identifier)
+        if fatal and result is not None and not result.ok:
+            outcome = Outcome.HOOK_TIMEOUT if result.timed_out else Outcome.HOOK_FAILED
+            raise AttemptEnded(
+                outcome, f"{hook.value} {'timed out' if result.timed_out else 'failed'}", result
+            )
+        return result
+
+    async def _run_agent(
+        self, loaded: LoadedWorkflow, issue: Issue, workspace: WorkspaceInfo, number: int
+    ) -> AgentRunResult:
+        s = self._s
+        budget = policy.attempt_budget(s.counters, loaded.config)
+        agent_input = AgentRunInput(
+            workflow=loaded,
+            issue=issue,
+            attempt=number,
+            template_attempt=None if number == 1 else number,
+            guidance=s.guidance,
+            workspace=workspace,
+            budget_tokens=budget.tokens,
+            budget_tokens_before_first_commit=budget.tokens_before_first_commit,
+            wall_s=budget.wall_s,
+            max_turns=budget.max_turns,
+            resume_token=s.resume_token,
+            slot_wait_s=float(loaded.config.timeouts.slot_wait_s),
+        )
+
+        def started() -> bool:
+            signal = self._agent_started
+            return signal is not None and signal.attempt == number
+
+        async def now_running() -> None:
+            self._agent_started = None
+            await self._enter(Phase.RUNNING_AGENT)
+
+        result = await self._host.run_agent(agent_input, started=started, on_started=now_running)
+        s.guidance = None
+        return result
 
     def _finish_attempt(
         self,
@@ -498,6 +466,10 @@ class IssueWorkflow:
         self._s.last_outcome = outcome
         self._s.last_evidence = evidence
 
+    # ------------------------------------------------------------------------------------------
+    # Deciding and acting
+    # ------------------------------------------------------------------------------------------
+
     async def _decide_and_act(
         self,
         record: AttemptRecord,
@@ -523,7 +495,7 @@ class IssueWorkflow:
                 rate_limit_delay_s=min(rate_delay, float(config.backoff.max_s) * 12),
                 agent_stop=agent.stop if agent is not None else None,
                 detail=record.hook_failure or record.agent_detail,
-                hook=_failed_hook(record, evidence),
+                hook=policy.failed_hook(record, evidence),
             ),
             config,
         )
@@ -532,223 +504,23 @@ class IssueWorkflow:
         record.decision = decision
         s.last_decision = decision
         s.attempts = [*s.attempts, record][-MAX_RECORDS:]
-        self._upsert(outcome=outcome.value)
+        self._reports.upsert((sa.OUTCOME, outcome.value))
         # Sent with the phase the decision leads to (the next report), not in a signal of its own.
-        self._unreported = _ReportExtras(
-            tokens_delta=self._unreported.tokens_delta + record.tokens,
-            outcome=outcome,
-            rate_limit=agent.rate_limit if agent else self._unreported.rate_limit,
-        )
+        self._reports.attempt_ended(record.tokens, outcome, agent.rate_limit if agent else None)
         await self._act(decision, outcome, evidence, agent)
 
-    # ------------------------------------------------------------------------------------------
-    # Activities on the issue's host
-    # ------------------------------------------------------------------------------------------
-
-    async def _ensure_host(self) -> str:
-        if self._s.host_queue is None:
-            claim = await workflow.execute_activity_method(
-                HostActivities.claim_host,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=QUICK_RETRY,
-            )
-            self._s.host_queue = claim.host_queue
-        return self._s.host_queue
-
-    async def _prepare(self, loaded: LoadedWorkflow, issue: Issue, number: int) -> WorkspaceInfo:
-        """Prepare on the issue's host; if that host is gone, on another one (from the pushed
-        branch when there is one, DESIGN §3)."""
-        for _ in range(2):
-            queue = await self._ensure_host()
-            try:
-                workspace = await workflow.execute_activity(
-                    prepare_workspace,
-                    PrepareWorkspaceInput(
-                        workflow=loaded, issue=issue, base_sha=self._s.base_sha, attempt=number
-                    ),
-                    task_queue=queue,
-                    schedule_to_start_timeout=timedelta(
-                        seconds=loaded.config.timeouts.host_start_s
-                    ),
-                    start_to_close_timeout=timedelta(seconds=loaded.config.hooks.timeout_s + 600),
-                    heartbeat_timeout=timedelta(seconds=loaded.config.timeouts.heartbeat_s),
-                    retry_policy=QUICK_RETRY,
-                )
-            except ActivityError as error:
-                if _timeout_type(error) is TimeoutType.SCHEDULE_TO_START:
-                    workflow.logger.warning(
-                        "host %s did not pick up the workspace: host lost", queue
-                    )
-                    self._s.host_queue = None
-                    continue
-                raise _AttemptEnded(*_prepare_failure(error)) from None
-            self._s.workspace = workspace
-            self._s.base_sha = workspace.base_sha
-            return workspace
-        raise _AttemptEnded(Outcome.WORKER_LOST, "no host picked up the workspace")
-
-    async def _host_call(self, start: Callable[[], workflow.ActivityHandle[T]]) -> T:
-        """Run a host activity that an issue ``cancel`` must interrupt; a lost host ends the
-        attempt as ``worker_lost``."""
-        try:
-            return await self._await_host_activity(start())
-        except _HostLost as lost:
-            raise _AttemptEnded(Outcome.WORKER_LOST, lost.message) from None
-
-    async def _await_host_activity(
-        self, handle: workflow.ActivityHandle[T], *, attempt: int | None = None
-    ) -> T:
-        """Wait for a host activity, cancelling it on an issue ``cancel``. With ``attempt``, the
-        agent's ``agent_started`` signal moves the phase from waiting for a slot to running."""
-
-        def started() -> bool:
-            signal = self._agent_started
-            return attempt is not None and signal is not None and signal.attempt == attempt
-
-        while True:
-            await workflow.wait_condition(
-                lambda: handle.done() or self._cancel is not None or started()
-            )
-            if handle.done():
-                break
-            if self._cancel is not None:
-                handle.cancel()
-                with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                    await handle
-                raise _AttemptEnded(Outcome.CANCELLED, self._cancel.reason)
-            self._agent_started = None
-            await self._enter(Phase.RUNNING_AGENT)
-        try:
-            return await handle
-        except ActivityError as error:
-            if _is_lost(error):
-                raise _HostLost(_cause_message(error), _timeout_type(error)) from None
-            raise
-
-    async def _hook(
-        self, hook: HookName, workspace: WorkspaceInfo, number: int, *, fatal: bool
-    ) -> HookResult | None:
-        """Run a hook. ``fatal`` hooks end the attempt on failure; a timeout always does for
-        ``before_run`` and is reported for the others (the caller decides)."""
-        assert self._workflow is not None
-        config = self._workflow.config
-        if not hook_script(self._workflow, hook):
-            return None
-        timeout = hook_timeout_s(self._workflow, hook)
-        hook_input = HookInput(
-            workflow=self._workflow,
-            workspace=workspace,
-            hook=hook,
-            attempt=number,
-            issue_identifier=self._identifier,
+    def _record_decision(self, attempt: int, outcome: Outcome, decision: Decision) -> None:
+        """Write the decision into the history (a memo upsert is an event with its payload), so
+        ``jidoka why`` and the Web UI show what was decided, why, and by which rule."""
+        workflow.upsert_memo(
+            {
+                "decision": {
+                    "attempt": attempt,
+                    "outcome": outcome.value,
+                    **decision.model_dump(mode="json", exclude={"guidance"}),
+                }
+            }
         )
-        try:
-            result = await self._host_call(
-                lambda: workflow.start_activity(
-                    run_hook,
-                    hook_input,
-                    task_queue=workspace.host_queue,
-                    schedule_to_start_timeout=timedelta(seconds=config.timeouts.host_start_s),
-                    start_to_close_timeout=timedelta(seconds=timeout + 120),
-                    heartbeat_timeout=timedelta(seconds=config.timeouts.heartbeat_s),
-                    retry_policy=NO_RETRY,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    summary=f"hook {hook.value}",
-                )
-            )
-        except ActivityError as error:
-            raise _AttemptEnded(
-                Outcome.HOOK_FAILED, f"{hook.value}: {_cause_message(error)}"
-            ) from None
-        if fatal and not result.ok:
-            outcome = Outcome.HOOK_TIMEOUT if result.timed_out else Outcome.HOOK_FAILED
-            raise _AttemptEnded(
-                outcome, f"{hook.value} {'timed out' if result.timed_out else 'failed'}", result
-            )
-        return result
-
-    async def _run_agent(
-        self, loaded: LoadedWorkflow, issue: Issue, workspace: WorkspaceInfo, number: int
-    ) -> AgentRunResult:
-        s = self._s
-        budget = policy.attempt_budget(s.counters, loaded.config)
-        timeouts = loaded.config.timeouts
-        agent_input = AgentRunInput(
-            workflow=loaded,
-            issue=issue,
-            attempt=number,
-            template_attempt=None if number == 1 else number,
-            guidance=s.guidance,
-            workspace=workspace,
-            budget_tokens=budget.tokens,
-            budget_tokens_before_first_commit=budget.tokens_before_first_commit,
-            wall_s=budget.wall_s,
-            max_turns=budget.max_turns,
-            resume_token=s.resume_token,
-            slot_wait_s=float(timeouts.slot_wait_s),
-        )
-        handle = workflow.start_activity(
-            run_agent,
-            agent_input,
-            task_queue=workspace.host_queue,
-            schedule_to_start_timeout=timedelta(seconds=timeouts.host_start_s),
-            # Waiting for a slot has its own bound, inside the activity; it is never agent time.
-            start_to_close_timeout=timedelta(seconds=timeouts.slot_wait_s + budget.wall_s + 120),
-            heartbeat_timeout=timedelta(seconds=timeouts.heartbeat_s),
-            retry_policy=NO_RETRY,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"agent attempt {number}",
-        )
-        try:
-            result = await self._await_host_activity(handle, attempt=number)
-        except _HostLost as lost:
-            recovered = (
-                await self._recover_agent(workspace, number)
-                if lost.timeout is TimeoutType.HEARTBEAT
-                else None
-            )
-            if recovered is None:
-                raise _AttemptEnded(Outcome.WORKER_LOST, lost.message) from None
-            workflow.logger.info("attempt %d: the agent had finished; result recovered", number)
-            result = recovered
-        s.guidance = None
-        return result
-
-    async def _recover_agent(self, workspace: WorkspaceInfo, number: int) -> AgentRunResult | None:
-        """The host stopped answering while the agent ran; if it is back (a server outage, a
-        network blip) and still holds the finished result, the work is judged, not redone."""
-        wait = min(self._config.timeouts.host_start_s, 30)
-        try:
-            return await workflow.execute_activity(
-                recover_agent_result,
-                RecoverAgentInput(attempt=number),
-                task_queue=workspace.host_queue,
-                schedule_to_start_timeout=timedelta(seconds=wait),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=NO_RETRY,
-            )
-        except ActivityError:
-            return None
-
-    async def _collect(self, workspace: WorkspaceInfo) -> Evidence:
-        try:
-            return await workflow.execute_activity(
-                collect_evidence,
-                EvidenceInput(workspace=workspace),
-                task_queue=workspace.host_queue,
-                schedule_to_start_timeout=timedelta(seconds=self._config.timeouts.host_start_s),
-                start_to_close_timeout=timedelta(seconds=120),
-                heartbeat_timeout=timedelta(seconds=self._config.timeouts.heartbeat_s),
-                retry_policy=QUICK_RETRY,
-            )
-        except ActivityError as error:
-            if _is_lost(error):
-                raise _AttemptEnded(Outcome.WORKER_LOST, _cause_message(error)) from None
-            raise _AttemptEnded(Outcome.WORKSPACE_FAILED, _cause_message(error)) from None
-
-    # ------------------------------------------------------------------------------------------
-    # Acting on a decision
-    # ------------------------------------------------------------------------------------------
 
     async def _act(
         self,
@@ -776,26 +548,15 @@ class IssueWorkflow:
                 )
                 await self._pause(decision.target_state, questions)
             case DecisionKind.HALT:
-                source = (
+                assert decision.halt_category is not None
+                await self._halt(
+                    decision.halt_category,
+                    policy.halt_reason(decision, outcome, evidence),
                     HaltSource.AGENT
                     if outcome is Outcome.HALT_REQUESTED
-                    else HaltSource.ORCHESTRATOR
+                    else HaltSource.ORCHESTRATOR,
+                    evidence=policy.halt_facts(decision, outcome, evidence, agent),
                 )
-                reason = decision.reason
-                if outcome is Outcome.HALT_REQUESTED and evidence and evidence.verdict.verdict:
-                    reason = evidence.verdict.verdict.halt_reason or reason
-                facts: dict[str, str | int | bool | None] = {
-                    "outcome": outcome.value,
-                    "rule": decision.rule,
-                }
-                if agent is not None:
-                    facts["agent_stop"] = agent.stop.value
-                    facts["tokens"] = agent.usage.total_tokens
-                if evidence is not None:
-                    facts["commits_ahead"] = evidence.git.commits_ahead
-                    facts["files_changed"] = evidence.git.diff.files_changed
-                assert decision.halt_category is not None
-                await self._halt(decision.halt_category, reason, source, evidence=facts)
             case DecisionKind.ABANDON:
                 await self._abandon(decision.reason)
             case DecisionKind.RELEASE:
@@ -818,59 +579,39 @@ class IssueWorkflow:
             )
         self._s.retry_at = None
 
+    # ------------------------------------------------------------------------------------------
+    # The ship
+    # ------------------------------------------------------------------------------------------
+
     async def _ship(self, evidence: Evidence) -> None:
+        """Push, publish (a pull request where the tracker has them), then move to the done
+        state with the proof; any failure halts, and nothing is closed without the proof."""
         s = self._s
-        assert self._workflow is not None and s.workspace is not None and s.issue is not None
-        loaded = self._workflow
+        assert s.workspace is not None and s.issue is not None
+        loaded = self._loaded
         config = loaded.config
         # Told up front, so the line never reads our own move to done as a person's edit.
         await self._enter(Phase.SHIPPING, moving_to=config.tracker.done_state)
-        verdict = evidence.verdict.verdict
-        ship = ShipEvidence(
-            outcome=Outcome.SHIPPED,
-            branch=evidence.git.branch,
-            base_sha=evidence.git.base_sha,
-            head_sha=evidence.git.head_sha,
-            commits_ahead=evidence.git.commits_ahead,
-            diff=evidence.git.diff,
-            uncommitted_count=evidence.git.uncommitted_count,
-            verify_configured=config.hooks.verify is not None,
-            verify_passed=evidence.verify.ok if evidence.verify is not None else None,
-            tokens_total=s.counters.tokens.total_tokens,
-            summary=verdict.summary if verdict else "",
-        )
+        ship = policy.ship_evidence(evidence, config, s.counters.tokens.total_tokens)
         try:
             if config.workspace.push_on_ship:
-                pushed = await workflow.execute_activity(
-                    push_branch,
-                    PushInput(workflow=loaded, workspace=s.workspace),
-                    task_queue=s.workspace.host_queue,
-                    schedule_to_start_timeout=timedelta(seconds=config.timeouts.host_start_s),
-                    start_to_close_timeout=timedelta(minutes=5),
-                    heartbeat_timeout=timedelta(seconds=config.timeouts.heartbeat_s),
-                    retry_policy=QUICK_RETRY,
-                )
+                pushed = await self._host.push(loaded, s.workspace)
                 ship = ship.model_copy(update={"pushed_to": pushed.remote})
-                url = await workflow.execute_activity(
-                    tracker_publish,
-                    PublishInput(
-                        config=config,
-                        issue=s.issue,
-                        branch=ship.branch,
-                        title=f"{s.issue.identifier}: {s.issue.title}",
-                        body=comments.ship_comment(
-                            ship, config.tracker.done_state, config.hooks.verify
-                        ),
+                url = await self._tracker.publish(
+                    config,
+                    s.issue,
+                    branch=ship.branch,
+                    title=f"{s.issue.identifier}: {s.issue.title}",
+                    body=comments.ship_comment(
+                        ship, config.tracker.done_state, config.hooks.verify
                     ),
-                    start_to_close_timeout=timedelta(seconds=120),
-                    retry_policy=TRACKER_RETRY,
                 )
                 if url:
                     ship = ship.model_copy(update={"pull_request_url": url})
         except ActivityError as error:
             await self._halt(
                 HaltCategory.OTHER,
-                f"shipping failed before the tracker was touched: {_cause_message(error)}",
+                f"shipping failed before the tracker was touched: {cause_message(error)}",
                 HaltSource.ORCHESTRATOR,
             )
             return
@@ -881,12 +622,16 @@ class IssueWorkflow:
                 key="ship",
                 evidence=ship,
             )
-        except _TrackerWriteFailed as failed:
+        except TrackerWriteFailed as failed:
             await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
             return
         s.ship = ship
         s.finished_at = workflow.now()
         await self._enter(Phase.SHIPPED, final=True)
+
+    # ------------------------------------------------------------------------------------------
+    # Waits for people: a pause for answers, a halt for an operator's decision
+    # ------------------------------------------------------------------------------------------
 
     async def _pause(self, paused_state: str, questions: list[str]) -> None:
         s = self._s
@@ -898,7 +643,7 @@ class IssueWorkflow:
                 ),
                 key=f"pause-{s.counters.attempts}",
             )
-        except _TrackerWriteFailed as failed:
+        except TrackerWriteFailed as failed:
             await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
             return
         s.questions = questions
@@ -926,7 +671,9 @@ class IssueWorkflow:
             )
         except TimeoutError:
             issue = await self._read_issue()
-            if issue is not None and self._is_active(issue.state):
+            if issue is not None and policy.in_states(
+                issue.state, self._config.tracker.active_states
+            ):
                 self._woken_state = issue.state
             return
         if self._cancel is not None or self._operator_halt is not None:
@@ -934,7 +681,8 @@ class IssueWorkflow:
         guidance: str
         if self._answer is not None:
             answer, self._answer = self._answer, None
-            await self._comment(
+            await self._tracker.comment(
+                self._config,
                 comments.answer_comment(answer.answer, answer.operator),
                 key=f"answer-{len(s.attempts)}",
             )
@@ -946,22 +694,16 @@ class IssueWorkflow:
                 "answers to your earlier questions, then continue."
             )
         self._woken_state = None
-        target = self._config.tracker.working_state or self._first_active()
         try:
-            await self._transition(target, comment=None, key=f"unpause-{len(s.attempts)}")
-        except _TrackerWriteFailed as failed:
+            await self._transition(
+                policy.work_state(self._config), comment=None, key=f"unpause-{len(s.attempts)}"
+            )
+        except TrackerWriteFailed as failed:
             await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
             return
         s.questions = []
         s.guidance = guidance
         await self._enter(Phase.QUEUED)
-
-    def _first_active(self) -> str:
-        working = self._config.tracker.working_state
-        for state in self._config.tracker.active_states:
-            if working is None or policy.norm_state(state) != policy.norm_state(working):
-                return state
-        return self._config.tracker.active_states[0]
 
     async def _halt(
         self,
@@ -969,7 +711,7 @@ class IssueWorkflow:
         reason: str,
         source: HaltSource,
         *,
-        evidence: dict[str, str | int | bool | None] | None = None,
+        evidence: policy.Facts | None = None,
     ) -> None:
         s = self._s
         if len(reason) > REASON_LIMIT:
@@ -987,7 +729,8 @@ class IssueWorkflow:
         s.halts = [*s.halts, record][-MAX_RECORDS:]
         await self._enter(Phase.HALTED)
         if self._input.line_workflow_id:
-            await self._signal_line(
+            await signal_quietly(
+                self._input.line_workflow_id,
                 "halt",
                 HaltRequest(
                     reason=reason,
@@ -998,8 +741,9 @@ class IssueWorkflow:
                     evidence=record.evidence,
                 ),
             )
-        if s.issue is not None:
-            await self._comment(
+        if s.issue is not None and self._workflow is not None:
+            await self._tracker.comment(
+                self._config,
                 comments.halt_comment(record, workflow.info().workflow_id),
                 key=f"halt-{len(s.halts)}",
             )
@@ -1027,7 +771,7 @@ class IssueWorkflow:
         except Exception as again:  # even the halt failed: hold still, visibly
             workflow.logger.error("could not halt cleanly: %s", again)
             s.phase = Phase.HALTED
-            self._upsert(phase=Phase.HALTED.value, halted=True)
+            self._reports.upsert((sa.PHASE, Phase.HALTED.value), (sa.HALTED, True))
         await workflow.wait_condition(
             lambda: self._operator is not None or self._cancel is not None
         )
@@ -1062,10 +806,17 @@ class IssueWorkflow:
             case _:
                 assert_never(decision.decision)
 
+    # ------------------------------------------------------------------------------------------
+    # Letting go: abandon (an operator's decision) and release (the issue left our hands)
+    # ------------------------------------------------------------------------------------------
+
     async def _abandon(self, reason: str) -> None:
         s = self._s
         branch, detail = await self._preserve(reason)
-        await self._comment(comments.abandon_comment(reason, branch, detail), key="abandon")
+        if self._workflow is not None:
+            await self._tracker.comment(
+                self._config, comments.abandon_comment(reason, branch, detail), key="abandon"
+            )
         s.finished_at = workflow.now()
         await self._enter(Phase.ABANDONED, final=True)
 
@@ -1078,17 +829,9 @@ class IssueWorkflow:
         await self._preserve(request.reason)
         if request.cleanup_workspace and self._workflow is not None and s.workspace is not None:
             try:
-                await workflow.execute_activity(
-                    remove_workspace,
-                    RemoveWorkspaceInput(workflow=self._workflow, identifier=self._identifier),
-                    task_queue=s.workspace.host_queue,
-                    schedule_to_start_timeout=timedelta(seconds=self._config.timeouts.host_start_s),
-                    start_to_close_timeout=timedelta(seconds=self._config.hooks.timeout_s + 120),
-                    heartbeat_timeout=timedelta(seconds=self._config.timeouts.heartbeat_s),
-                    retry_policy=QUICK_RETRY,
-                )
+                await self._host.remove(self._workflow, s.workspace, self._identifier)
             except ActivityError as error:
-                workflow.logger.warning("could not remove the workspace: %s", _cause_message(error))
+                workflow.logger.warning("could not remove the workspace: %s", cause_message(error))
         s.last_outcome = s.last_outcome if s.last_outcome is not None else Outcome.CANCELLED
         s.finished_at = workflow.now()
         await self._enter(Phase.RELEASED, final=True)
@@ -1099,44 +842,15 @@ class IssueWorkflow:
             return None, "no workspace was created"
         stamp = workflow.now().strftime("%Y%m%dT%H%M%SZ")
         try:
-            result = await workflow.execute_activity(
-                preserve_work,
-                PreserveInput(
-                    workflow=self._workflow, workspace=s.workspace, stamp=stamp, reason=reason
-                ),
-                task_queue=s.workspace.host_queue,
-                schedule_to_start_timeout=timedelta(seconds=self._config.timeouts.host_start_s),
-                start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(seconds=self._config.timeouts.heartbeat_s),
-                retry_policy=QUICK_RETRY,
-            )
+            result = await self._host.preserve(self._workflow, s.workspace, stamp, reason)
         except ActivityError as error:
-            return None, f"could not preserve: {_cause_message(error)}"
+            return None, f"could not preserve: {cause_message(error)}"
         s.preserved_branch = result.branch
         return result.branch, result.detail
 
     # ------------------------------------------------------------------------------------------
-    # Tracker writes
+    # Moving the issue on the tracker
     # ------------------------------------------------------------------------------------------
-
-    async def _comment(self, body: str, *, key: str) -> None:
-        """Best effort: a comment that cannot be written is logged, never a reason to stop."""
-        if self._workflow is None:
-            return
-        try:
-            await workflow.execute_activity(
-                tracker_comment,
-                CommentInput(
-                    config=self._config,
-                    issue_id=self._input.issue_id,
-                    body=body,
-                    idempotency_key=f"{workflow.info().workflow_id}:{key}",
-                ),
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=TRACKER_RETRY,
-            )
-        except ActivityError as error:
-            workflow.logger.warning("could not comment (%s): %s", key, _cause_message(error))
 
     async def _transition(
         self, target: str, *, comment: str | None, key: str, evidence: ShipEvidence | None = None
@@ -1146,131 +860,36 @@ class IssueWorkflow:
         if (
             moving
             and workflow.patched("report-own-transitions")
-            and self._announced_moving_to != target
+            and self._reports.announced_moving_to != target
         ):
             # The line must hear it before its reconciliation can see the new state, or it
             # reads our own ship or pause as a person's edit and cancels us.
-            await self._report(moving_to=target)
-        try:
-            result = await workflow.execute_activity(
-                tracker_transition,
-                TransitionInput(
-                    config=self._config,
-                    issue_id=self._input.issue_id,
-                    expected_state=s.tracker_state or "",
-                    target_state=target,
-                    evidence=evidence,
-                    comment=comment,
-                    idempotency_key=f"{workflow.info().workflow_id}:{key}",
-                ),
-                start_to_close_timeout=timedelta(seconds=120),
-                retry_policy=TRACKER_RETRY,
-            )
-        except ActivityError as error:
-            category = (
-                HaltCategory.TRANSITION_REFUSED
-                if _cause_type(error) == TRANSITION_REFUSED
-                else HaltCategory.OTHER
-            )
-            prefix = "" if category is HaltCategory.TRANSITION_REFUSED else "tracker write failed: "
-            raise _TrackerWriteFailed(category, prefix + _cause_message(error)) from None
+            await self._reports.report(identifier=self._identifier, moving_to=target)
+        result = await self._tracker.transition(
+            self._config,
+            expected=s.tracker_state or "",
+            target=target,
+            comment=comment,
+            key=key,
+            evidence=evidence,
+        )
         s.tracker_state = result.issue.state
         s.issue = result.issue
 
     # ------------------------------------------------------------------------------------------
-    # Reporting: search attributes, the line, the result
+    # Reporting: the phase, search attributes, the line, the result
     # ------------------------------------------------------------------------------------------
 
     @property
     def _identifier(self) -> str:
         return self._s.issue.identifier if self._s.issue is not None else self._input.issue_id
 
-    def _record_decision(self, attempt: int, outcome: Outcome, decision: Decision) -> None:
-        """Write the decision into the history (a memo upsert is an event with its payload), so
-        ``jidoka why`` and the Web UI show what was decided, why, and by which rule."""
-        workflow.upsert_memo(
-            {
-                "decision": {
-                    "attempt": attempt,
-                    "outcome": outcome.value,
-                    **decision.model_dump(mode="json", exclude={"guidance"}),
-                }
-            }
-        )
-
     async def _enter(
         self, phase: Phase, *, final: bool = False, moving_to: str | None = None
     ) -> None:
-        """Move to ``phase``: the search attributes and the line hear it as it happens."""
-        s = self._s
-        changed = phase is not s.phase
-        s.phase = phase
-        if phase is not Phase.BACKING_OFF:
-            s.retry_at = None
-        self._upsert(phase=phase.value, halted=phase is Phase.HALTED)
-        if changed or final or moving_to is not None or not self._unreported.empty:
-            await self._report(final=final, moving_to=moving_to)
-
-    def _upsert(
-        self,
-        *,
-        line: str | None = None,
-        issue: str | None = None,
-        phase: str | None = None,
-        outcome: str | None = None,
-        halted: bool | None = None,
-    ) -> None:
-        """Upsert only what changed: every upsert is a history event."""
-        updates: list[SearchAttributeUpdate[Any]] = []
-        keywords = ((sa.LINE, line), (sa.ISSUE, issue), (sa.PHASE, phase), (sa.OUTCOME, outcome))
-        for key, value in keywords:
-            if value is not None and self._upserted.get(key.name) != value:
-                self._upserted[key.name] = value
-                updates.append(key.value_set(value))
-        if halted is not None and self._upserted.get(sa.HALTED.name) != halted:
-            self._upserted[sa.HALTED.name] = halted
-            updates.append(sa.HALTED.value_set(halted))
-        tokens = self._s.counters.tokens.total_tokens
-        if self._upserted.get(sa.TOKENS.name) != tokens:
-            self._upserted[sa.TOKENS.name] = tokens
-            updates.append(sa.TOKENS.value_set(tokens))
-        if updates:
-            workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType]
-
-    async def _report(self, *, final: bool = False, moving_to: str | None = None) -> None:
-        """Tell the line (when there is one) where this issue stands, with the tokens, outcome
-        and rate limit of the last attempt if they have not been sent yet."""
-        if not self._input.line_workflow_id:
-            return
-        s = self._s
-        extras, self._unreported = self._unreported, _ReportExtras()
-        self._announced_moving_to = moving_to
-        report = IssueReport(
-            issue_id=self._input.issue_id,
-            identifier=self._identifier,
-            workflow_id=workflow.info().workflow_id,
-            phase=s.phase,
-            attempt=s.counters.attempts,
-            tokens_total=s.counters.tokens.total_tokens,
-            tokens_delta=extras.tokens_delta,
-            outcome=extras.outcome or s.last_outcome,
-            rate_limit=extras.rate_limit,
-            final=final,
-            at=workflow.now(),
-            moving_to=moving_to,
-            retry_at=s.retry_at,
-            infra_failures=s.counters.infra_failures,
+        await self._reports.enter(
+            phase, identifier=self._identifier, final=final, moving_to=moving_to
         )
-        await self._signal_line("issue_report", report)
-
-    async def _signal_line(self, signal: str, payload: Any) -> None:
-        line_id = self._input.line_workflow_id
-        if not line_id:
-            return
-        try:
-            await workflow.get_external_workflow_handle(line_id).signal(signal, payload)
-        except Exception as error:
-            workflow.logger.warning("could not signal line %s: %s", line_id, error)
 
     def _result(self) -> IssueResult:
         s = self._s
@@ -1304,7 +923,7 @@ class IssueWorkflow:
         if request.scope is HaltScope.LINE:
             self._s.line_halted = False
             return
-        problem = _resume_problem(request.root_cause, request.operator)
+        problem = resume_problem(request.root_cause, request.operator)
         if problem is not None:
             self._notice = f"resume refused: {problem}"
             workflow.logger.warning("resume refused: %s", problem)
@@ -1347,7 +966,7 @@ class IssueWorkflow:
 
     @decide.validator
     def _validate_decide(self, request: DecideRequest) -> None:
-        problem = _resume_problem(request.root_cause, request.operator)
+        problem = resume_problem(request.root_cause, request.operator)
         if problem is not None:
             raise ValueError(problem)
         if self._s.phase is not Phase.HALTED:
@@ -1388,68 +1007,3 @@ class IssueWorkflow:
             preserved_branch=s.preserved_branch,
             retry_at=s.retry_at,
         )
-
-
-class _TrackerWriteFailed(Exception):
-    def __init__(self, category: HaltCategory, message: str) -> None:
-        super().__init__(message)
-        self.category = category
-
-
-def _failed_hook(record: AttemptRecord, evidence: Evidence | None) -> str | None:
-    if evidence is not None and evidence.verify is not None and not evidence.verify.ok:
-        return "verify"
-    if record.hook_failure:
-        return record.hook_failure.split(":", 1)[0]
-    return None
-
-
-def _resume_problem(root_cause: str, operator: str) -> str | None:
-    missing = [
-        name
-        for name, value in (("root_cause", root_cause), ("operator", operator))
-        if not value.strip()
-    ]
-    if missing:
-        return f"{' and '.join(missing)} required: name what was wrong and who decided"
-    return None
-
-
-def _cause_type(error: ActivityError) -> str | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _cause_message(error: ActivityError) -> str:
-    cause = error.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or error)
-
-
-def _is_permanent(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.non_retryable
-
-
-def _timeout_type(error: ActivityError) -> TimeoutType | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ActivityTimeoutError) else None
-
-
-def _is_lost(error: ActivityError) -> bool:
-    return _timeout_type(error) in (TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START)
-
-
-def _prepare_failure(error: ActivityError) -> tuple[Outcome, str]:
-    kind = _cause_type(error)
-    message = _cause_message(error)
-    if _is_lost(error):
-        return Outcome.WORKER_LOST, message
-    if isinstance(error.cause, CancelledError):
-        return Outcome.CANCELLED, message
-    if kind == ErrorType.HOOK_TIMEOUT:
-        return Outcome.HOOK_TIMEOUT, f"after_create timed out: {message}"
-    if kind == ErrorType.HOOK_FAILED:
-        return Outcome.HOOK_FAILED, f"after_create failed: {message}"
-    if kind == ErrorType.CONFIG_INVALID:
-        return Outcome.CONFIG_INVALID, message
-    return Outcome.WORKSPACE_FAILED, message

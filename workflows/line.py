@@ -31,14 +31,25 @@ from datetime import timedelta
 from typing import Any, assert_never
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
+
+from workflows.common import (
+    FETCH_RETRY,
+    QUICK_RETRY,
+    TICK_RETRY,
+    SearchAttributes,
+    cause_message,
+    history_is_long,
+    is_permanent,
+    load_config,
+    resume_problem,
+    signal_quietly,
+)
+from workflows.tracker_calls import TrackerCalls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.config import load_workflow_config
     from activities.line import LineActivities
     from activities.tracker.activities import (
-        tracker_comment,
         tracker_dispatch_plan,
         tracker_fetch_by_ids,
     )
@@ -69,7 +80,6 @@ with workflow.unsafe.imports_passed_through():
     from jidoka.payloads import (
         CancelRequest,
         CleanupInput,
-        CommentInput,
         DispatchPlan,
         DispatchQuery,
         HaltRequest,
@@ -77,7 +87,6 @@ with workflow.unsafe.imports_passed_through():
         IssueWorkflowCheck,
         LineStatus,
         LineWorkflowInput,
-        LoadWorkflowInput,
         ResumeRequest,
         ResumeResult,
         StaleClaimsInput,
@@ -90,19 +99,9 @@ with workflow.unsafe.imports_passed_through():
 MAX_HALTS = 100
 MAX_FINISHED = 500
 SWEEP_EVERY_TICKS = 10
-HISTORY_SOFT_LIMIT = 8000
 MAX_TRACKER_FAILURES = 10
 """Ticks in a row whose candidate fetch failed before the line halts: a tracker that stays
 unreachable must stop the line visibly, not leave it idle with nothing dispatched."""
-FETCH_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=1))
-"""The candidate fetch is tried again every tick anyway: retries here only delay the count."""
-TRACKER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
-)
-QUICK_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
 
 
 @workflow.defn
@@ -118,7 +117,7 @@ class LineWorkflow:
         )
         self._workflow: LoadedWorkflow | None = None
         self._refresh = False
-        self._upserted: dict[str, object] = {}
+        self._attributes = SearchAttributes()
         self._broadcasting = asyncio.Lock()
 
     @workflow.run
@@ -137,7 +136,7 @@ class LineWorkflow:
                 await self._tick()
             except Exception as error:  # the line never fails silently: it halts, visibly
                 await self._fault(error)
-            if self._history_is_long():
+            if history_is_long(input.history_limit):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     LineWorkflowInput(
@@ -155,12 +154,6 @@ class LineWorkflow:
             )
         self._refresh = False
 
-    def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > (
-            self._input.history_limit or HISTORY_SOFT_LIMIT
-        )
-
     @property
     def _config(self) -> WorkflowConfig:
         assert self._workflow is not None, "config used before the first load"
@@ -174,14 +167,9 @@ class LineWorkflow:
         """Reload; an invalid edit keeps the last good config (Symphony §6.2) and shows in
         ``status`` and the ``JidokaConfigInvalid`` search attribute."""
         try:
-            loaded = await workflow.execute_activity(
-                load_workflow_config,
-                LoadWorkflowInput(path=self._input.workflow_path),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=QUICK_RETRY,
-            )
+            loaded = await load_config(self._input.workflow_path)
         except ActivityError as error:
-            self._s.config_error = _message(error)
+            self._s.config_error = cause_message(error)
             self._upsert(config_invalid=True)
             return
         self._workflow = loaded
@@ -204,7 +192,7 @@ class LineWorkflow:
             if reset:
                 report.append(f"reset stale claims: {', '.join(reset)}")
         except ActivityError as error:
-            report.append(f"stale claim reset failed: {_message(error)}")
+            report.append(f"stale claim reset failed: {cause_message(error)}")
         try:
             # The activity reads the terminal issues itself: there can be any number of them.
             cleaned = await workflow.execute_activity(
@@ -220,7 +208,7 @@ class LineWorkflow:
             for identifier, why in list(cleaned.failed.items())[:50]:
                 report.append(f"kept workspace {identifier}: {why}")
         except ActivityError as error:
-            report.append(f"terminal workspace cleanup failed: {_message(error)}")
+            report.append(f"terminal workspace cleanup failed: {cause_message(error)}")
         self._s.startup_report = report
 
     # ------------------------------------------------------------------------------------------
@@ -284,14 +272,14 @@ class LineWorkflow:
         s = self._s
         s.tracker_failures += 1
         s.tracker_error = (
-            f"candidate fetch failed ({s.tracker_failures} in a row): {_message(error)}"
+            f"candidate fetch failed ({s.tracker_failures} in a row): {cause_message(error)}"
         )
-        if not _is_permanent(error) and s.tracker_failures < MAX_TRACKER_FAILURES:
+        if not is_permanent(error) and s.tracker_failures < MAX_TRACKER_FAILURES:
             return
-        why = "permanently" if _is_permanent(error) else f"{s.tracker_failures} times in a row"
+        why = "permanently" if is_permanent(error) else f"{s.tracker_failures} times in a row"
         await self._stop_line(
             HaltCategory.TRACKER_ERROR,
-            f"the candidate fetch failed {why}: {_message(error)}",
+            f"the candidate fetch failed {why}: {cause_message(error)}",
             evidence={"rule": "tracker", "failures": s.tracker_failures},
         )
         s.tracker_failures = 0
@@ -363,11 +351,11 @@ class LineWorkflow:
                 entry = s.running.get(item.issue.id)
                 if entry is not None and not entry.reported:
                     s.running.pop(item.issue.id, None)
-            s.tracker_error = f"starting issue workflows failed: {_message(error)}"
-            if _is_permanent(error):
+            s.tracker_error = f"starting issue workflows failed: {cause_message(error)}"
+            if is_permanent(error):
                 await self._stop_line(
                     HaltCategory.ORCHESTRATOR_ERROR,
-                    f"issue workflows cannot be started: {_message(error)}",
+                    f"issue workflows cannot be started: {cause_message(error)}",
                     evidence={"rule": "start_issue_workflows"},
                 )
 
@@ -381,10 +369,10 @@ class LineWorkflow:
                 tracker_fetch_by_ids,
                 TrackerQuery(config=config, issue_ids=sorted(s.running)),
                 start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=TRACKER_RETRY,
+                retry_policy=TICK_RETRY,
             )
         except ActivityError as error:
-            s.tracker_error = f"reconciliation skipped: {_message(error)}"
+            s.tracker_error = f"reconciliation skipped: {cause_message(error)}"
             return
         by_id = {issue.id: issue for issue in live}
         for entry in list(s.running.values()):
@@ -398,14 +386,14 @@ class LineWorkflow:
                 case ReconcileAction.WAKE_PAUSED:
                     assert state is not None
                     entry.state = state
-                    await self._signal(
+                    await signal_quietly(
                         entry.workflow_id, "tracker_state", TrackerStateUpdate(state=state)
                     )
                 case ReconcileAction.CANCEL_AND_CLEAN | ReconcileAction.CANCEL_KEEP_WORKSPACE:
                     if not entry.cancel_sent:
                         entry.cancel_sent = True
                         where = f"'{state}'" if state is not None else "a state no longer visible"
-                        await self._signal(
+                        await signal_quietly(
                             entry.workflow_id,
                             "cancel",
                             CancelRequest(
@@ -435,7 +423,7 @@ class LineWorkflow:
                 retry_policy=QUICK_RETRY,
             )
         except ActivityError as error:
-            s.tracker_error = f"could not check issue workflows: {_message(error)}"
+            s.tracker_error = f"could not check issue workflows: {cause_message(error)}"
             return
         by_workflow = {e.workflow_id: e for e in s.running.values()}
         stuck_now = {c.workflow_id for c in checks if c.status == "running"}
@@ -494,20 +482,8 @@ class LineWorkflow:
 
     async def _comment(self, entry: RunningEntry, body: str, *, key: str) -> None:
         """Best effort: the status and the halt already say it; the tracker says it too."""
-        try:
-            await workflow.execute_activity(
-                tracker_comment,
-                CommentInput(
-                    config=self._config,
-                    issue_id=entry.issue_id,
-                    body=body,
-                    idempotency_key=f"{workflow.info().workflow_id}:{key}",
-                ),
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=TRACKER_RETRY,
-            )
-        except ActivityError as error:
-            workflow.logger.warning("could not comment on %s: %s", entry.identifier, error)
+        tracker = TrackerCalls(entry.issue_id, idempotency=workflow.info().workflow_id)
+        await tracker.comment(self._config, body, key=key)
 
     def _finish(self, entry: RunningEntry, *, closed_without_report: str | None = None) -> None:
         s = self._s
@@ -588,16 +564,10 @@ class LineWorkflow:
             )
 
     def _resume_problem(self, request: ResumeRequest) -> str | None:
-        missing = [
-            n
-            for n, v in (("root_cause", request.root_cause), ("operator", request.operator))
-            if not v.strip()
-        ]
-        if missing:
-            return f"{' and '.join(missing)} required: name what was wrong and who decided"
-        if not self._s.halted:
+        problem = resume_problem(request.root_cause, request.operator)
+        if problem is None and not self._s.halted:
             return "the line is not halted"
-        return None
+        return problem
 
     async def _apply_resume(self, request: ResumeRequest) -> None:
         s = self._s
@@ -636,13 +606,7 @@ class LineWorkflow:
 
     async def _send_to_running(self, signal: str, payload: Any) -> None:
         for entry in list(self._s.running.values()):
-            await self._signal(entry.workflow_id, signal, payload)
-
-    async def _signal(self, workflow_id: str, signal: str, payload: Any) -> None:
-        try:
-            await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
-        except Exception as error:  # a closed issue workflow must not stop the line
-            workflow.logger.warning("could not signal %s (%s): %s", workflow_id, signal, error)
+            await signal_quietly(entry.workflow_id, signal, payload)
 
     # ------------------------------------------------------------------------------------------
     # Messages
@@ -789,37 +753,11 @@ class LineWorkflow:
         tokens: int | None = None,
         config_invalid: bool | None = None,
     ) -> None:
-        updates: list[SearchAttributeUpdate[Any]] = []
-        if line is not None and self._upserted.get("line") != line:
-            self._upserted["line"] = line
-            updates.append(sa.LINE.value_set(line))
-        if halted is not None and self._upserted.get("halted") != halted:
-            self._upserted["halted"] = halted
-            updates.append(sa.HALTED.value_set(halted))
-            updates.append(
-                sa.PHASE.value_set(LinePhase.HALTED.value if halted else LinePhase.RUNNING.value)
-            )
-        if tokens is not None and self._upserted.get("tokens") != tokens:
-            self._upserted["tokens"] = tokens
-            updates.append(sa.TOKENS.value_set(tokens))
-        if config_invalid is not None and self._upserted.get("config_invalid") != config_invalid:
-            self._upserted["config_invalid"] = config_invalid
-            updates.append(sa.CONFIG_INVALID.value_set(config_invalid))
-        if updates:
-            workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType]
-
-
-def _message(error: ActivityError) -> str:
-    cause = error.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or error)
-
-
-DETERMINISTIC_ERRORS = frozenset({"PayloadsTooLarge"})
-"""Error types that fail the same way every time, although the SDK marks them retryable."""
-
-
-def _is_permanent(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and (
-        cause.non_retryable or cause.type in DETERMINISTIC_ERRORS
-    )
+        phase = None if halted is None else (LinePhase.HALTED if halted else LinePhase.RUNNING)
+        self._attributes.upsert(
+            (sa.LINE, line),
+            (sa.HALTED, halted),
+            (sa.PHASE, phase.value if phase is not None else None),
+            (sa.TOKENS, tokens),
+            (sa.CONFIG_INVALID, config_invalid),
+        )
