@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/line_throughput.py
 
 # After an intentional workflow change only (see tests/histories/record.py): re-record the
-# histories tests/test_replay.py replays.
+# histories tests/workflows/test_replay.py replays.
 histories: $(STAMP)
 	$(PY) -m tests.histories.record
 

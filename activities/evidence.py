@@ -1,4 +1,5 @@
-"""Evidence (DESIGN §4.2-4.3): what the orchestrator measures itself after an attempt.
+"""Evidence: what the orchestrator measures itself after an attempt
+(docs/agents.md#the-verdict-file).
 
 The verdict file is untrusted input written by the agent: it must be a regular file inside the
 workspace (no symlink anywhere on the way), at most 64 KiB, valid JSON, an object with known

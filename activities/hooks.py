@@ -1,5 +1,6 @@
-"""Workspace hooks (Symphony §9.4) plus ``verify``: shell scripts from WORKFLOW.md, run in the
-workspace, in their own process group, with a timeout and a truncated, scrubbed output tail.
+"""Workspace hooks (``after_create``, ``before_run``, ``after_run``, ``before_remove``) plus
+``verify``: shell scripts from WORKFLOW.md, run in the workspace, in their own process group,
+with a timeout and a truncated, scrubbed output tail.
 
 Hooks run code the agent may have written (tests, build scripts), so they get the same
 environment as agents: the worker's, minus every secret name.

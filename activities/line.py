@@ -132,8 +132,8 @@ class LineActivities:
 
     @activity.defn(name="reset_stale_claims")
     async def reset_stale_claims(self, input: StaleClaimsInput) -> list[str]:
-        """Symphony §8.9: issues left in ``working_state`` with no running issue workflow go
-        back to the first other active state, with an audit comment."""
+        """Issues left in ``working_state`` with no running issue workflow go back to the first
+        other active state, with an audit comment (docs/architecture.md#the-lines-tick)."""
         config = input.workflow.config
         working = config.tracker.working_state
         if working is None:

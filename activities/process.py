@@ -2,7 +2,7 @@
 environment, output captured and truncated, and the whole group killed on timeout or cancel.
 
 Used by hooks and by the agent supervisor, so that a timed-out ``npm install`` or a cancelled
-agent never leaves a grandchild behind (Symphony §9.4 "Process group handling").
+agent never leaves a grandchild behind.
 """
 
 from __future__ import annotations

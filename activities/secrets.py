@@ -1,8 +1,9 @@
 """Secret resolution and scrubbing, for activities only.
 
-Config payloads carry ``$VAR`` references (DESIGN §3: no secret ever enters a payload). The
-activity that needs a value resolves it here, and any text it returns (hook output, agent
-messages, tracker errors) goes through :class:`Scrubber` first.
+Config payloads carry ``$VAR`` references: no secret ever enters a payload
+(docs/architecture.md#where-a-type-goes). The activity that needs a value resolves it here,
+and any text it returns (hook output, agent messages, tracker errors) goes through
+:class:`Scrubber` first.
 """
 
 from __future__ import annotations

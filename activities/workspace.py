@@ -1,12 +1,12 @@
 """Workspace activities: everything that touches an issue's git workspace on its host.
 
 Except ``claim_host`` (shared queue: it tells the workflow which host picked the work up), these
-run on the host's own task queue (DESIGN §3, the worker-specific task queue pattern), so the
-workspace, the agent run, the evidence and the hooks of one issue all happen on the same disk.
+run on the host's own task queue (docs/architecture.md#host-task-queues), so the workspace, the
+agent run, the evidence and the hooks of one issue all happen on the same disk.
 
-Safety invariants (Symphony §9.5): workspace keys are sanitised, every path is checked to stay
-under the workspace root, an existing directory that is not our workspace is never deleted, and
-work is never reset or cleaned: abandoning preserves it on an ``abandoned/`` branch.
+Safety invariants: workspace keys are sanitised, every path is checked to stay under the
+workspace root, an existing directory that is not our workspace is never deleted, and work is
+never reset or cleaned: abandoning preserves it on an ``abandoned/`` branch.
 """
 
 from __future__ import annotations
@@ -271,8 +271,8 @@ async def _after_create(
             identifier=input.issue.identifier,
         )
         if not result.ok:
-            # Fatal to creation (Symphony §9.4): nothing of the agent's is here yet, so remove
-            # the fresh clone and let the next attempt start over.
+            # ``after_create`` failing is fatal to creation: nothing of the agent's is here yet,
+            # so remove the fresh clone and let the next attempt start over.
             if info.created_now:
                 await asyncio.to_thread(shutil.rmtree, info.path, True)
             kind = ErrorType.HOOK_TIMEOUT if result.timed_out else ErrorType.HOOK_FAILED
@@ -340,7 +340,7 @@ def _preserve(input: PreserveInput) -> PreserveResult:
         pushed = True
         detail = "preserved and pushed to origin"
     except gitops.GitError as error:
-        # Best effort (Symphony §9.6): the local branch already holds the work.
+        # Best effort: the local branch already holds the work.
         scrub = Scrubber.for_config(input.workflow.config)
         detail = f"preserved locally; push failed: {scrub(str(error))}"
     return PreserveResult(branch=branch, sha=snapshot.sha, pushed=pushed, detail=detail)
@@ -383,7 +383,7 @@ async def push_branch(input: PushInput) -> PushResult:
 
 @activity.defn(name="remove_workspace")
 async def remove_workspace(input: RemoveWorkspaceInput) -> RemoveWorkspaceResult:
-    """Run ``before_remove`` (failure ignored, Symphony §9.4) and delete the workspace.
+    """Run ``before_remove`` (its failure is ignored) and delete the workspace.
     Callers preserve the work first."""
     _, key, path = locate(input.workflow, input.identifier)
     if not os.path.isdir(path):
@@ -416,8 +416,9 @@ async def remove_workspace(input: RemoveWorkspaceInput) -> RemoveWorkspaceResult
 
 @activity.defn(name="cleanup_workspaces")
 async def cleanup_workspaces(input: CleanupInput) -> CleanupResult:
-    """Startup cleanup (Symphony §8.6) of the workspaces of terminal issues on this host:
-    preserve any unpushed work on an ``abandoned/`` branch first, then remove."""
+    """Startup cleanup of the workspaces of terminal issues on this host
+    (docs/architecture.md#the-lines-tick): preserve any unpushed work on an ``abandoned/``
+    branch first, then remove."""
     result = CleanupResult()
     identifiers = input.identifiers
     if identifiers is None:

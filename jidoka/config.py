@@ -1,4 +1,4 @@
-"""The typed view of a ``WORKFLOW.md`` front matter (DESIGN §4.1).
+"""The typed view of a ``WORKFLOW.md`` front matter (every key: docs/workflow-file.md#keys).
 
 Two layers, on purpose:
 
@@ -213,7 +213,8 @@ class GuardsConfig(Section):
 
 
 class TimeoutsConfig(Section):
-    """How fast a lost host is noticed (DESIGN §3: a lost host is an outcome, not a hang)."""
+    """How fast a lost host is noticed: a lost host is an outcome (``worker_lost``), not a hang
+    (docs/architecture.md#host-task-queues)."""
 
     heartbeat_s: Seconds = 30
     """Long activities on a host (agent, hooks) heartbeat; silence this long = worker lost."""
@@ -226,7 +227,7 @@ class TimeoutsConfig(Section):
 
 
 class WorkflowConfig(Section):
-    """The whole front matter. Key names are a contract (DESIGN §4.1): add keys, never rename."""
+    """The whole front matter. Key names are a contract: add keys, never rename."""
 
     line: Annotated[str, StringConstraints(pattern=LINE_NAME_PATTERN)]
     tracker: TrackerConfig

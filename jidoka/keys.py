@@ -1,4 +1,4 @@
-"""Stable names: workspace keys (Symphony §4.2, §9.5), workflow IDs, task queues (DESIGN §4.5)."""
+"""Stable names: workspace keys, work branches, workflow IDs and task queues."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ class Model(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Tracker vocabulary (Symphony §4.1.1, normalised per §11.3)
+# Tracker vocabulary, normalised the same way by every adapter (docs/trackers.md)
 # --------------------------------------------------------------------------------------------
 
 
@@ -142,7 +142,7 @@ class Problem(Model):
 
 
 # --------------------------------------------------------------------------------------------
-# Verdict and evidence (DESIGN §4.2-4.3)
+# Verdict and evidence (docs/agents.md#the-verdict-file)
 # --------------------------------------------------------------------------------------------
 
 

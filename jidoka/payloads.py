@@ -462,7 +462,7 @@ class AgentRunInput(Model):
     attempt: int
     """1-based session number; exported as ``JIDOKA_ATTEMPT``."""
     template_attempt: int | None = None
-    """The Liquid ``attempt`` variable: None on the first attempt (Symphony §5.4)."""
+    """The Liquid ``attempt`` variable: None on the first attempt (docs/workflow-file.md#the-file)."""
     guidance: str | None = None
     workspace: WorkspaceInfo
     budget_tokens: int

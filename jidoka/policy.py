@@ -206,7 +206,7 @@ def _with_detail(reason: str, detail: str) -> str:
 
 
 def failure_backoff_s(failures: int, config: WorkflowConfig) -> float:
-    """Symphony §8.4: ``min(base * 2^(failures-1), max)``."""
+    """The retry delay after ``failures`` failures: ``min(base * 2^(failures-1), max)``."""
     exponent = max(failures - 1, 0)
     return float(min(config.backoff.base_s * (2**exponent), config.backoff.max_s))
 
@@ -240,13 +240,13 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             return _halt(
                 HaltCategory.VERDICT_MISSING,
                 "the agent wrote no verdict: never guess intent",
-                "verdict contract (DESIGN 4.2)",
+                "verdict contract (docs/agents.md#the-verdict-file)",
             )
         case Outcome.VERDICT_INVALID:
             return _halt(
                 HaltCategory.VERDICT_INVALID,
                 "the verdict file is not a valid verdict",
-                "verdict contract (DESIGN 4.2)",
+                "verdict contract (docs/agents.md#the-verdict-file)",
             )
         case Outcome.VERDICT_UNKNOWN:
             return _halt(
@@ -258,7 +258,7 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             return _halt(
                 HaltCategory.NO_PROGRESS,
                 "the agent claimed success but there is no commit or no net diff",
-                "done gate: commits and a non-empty diff are required",
+                "done gate (docs/workflow-file.md#the-done-gate): commits and a non-empty diff are required",
             )
         case Outcome.UNCOMMITTED_WORK | Outcome.VERIFY_FAILED | Outcome.TURN_LIMIT:
             if counters.continuations < budgets.max_continuations:
@@ -305,7 +305,7 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             return _halt(
                 HaltCategory.ORCHESTRATOR_ERROR,
                 _with_detail("one of Jidoka's own steps failed unexpectedly", ctx.detail),
-                "no silent stop: an unexpected error halts the issue",
+                "no silent stop (docs/operations.md#no-silent-stop): an unexpected error halts the issue",
             )
         case (
             Outcome.AGENT_FAILED
@@ -367,7 +367,7 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             return Decision(
                 kind=DecisionKind.RELEASE,
                 reason="cancelled (reconciliation or operator): work preserved",
-                rule="reconciliation (Symphony 8.5)",
+                rule="reconciliation (docs/architecture.md#the-lines-tick)",
             )
         case _:
             assert_never(outcome)
@@ -680,7 +680,7 @@ def transition_refusal(
 
 
 # ---------------------------------------------------------------------------------------------
-# Candidate selection (Symphony §8.2-8.3)
+# Candidate selection (docs/architecture.md#the-lines-tick, step 4)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -707,7 +707,7 @@ def sort_candidates(issues: Iterable[Issue]) -> list[Issue]:
 
 
 def blocked(issue: Issue, config: WorkflowConfig) -> bool:
-    """A blocker known to be in a non-terminal state blocks dispatch (Symphony §8.2).
+    """A blocker known to be in a non-terminal state blocks dispatch.
 
     Blockers are best effort: one whose state the tracker did not report (a closed GitHub
     issue outside the page, a deleted board file) does not block, or it would block forever.
@@ -768,7 +768,7 @@ def select_for_dispatch(
 
 
 # ---------------------------------------------------------------------------------------------
-# Reconciliation (Symphony §8.5) and the line's guards
+# Reconciliation and the line's guards (docs/architecture.md#the-lines-tick)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -829,7 +829,7 @@ def quota_wall(
 
 
 def extend_gate(current: datetime | None, resets_at: datetime | None) -> datetime | None:
-    """Symphony §8.7: the latest deadline wins; never shorten."""
+    """The rate-limit gate: the latest deadline wins; a gate is never shortened."""
     if resets_at is None:
         return current
     if current is None or resets_at > current:

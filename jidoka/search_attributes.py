@@ -1,5 +1,6 @@
-"""Search attributes (DESIGN §4.5). Registered by ``jidoka server``, the test fixtures and
-``jidoka setup``. They are stored unencrypted: never put a secret or a description here."""
+"""Search attributes: what the Web UI filters on (README.md#the-web-ui). Registered by
+``jidoka server``, the test fixtures and ``jidoka setup``. They are stored unencrypted: never
+put a secret or a description here."""
 
 from __future__ import annotations
 

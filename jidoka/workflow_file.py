@@ -3,8 +3,8 @@
 Every mistake becomes a :class:`~jidoka.models.Problem` naming its key path, and all problems of
 a file are reported together: a user fixes a file in one pass, not one error at a time.
 
-Unknown keys are *rejected* with a "did you mean" hint (Symphony ignores them): a typo such as
-``max_token`` must not silently switch off a guard.
+Unknown keys are *rejected* with a "did you mean" hint: a typo such as ``max_token`` must not
+silently switch off a guard.
 
 Loading is total and bounded: for any bytes, :func:`parse_workflow` returns a
 :class:`LoadedWorkflow` or raises :class:`WorkflowFileError`, quickly. The file size, the YAML
@@ -1034,7 +1034,7 @@ def _tracker_kind_problems(
 
 def _github_mapping_problems(tracker: GitHubTrackerConfig) -> list[Problem]:
     """A GitHub issue must read as exactly one state, and every declared state must be
-    writable: otherwise the adapter would have to guess (see activities/tracker/PROFILES.md)."""
+    writable: otherwise the adapter would have to guess (see docs/trackers.md#states)."""
     problems: list[Problem] = []
     labelled = {_norm(s) for s in tracker.state_labels}
     closed = {_norm(s) for s in tracker.closed_states}

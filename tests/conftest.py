@@ -9,11 +9,8 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -27,7 +24,8 @@ from runtime.temporal import (
     temporal_cli_path,
     test_server_path,
 )
-from tests import linekit
+from tests.support import linekit
+from tests.support.ports import UI_PORT
 
 # Tests never inherit a developer's real credentials.
 for _name in ("GITHUB_TOKEN", "GH_TOKEN", "LINEAR_API_KEY", "TEMPORAL_ADDRESS", "TEMPORAL_API_KEY"):
@@ -36,16 +34,6 @@ os.environ.setdefault("GIT_AUTHOR_NAME", "Jidoka Tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@jidoka.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "Jidoka Tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@jidoka.invalid")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-UI_PORT = free_port()
-"""The session dev server's Web UI (tests ask its HTTP API for the operators' filters)."""
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -113,27 +101,6 @@ def every_ship_is_proven() -> Iterator[None]:
 @pytest.fixture
 def client(dev_env: WorkflowEnvironment) -> Client:
     return dev_env.client
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-@pytest.fixture
-def sample_repo(tmp_path: Path) -> Path:
-    """A real git repository with a main branch, a module and a passing test."""
-    repo = tmp_path / "origin"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
-    (repo / "test_calc.py").write_text(
-        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
-    )
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
-    return repo
 
 
 @pytest.fixture

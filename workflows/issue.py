@@ -761,7 +761,7 @@ class IssueWorkflow:
         decision = Decision(
             kind=DecisionKind.HALT,
             reason=reason,
-            rule="no silent stop: an unexpected error halts the issue",
+            rule="no silent stop (docs/operations.md#no-silent-stop): an unexpected error halts the issue",
             halt_category=HaltCategory.ORCHESTRATOR_ERROR,
         )
         s.last_decision = decision

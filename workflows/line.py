@@ -1,9 +1,9 @@
-"""LineWorkflow: one production line = one WORKFLOW.md (DESIGN §3), long-running.
+"""LineWorkflow: one production line = one WORKFLOW.md, long-running (docs/architecture.md).
 
 Tick: reload the config (an invalid edit keeps the last good one) → reconcile running issues
 against the tracker in one batch → guards (andon lock, fleet token budget, rate-limit gate,
-loop detector) → fetch candidates → filter and sort (Symphony §8.2-8.3) → start issue workflows
-in one batch activity with idempotent IDs. Issue workflows claim their issue themselves.
+loop detector) → fetch candidates → filter and sort (``policy.select_for_dispatch``) → start issue
+workflows in one batch activity with idempotent IDs. Issue workflows claim their issue themselves.
 
 The line's own work never fails silently: an error in its code halts it (``orchestrator_error``),
 a tracker that keeps refusing the candidate fetch halts it (``tracker_error``), and an issue
@@ -164,7 +164,7 @@ class LineWorkflow:
     # ------------------------------------------------------------------------------------------
 
     async def _load_config(self) -> None:
-        """Reload; an invalid edit keeps the last good config (Symphony §6.2) and shows in
+        """Reload; an invalid edit keeps the last good config and shows in
         ``status`` and the ``JidokaConfigInvalid`` search attribute."""
         try:
             loaded = await load_config(self._input.workflow_path)
@@ -177,8 +177,8 @@ class LineWorkflow:
         self._upsert(config_invalid=False)
 
     async def _startup(self) -> None:
-        """Reset stale ``working_state`` claims (Symphony §8.9) and clean the workspaces of
-        terminal issues (§8.6), preserving unpushed work first. Failures never stop startup."""
+        """Reset stale ``working_state`` claims and clean the workspaces of terminal issues,
+        preserving unpushed work first. Failures never stop startup."""
         assert self._workflow is not None
         loaded = self._workflow
         report: list[str] = []
@@ -243,8 +243,8 @@ class LineWorkflow:
         if s.rate_gate_until is not None and now < s.rate_gate_until:
             return
         if s.config_error is not None:
-            # Symphony §6.3: no new dispatch from a file that does not validate; what runs
-            # keeps the last good config.
+            # No new dispatch from a file that does not validate; what runs keeps the last
+            # good config (docs/workflow-file.md#choices-made-on-purpose).
             return
         try:
             plan = await workflow.execute_activity(
@@ -264,6 +264,8 @@ class LineWorkflow:
             return
         s.tracker_error = None
         s.tracker_failures = 0
+        if s.halted:  # the cord was pulled while the tracker answered: start nothing
+            return
         await self._dispatch(config, plan)
 
     async def _candidate_fetch_failed(self, error: ActivityError) -> None:
@@ -360,7 +362,8 @@ class LineWorkflow:
                 )
 
     async def _reconcile(self, config: WorkflowConfig) -> None:
-        """Symphony §8.5, one batch request whatever the number of running issues."""
+        """Compare each running issue with its live tracker state (docs/architecture.md#the-lines-tick),
+        in one batch request whatever the number of running issues."""
         s = self._s
         if not s.running:
             return
@@ -521,7 +524,7 @@ class LineWorkflow:
         await self._stop_line(
             HaltCategory.ORCHESTRATOR_ERROR,
             f"unexpected error in the line workflow ({message})",
-            evidence={"rule": "no silent stop"},
+            evidence={"rule": "no silent stop (docs/operations.md#no-silent-stop)"},
         )
 
     async def _stop_line(

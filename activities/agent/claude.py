@@ -1,5 +1,6 @@
 """The Claude Code adapter: ``claude -p --output-format stream-json --verbose``, one process per
-turn, the prompt on stdin (coding-agent-clis.md §2; shapes verified with Claude Code 2.1.197).
+turn, the prompt on stdin (docs/agents.md#claude-code-agentkind-claude; shapes verified with
+Claude Code 2.1.197).
 
 * launch: ``<agent.command or claude> -p --output-format stream-json --verbose
   --permission-mode M [--max-turns N] [--allowedTools ...] [--disallowedTools ...] [--model X]
@@ -44,7 +45,8 @@ from jidoka.models import RateLimitInfo
 from jidoka.outcomes import AgentStop
 
 CLAUDE_CODE_VERSION = "2.1.197"
-"""The version whose stream-json was captured (tests/agents/claude-stream-json-notloggedin)."""
+"""The version whose stream-json was captured
+(tests/support/agents/transcripts/claude-stream-json-notloggedin.jsonl)."""
 DEFAULT_COMMAND = "claude"
 INSTALL_HINT = (
     f"install it with `npm install -g @anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}` "

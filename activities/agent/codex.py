@@ -1,5 +1,5 @@
 """The Codex adapter: ``codex app-server`` over JSON-RPC on stdio, pinned to
-``@openai/codex@0.169.0`` (coding-agent-clis.md §1, Symphony §10).
+``@openai/codex@0.169.0`` (docs/agents.md#codex-agentkind-codex).
 
 One process per attempt, one thread per process, one turn per supervisor turn:
 

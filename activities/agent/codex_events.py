@@ -1,4 +1,4 @@
-"""Codex app-server notifications -> normalised events (coding-agent-clis.md §1.3, §1.5, §1.6).
+"""Codex app-server notifications -> normalised events (docs/agents.md#codex-agentkind-codex).
 
 Pure translation, no I/O: which notifications are progress, how token usage and rate limits
 read, and how ``turn/completed`` is classified. ``turn/completed`` is *not* success by itself:
@@ -55,8 +55,8 @@ def notification_kind(method: str, params: JsonObject) -> EventKind:
     if method.startswith("item/") or method in _PROGRESS_METHODS:
         return EventKind.PROGRESS  # deltas: output streaming in is work happening
     if method == "error":
-        # With no network Codex says "Reconnecting..." every few seconds forever (§0.3): that
-        # is noise for the progress clock. A final error is followed by turn/completed.
+        # With no network Codex says "Reconnecting..." every few seconds forever: that is
+        # noise for the progress clock. A final error is followed by turn/completed.
         return EventKind.RETRYING if jsonline.flag(params, "willRetry") else EventKind.WARNING
     if method in _LOG_METHODS:
         return EventKind.WARNING
@@ -69,7 +69,7 @@ def notification_kind(method: str, params: JsonObject) -> EventKind:
 def token_usage(params: JsonObject) -> UsageReading | None:
     """``thread/tokenUsage/updated``: the thread's cumulative total (never ``last``, which is
     the increment already inside the total). Spend is input + output: ``totalTokens`` may be
-    normalised to the context window (Symphony's token_accounting.md)."""
+    normalised to the context window, so it is not a measure of spend."""
     thread = jsonline.text(params, "threadId")
     total = jsonline.obj(jsonline.obj(params, "tokenUsage"), "total")
     if thread is None or total is None:

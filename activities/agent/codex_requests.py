@@ -1,5 +1,5 @@
 """How Jidoka answers Codex's server->client requests: the headless approval and user-input
-policy (Symphony §10.5, coding-agent-clis.md §1.4), for ``@openai/codex`` 0.169.0.
+policy (docs/agents.md#codex-agentkind-codex), for ``@openai/codex`` 0.169.0.
 
 Nobody watches an attempt, so every request gets an immediate answer from a fixed rule, and an
 unknown one gets a JSON-RPC error: no turn can wait forever on us.

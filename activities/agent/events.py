@@ -16,7 +16,7 @@ from jidoka.models import RateLimitInfo
 
 
 class EventKind(StrEnum):
-    """The closed set of event kinds (coding-agent-clis.md §4.2)."""
+    """The closed set of event kinds every adapter translates its agent's output into."""
 
     SESSION_STARTED = "session_started"
     TURN_STARTED = "turn_started"
@@ -36,7 +36,8 @@ class EventKind(StrEnum):
 
     @property
     def is_progress(self) -> bool:
-        """Only events that show the agent moving forward reset the progress clock (§0.3)."""
+        """Only events that show the agent moving forward reset the progress clock: retry noise
+        and warnings never do, so an agent stuck retrying is stopped by that clock."""
         match self:
             case (
                 EventKind.SESSION_STARTED

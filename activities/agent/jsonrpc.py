@@ -1,4 +1,4 @@
-"""The JSON-RPC dialect of ``codex app-server`` (coding-agent-clis.md §1.1): framing only.
+"""The JSON-RPC dialect of ``codex app-server``: framing only.
 
 One JSON object per line, JSON-RPC 2.0 *without* the ``"jsonrpc"`` field. Three shapes:
 request ``{"id", "method", "params"}``, response ``{"id", "result" | "error"}`` and notification

@@ -2,7 +2,8 @@
 
 A preset is a default command, a reader for the agent's own output (which lines are progress,
 where usage hides) and the meaning of its exit codes. The process is one-shot: its exit ends
-its only turn. Shapes follow coding-agent-clis.md §3 for the versions named below.
+its only turn. The output shapes are those of the versions named below (the table in
+docs/agents.md#command-agents-and-presets-agentkind-command).
 
 ======== ============================================================ =====================
 preset   default command (stdin is /dev/null)                          usage

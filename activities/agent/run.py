@@ -6,8 +6,8 @@ than raised, so the issue workflow records it as an outcome instead of retrying 
 
 * the prompt renders (else ``PROMPT_INVALID``); it is written to ``.jidoka/prompt.md`` and,
   for command agents, delivered on stdin;
-* Symphony §9.5: the workspace exists, is a directory inside the workspace root, and is the
-  cwd of the agent (else ``UNAVAILABLE``);
+* the workspace exists, is a directory inside the workspace root, and is the cwd of the agent
+  (else ``UNAVAILABLE``);
 * an adapter exists for ``agent.kind`` and every ``$NAME`` in ``agent.env`` is set (else
   ``UNAVAILABLE``, naming the variable, never a value).
 
@@ -257,7 +257,8 @@ async def _supervise(
 
 
 def _checked_workspace(input: AgentRunInput) -> Path | str:
-    """The workspace as the agent's cwd, or why it cannot be (Symphony §9.5 invariants 1-2)."""
+    """The workspace as the agent's cwd, or why it cannot be: an absolute path to an existing
+    directory inside the workspace root, whose ``.jidoka`` is not a symlink."""
     raw = Path(input.workspace.path)
     if not raw.is_absolute():
         return f"workspace path {raw} is not absolute"

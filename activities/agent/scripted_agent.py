@@ -12,7 +12,8 @@ a message on stderr and exit code 2.
 Environment: ``JIDOKA_ISSUE`` (file names), ``JIDOKA_ATTEMPT`` (attempt-dependent scenarios),
 ``JIDOKA_SCRIPTED_PACE`` (seconds between steps, default 0.01; raise it for a watchable demo).
 
-Scenarios, each a failure the orchestrator must catch (DESIGN §4.3), or the happy path:
+Scenarios, each a failure the orchestrator must catch (docs/agents.md#the-verdict-file), or the
+happy path:
 
 =========================== ====================================================================
 ``ship``                    commit ``changes/<ISSUE>.md``, verdict DONE

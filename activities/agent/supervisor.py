@@ -1,6 +1,6 @@
 """The agent supervisor: one session of one agent, whatever its kind.
 
-It owns what must be the same for every agent (DESIGN §3, coding-agent-clis.md §0.3, §4.1):
+It owns what must be the same for every agent (docs/agents.md):
 
 * each process runs as ``bash -lc <command>`` in the workspace, in its own process group, so a
   kill reaches grandchildren (test runners, shells, a backgrounded ``sleep``);

@@ -1,8 +1,8 @@
 """Token accounting: readings in, one honest session total out.
 
-Agents report usage in three ways (coding-agent-clis.md §4.2): running totals, increments, and a
-final figure. Counting a running total twice, or adding a final figure on top of the increments
-it already covers, is how budgets silently drift. :class:`UsageMeter` keeps one figure per
+Agents report usage in three ways: running totals, increments, and a final figure. Counting a
+running total twice, or adding a final figure on top of the increments it already covers, is
+how budgets silently drift. :class:`UsageMeter` keeps one figure per
 *scope* and sums the scopes; adapters choose the scope (a thread, a turn, a message id).
 """
 

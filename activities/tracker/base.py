@@ -1,20 +1,21 @@
-"""The tracker adapter contract (Symphony §11) shared by the local board, GitHub and Linear.
+"""The tracker adapter contract shared by the local board, GitHub and Linear (docs/trackers.md).
 
 Adapters do I/O and normalisation only. Policy (which transition is allowed) lives in
 :mod:`jidoka.policy` and is applied by the tracker activities around these calls.
 
 Contract every adapter honours:
 
-* reads return normalised :class:`~jidoka.models.Issue` values (§11.3: labels lowercase,
-  priority an int or None, timestamps parsed);
+* reads return normalised :class:`~jidoka.models.Issue` values (labels lowercase, priority an
+  int or None, timestamps parsed);
 * an empty id or state list makes no request and returns ``[]``;
 * a malformed record is logged and left out of *lists* (candidates, by states), but a by-id
   read (:meth:`fetch_issue`, :meth:`fetch_issues_by_ids`) of it raises
   ``TrackerError(MALFORMED_ISSUE)``;
 * writes are idempotent: :meth:`add_comment` skips a comment whose ``marker`` is already on the
   issue, :meth:`set_state` to the state the issue is already in is a no-op;
-* failures raise :class:`TrackerError` with a category from §11.4, ``retryable`` set for
-  transient ones (network, 5xx, rate limits with ``retry_after_s``).
+* failures raise :class:`TrackerError` with a category from :class:`TrackerErrorCategory`
+  (docs/trackers.md#errors-both-adapters), ``retryable`` set for transient ones (network,
+  5xx, rate limits with ``retry_after_s``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class TrackerClient(abc.ABC):
 
     @abc.abstractmethod
     async def fetch_candidate_issues(self) -> list[Issue]:
-        """Issues in the line's active states (§11.1.1)."""
+        """Issues in the line's active states."""
 
     @abc.abstractmethod
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:

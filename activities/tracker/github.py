@@ -1,7 +1,7 @@
 """GitHub Issues adapter (REST v3), scoped to one repository (``tracker.repo``).
 
 GitHub issues have two native states (open, closed with a ``state_reason``); a line needs
-more. The mapping, configured in WORKFLOW.md and published in ``PROFILES.md``:
+more. The mapping, configured in WORKFLOW.md and described in docs/trackers.md#states:
 
 * an **open** issue is in the state whose label (``tracker.state_labels``) it carries; exactly
   one state label, several is a malformed record; no state label means
@@ -102,7 +102,7 @@ class StatePlacement:
 
 
 class MalformedRecordError(Exception):
-    """An issue payload that cannot be normalised (§11.1: omitted from lists, fatal by id)."""
+    """An issue payload that cannot be normalised: left out of lists, an error by id."""
 
 
 @dataclass(frozen=True)
@@ -697,7 +697,7 @@ def _label_key(entry: object) -> str | None:
 
 async def _gather_bounded(jobs: Sequence[Awaitable[T]], limit: int) -> list[T]:
     """Run ``jobs`` at most ``limit`` at a time; the first failure cancels the rest, so a
-    by-id read is all or nothing (§11.1: a refresh is atomic)."""
+    by-id read is all or nothing (a refresh is atomic)."""
     gate = asyncio.Semaphore(limit)
 
     async def run(job: Awaitable[T]) -> T:

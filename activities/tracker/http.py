@@ -1,6 +1,6 @@
 """HTTP plumbing shared by the GitHub and Linear adapters: one place for timeouts, bounded
 retries, conditional requests, rate-limit bookkeeping and the mapping of HTTP failures to
-:class:`~activities.tracker.base.TrackerError` categories (Symphony §11.4).
+:class:`~activities.tracker.base.TrackerError` categories (docs/trackers.md#errors-both-adapters).
 
 What lives here is provider-neutral. Each adapter brings what differs: its base URL and
 headers, and a function that reads its rate-limit headers into a :class:`RateLimitSnapshot`.
@@ -31,7 +31,7 @@ from activities.tracker.base import TrackerError, TrackerErrorCategory
 logger = logging.getLogger("jidoka.tracker")
 
 REQUEST_TIMEOUT_S = 30.0
-"""Per request (Symphony §11.2: network timeout 30000 ms)."""
+"""Per request: a tracker call never waits longer than this for an answer."""
 SECONDARY_LIMIT_WAIT_S = 60.0
 """GitHub: a secondary rate limit without Retry-After or reset means 'wait at least a minute'."""
 MESSAGE_CHARS = 300
@@ -104,7 +104,7 @@ def parse_epoch(value: str | None) -> datetime | None:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After``: delay seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """``Retry-After``: delay seconds or an HTTP date (RFC 9110, section 10.2.3)."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -465,12 +465,12 @@ def _next_link(response: httpx.Response) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Payload helpers shared by both adapters (Symphony §11.3)
+# Payload helpers shared by both adapters (normalisation: docs/trackers.md)
 # --------------------------------------------------------------------------------------------
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """RFC 3339 -> aware datetime; anything unusable -> None (a nullable field, §11.3)."""
+    """RFC 3339 -> aware datetime; anything unusable -> None (the field is nullable)."""
     if not isinstance(value, str) or not value.strip():
         return None
     try:

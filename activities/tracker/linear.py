@@ -1,12 +1,11 @@
 """Linear adapter (GraphQL), scoped to one project (``tracker.project_slug`` = the project's
-``slugId``) and optionally one team (``tracker.team_key``). Profile: ``PROFILES.md``.
+``slugId``) and optionally one team (``tracker.team_key``). Profile: docs/trackers.md.
 
 Linear's workflow states are the line's states, by name: no mapping to configure. ``id`` is
 Linear's issue UUID, ``identifier`` its key (``ENG-123``).
 
 Each GraphQL document is one constant below, so that a drift of Linear's schema shows up in
-one place and the tests can pin the exact fields and variable types the contract relies on
-(Symphony §11.2: keep query construction isolated).
+one place and the tests can pin the exact fields and variable types the contract relies on.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from jidoka.models import BlockerRef, Issue
 logger = logging.getLogger("jidoka.tracker.linear")
 
 PAGE_SIZE = 50
-"""Symphony §11.2 default page size."""
+"""Issues per page of a listing."""
 MAX_PAGES = 200
 """10,000 issues in the requested states: past that, the line's scope is too wide."""
 LABELS_PER_ISSUE = 25
@@ -193,7 +192,7 @@ def marker_tag(marker: str) -> str:
 
 
 class MalformedRecordError(Exception):
-    """An issue node that cannot be normalised (§11.1: omitted from lists, fatal by id)."""
+    """An issue node that cannot be normalised: left out of lists, an error by id."""
 
 
 def _priority(value: object) -> int | None:

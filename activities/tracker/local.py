@@ -274,7 +274,8 @@ def issue_from_file(
     default_url: str,
     state_of: Callable[[str], str | None],
 ) -> Issue:
-    """Normalise (Symphony §11.3). ``state_of`` gives a blocker's state, None when unknown."""
+    """Normalise like every adapter (docs/trackers.md). ``state_of`` gives a blocker's state,
+    None when unknown."""
     front_matter = issue_file.front_matter
     url = front_matter.get("url")
     labels = [label.lower() for label in _text_items(front_matter.get("labels"))]

@@ -1,4 +1,4 @@
-"""Record the workflow histories that ``tests/test_replay.py`` replays on the current code.
+"""Record the workflow histories that ``tests/workflows/test_replay.py`` replays on the current code.
 
 Run from the repository root::
 
@@ -31,22 +31,27 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from jidoka.outcomes import HaltCategory, Outcome, Phase
 from jidoka.payloads import (
     AnswerRequest,
-    IssueResult,
-    IssueStatus,
-    LineStatus,
     ResumeRequest,
     ResumeResult,
 )
 from runtime.temporal import search_attribute_keys, temporal_cli_path
 from tests.histories import HISTORY_DIR
-from tests.linekit import LineKit, eventually, factory, make_line, start_line
+from tests.support.linekit import (
+    eventually,
+    factory,
+    issue_status,
+    line_status,
+    make_line,
+    start_line,
+    wait_for_phase,
+)
 from workflows.issue import IssueWorkflow
 from workflows.line import LineWorkflow
 
@@ -74,18 +79,6 @@ def _clean_environment() -> None:
     os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@jidoka.invalid")
 
 
-async def _issue_status(handle: WorkflowHandle[IssueWorkflow, IssueResult]) -> IssueStatus:
-    return await handle.query(IssueWorkflow.status)
-
-
-async def _phase(
-    handle: WorkflowHandle[IssueWorkflow, IssueResult], phase: Phase, what: str
-) -> IssueStatus:
-    return await eventually(
-        lambda: _issue_status(handle), lambda s: s.phase is phase, timeout=TIMEOUT, what=what
-    )
-
-
 def _expect(condition: bool, message: str) -> None:
     if not condition:
         raise SystemExit(f"record: scenario did not go as designed: {message}")
@@ -110,14 +103,14 @@ async def issue_hallucinate_halt_resume(client: Client, root: Path) -> Recorded:
     path = kit.add_issue("REC-2", "hallucinate")
     async with factory(client) as f:
         handle = await f.start_issue(kit, "REC-2")
-        status = await _phase(handle, Phase.HALTED, "REC-2 halted")
+        status = await wait_for_phase(handle, Phase.HALTED, timeout=TIMEOUT, what="REC-2 halted")
         _expect(
             status.halt is not None and status.halt.category is HaltCategory.NO_PROGRESS,
             f"REC-2 halt {status.halt}",
         )
         await handle.signal(IssueWorkflow.resume, ResumeRequest(operator="ops"))
         await eventually(
-            lambda: _issue_status(handle),
+            lambda: issue_status(handle),
             lambda s: "resume refused" in (s.config_error or ""),
             timeout=TIMEOUT,
             what="refusal shown",
@@ -140,22 +133,18 @@ async def issue_ask_pause_answer(client: Client, root: Path) -> Recorded:
     kit.add_issue("REC-3", "ask")
     async with factory(client) as f:
         handle = await f.start_issue(kit, "REC-3")
-        await _phase(handle, Phase.PAUSED, "REC-3 paused")
+        await wait_for_phase(handle, Phase.PAUSED, timeout=TIMEOUT, what="REC-3 paused")
         # Let a tracker poll or two (polling.interval_s: 1) into the history.
         await asyncio.sleep(1.5)
         await handle.signal(
             IssueWorkflow.answer, AnswerRequest(answer="behind a flag", operator="pm")
         )
         result = await asyncio.wait_for(handle.result(), TIMEOUT)
-        attempts = [a.outcome for a in (await _issue_status(handle)).attempts]
+        attempts = [a.outcome for a in (await issue_status(handle)).attempts]
         history = await handle.fetch_history()
     _expect(result.phase is Phase.SHIPPED, f"REC-3 ended {result.phase}")
     _expect(attempts == [Outcome.AWAITING_ANSWERS, Outcome.SHIPPED], f"REC-3 attempts {attempts}")
     return {"issue_ask_pause_answer": history}
-
-
-async def _line_status(client: Client, kit: LineKit) -> LineStatus:
-    return await client.get_workflow_handle(f"jidoka-line-{kit.line}").query(LineWorkflow.status)
 
 
 async def line_halt_resume_continue_as_new(client: Client, root: Path) -> Recorded:
@@ -171,12 +160,12 @@ async def line_halt_resume_continue_as_new(client: Client, root: Path) -> Record
         first_run = line.result_run_id
         assert first_run is not None
         status = await eventually(
-            lambda: _line_status(client, kit), lambda s: s.halted, timeout=TIMEOUT, what="halted"
+            lambda: line_status(line), lambda s: s.halted, timeout=TIMEOUT, what="halted"
         )
         _expect(status.open_halts[0].category is HaltCategory.HALT_PRODUCTION, "line halt")
         await line.signal(LineWorkflow.resume, ResumeRequest(operator="ops"))
         await eventually(
-            lambda: _line_status(client, kit),
+            lambda: line_status(line),
             lambda s: s.notice is not None,
             timeout=TIMEOUT,
             what="refusal notice",
@@ -188,7 +177,7 @@ async def line_halt_resume_continue_as_new(client: Client, root: Path) -> Record
         )
         _expect(accepted.accepted, "resume accepted")
         await eventually(
-            lambda: _line_status(client, kit),
+            lambda: line_status(line),
             lambda s: any(e.identifier == "REC-5" for e in s.finished),
             timeout=TIMEOUT,
             what="REC-5 shipped",
@@ -203,7 +192,7 @@ async def line_halt_resume_continue_as_new(client: Client, root: Path) -> Record
         second_run = await eventually(
             continued, lambda run: run != first_run, timeout=TIMEOUT, what="continue-as-new"
         )
-        after = await _line_status(client, kit)
+        after = await line_status(line)
         _expect(not after.halted and after.halts[0].root_cause is not None, "state carried")
         await client.get_workflow_handle(line.id).terminate("recorded")
         await client.get_workflow_handle(kit.workflow_id("REC-4")).terminate("recorded")

@@ -1,0 +1,1 @@
+"""Tests of the activities (``activities/``): the only I/O."""

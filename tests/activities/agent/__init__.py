@@ -1,0 +1,1 @@
+"""Tests of ``activities/agent/``: adapters, the supervisor and the scripted agent."""

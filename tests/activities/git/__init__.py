@@ -1,0 +1,1 @@
+"""Tests of ``activities/git/``: how a line reaches its repository."""

@@ -1,0 +1,1 @@
+"""Tests of ``activities/tracker/``: the local board, GitHub and Linear adapters."""

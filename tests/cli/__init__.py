@@ -1,0 +1,1 @@
+"""Tests of ``cli/``: the ``jidoka`` console as a user runs it."""

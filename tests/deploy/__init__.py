@@ -1,0 +1,1 @@
+"""Tests of ``deploy/``: the worker's runtime contract in every deployment file."""

@@ -1,0 +1,1 @@
+"""Tests of the vocabulary (``jidoka/``): config, models, policy, keys, WORKFLOW.md, prompt."""

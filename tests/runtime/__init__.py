@@ -1,0 +1,1 @@
+"""Tests of ``runtime/``: the Temporal binaries, connection and search attributes."""

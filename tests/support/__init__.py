@@ -1,0 +1,1 @@
+"""What the tests share: line and worker kits, fakes of the outside world, agents, helpers."""

@@ -1,0 +1,360 @@
+"""Builds real production lines for tests: a WORKFLOW.md, a local board, an origin repository
+(a tiny Python project whose own unittest suite is the ``verify`` hook), all in a tmp folder."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.workspace import HostIdentity
+from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key
+from jidoka.outcomes import Phase
+from jidoka.payloads import (
+    IssueResult,
+    IssueStatus,
+    IssueWorkflowInput,
+    LineStatus,
+    LineWorkflowInput,
+)
+from tests.support.git import make_origin, run_git
+from worker import WorkerSettings, running_worker
+from workflows.issue import IssueWorkflow
+from workflows.line import LineWorkflow
+
+T = TypeVar("T")
+
+VERIFY = '"$JIDOKA_PYTHON" -m unittest discover -q'
+
+
+def base_front_matter(line: str) -> dict[str, Any]:
+    return {
+        "line": line,
+        "tracker": {
+            "kind": "local",
+            "board": "./board",
+            "active_states": ["Todo", "In Progress"],
+            "working_state": "In Progress",
+            "paused_states": ["Awaiting Answers"],
+            "terminal_states": ["Done", "Cancelled"],
+            "done_state": "Done",
+        },
+        "workspace": {"root": "./workspaces", "repo": "./origin", "base_branch": "main"},
+        "hooks": {"verify": VERIFY, "timeout_s": 10},
+        "agent": {
+            "kind": "scripted",
+            "stall_timeout_s": 2,
+            "silence_timeout_s": 6,
+            "turn_timeout_s": 30,
+        },
+        "verdicts": {"DONE": "Done", "AWAITING_ANSWERS": "Awaiting Answers"},
+        "budgets": {
+            "max_attempts": 2,
+            "max_continuations": 1,
+            "max_tokens": 200_000,
+            "max_tokens_before_first_commit": 30_000,
+        },
+        "backoff": {"base_s": 1, "max_s": 2, "continuation_s": 0},
+        "concurrency": {"max_agents": 4},
+        "polling": {"interval_s": 1},
+        "timeouts": {"heartbeat_s": 5, "host_start_s": 10},
+    }
+
+
+def deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)  # type: ignore[arg-type]
+        elif value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class LineKit:
+    root: Path
+    line: str
+    front_matter: dict[str, Any]
+    prompt: str = "Work on {{ issue.identifier }}: {{ issue.title }}\n\n{{ issue.description }}\n"
+
+    @property
+    def workflow_md(self) -> Path:
+        return self.root / "WORKFLOW.md"
+
+    @property
+    def board(self) -> Path:
+        return self.root / "board"
+
+    @property
+    def origin(self) -> Path:
+        return self.root / "origin"
+
+    def write(self) -> None:
+        text = "---\n" + yaml.safe_dump(self.front_matter, sort_keys=False) + "---\n" + self.prompt
+        self.workflow_md.write_text(text)
+
+    def add_issue(
+        self,
+        identifier: str,
+        scenario: str,
+        *,
+        state: str = "Todo",
+        title: str | None = None,
+        priority: int | None = None,
+        labels: list[str] | None = None,
+        blocked_by: list[str] | None = None,
+        created_at: str | None = None,
+    ) -> Path:
+        meta: dict[str, Any] = {"title": title or f"{scenario} work", "state": state}
+        if priority is not None:
+            meta["priority"] = priority
+        if labels:
+            meta["labels"] = labels
+        if blocked_by:
+            meta["blocked_by"] = blocked_by
+        if created_at:
+            meta["created_at"] = created_at
+        path = self.board / f"{identifier}.md"
+        path.write_text(
+            "---\n" + yaml.safe_dump(meta, sort_keys=False) + f"---\nScenario: {scenario}\n"
+        )
+        return path
+
+    def issue_text(self, identifier: str) -> str:
+        return (self.board / f"{identifier}.md").read_text()
+
+    def state_of(self, identifier: str) -> str:
+        text = self.issue_text(identifier)
+        front = text.split("---", 2)[1]
+        return str(yaml.safe_load(front)["state"])
+
+    def set_state(self, identifier: str, state: str) -> None:
+        """A person moves the issue to ``state`` by editing its file."""
+        path = self.board / f"{identifier}.md"
+        text = path.read_text()
+        path.write_text(text.replace(f"state: {self.state_of(identifier)}", f"state: {state}", 1))
+
+    def workspace(self, identifier: str) -> Path:
+        return self.root / "workspaces" / workspace_key(identifier)
+
+    def workflow_id(self, identifier: str) -> str:
+        return issue_workflow_id(self.line, workspace_key(identifier))
+
+
+KITS: list[LineKit] = []
+"""Every line built by this test session, for the after-test proof check (conftest)."""
+
+_SHIP_CLAIM = re.compile(r"beyond `([0-9a-f]{7,40})`, tip `([0-9a-f]{7,40})`")
+
+
+def unproven_ships(kit: LineKit) -> list[str]:
+    """Every "shipped" comment on the board whose commits are not really there.
+
+    The claim names a base and a tip; the tip must exist (in the origin it was pushed to, or in
+    the issue's workspace), be at least one commit beyond the base, and change something outside
+    ``.jidoka/``. Anything else is a closed issue without proof: the product's worst bug.
+    """
+    problems: list[str] = []
+    if not kit.board.is_dir():
+        return problems
+    for card in sorted(kit.board.glob("*.md")):
+        for base, tip in _SHIP_CLAIM.findall(card.read_text(errors="replace")):
+            where = [kit.origin, kit.workspace(card.stem)]
+            repo = next((r for r in where if _has_commit(r, tip)), None)
+            if repo is None:
+                problems.append(f"{card.name}: shipped tip {tip} exists nowhere")
+                continue
+            ahead = int(run_git(repo, "rev-list", "--count", f"{base}..{tip}"))
+            changed = run_git(
+                repo, "diff", "--name-only", base, tip, "--", ".", ":(exclude).jidoka"
+            )
+            if ahead < 1 or not changed:
+                problems.append(
+                    f"{card.name}: shipped {base}..{tip} has {ahead} commit(s), diff {changed!r}"
+                )
+    return problems
+
+
+def _has_commit(repo: Path, sha: str) -> bool:
+    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
+        return False
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, capture_output=True, check=False
+    )
+    return found.returncode == 0
+
+
+def make_line(tmp_path: Path, overrides: Mapping[str, Any] | None = None) -> LineKit:
+    line = f"t{uuid.uuid4().hex[:8]}"
+    kit = LineKit(root=tmp_path / "line", line=line, front_matter=base_front_matter(line))
+    KITS.append(kit)
+    kit.root.mkdir(parents=True)
+    kit.board.mkdir()
+    make_origin(kit.origin)
+    if overrides:
+        kit.front_matter = deep_merge(kit.front_matter, overrides)
+        kit.line = str(kit.front_matter["line"])
+    kit.write()
+    return kit
+
+
+@dataclass
+class Factory:
+    """A worker serving a unique task queue and host, for one test."""
+
+    client: Client
+    task_queue: str
+    host: HostIdentity
+
+    async def start_issue(
+        self, kit: LineKit, identifier: str, *, line_workflow_id: str | None = None
+    ) -> WorkflowHandle[IssueWorkflow, IssueResult]:
+        return await self.client.start_workflow(
+            IssueWorkflow.run,
+            IssueWorkflowInput(
+                workflow_path=str(kit.workflow_md),
+                issue_id=identifier,
+                line_workflow_id=line_workflow_id,
+            ),
+            id=kit.workflow_id(identifier),
+            task_queue=self.task_queue,
+        )
+
+
+TEST_SHUTDOWN_GRACE = timedelta(seconds=1)
+"""How long a test's worker lets running activities finish when the test leaves it (a
+deployment's default, ``JIDOKA_SHUTDOWN_GRACE_S``, is 60 s)."""
+
+
+@asynccontextmanager
+async def factory(
+    client: Client,
+    *,
+    host_id: str | None = None,
+    max_agents: int | None = None,
+    replace: Sequence[Callable[..., Any]] = (),
+) -> AsyncIterator[Factory]:
+    """A real worker; ``max_agents``: agent slots on its host; ``replace``: activities standing
+    in for the real ones of the same name (to make one step fail or wait).
+
+    Leaving the block stops it with a grace of :data:`TEST_SHUTDOWN_GRACE`: by then the test
+    has read everything it asserts, and an agent still running (a stalled one whose workflow
+    the test terminated) is killed instead of being waited for."""
+    task_queue = f"jidoka-test-{uuid.uuid4().hex[:8]}"
+    host = HostIdentity(host_id=host_id or f"host-{uuid.uuid4().hex[:8]}")
+    settings = WorkerSettings(
+        task_queue=task_queue, host=host, graceful_shutdown=TEST_SHUTDOWN_GRACE
+    )
+    if max_agents is not None:
+        settings = dataclasses.replace(settings, max_agents=max_agents)
+    async with running_worker(client, settings, replace=replace):
+        yield Factory(client=client, task_queue=task_queue, host=host)
+
+
+async def start_line(
+    f: Factory, kit: LineKit, *, history_limit: int | None = None
+) -> WorkflowHandle[LineWorkflow, None]:
+    return await f.client.start_workflow(
+        LineWorkflow.run,
+        LineWorkflowInput(workflow_path=str(kit.workflow_md), history_limit=history_limit),
+        id=line_workflow_id(kit.line),
+        task_queue=f.task_queue,
+    )
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    timeout: float = 60,
+    what: str = "condition",
+    interval: float = 0.25,
+    any_rpc_error: bool = False,
+) -> T:
+    """Poll ``probe`` until ``accept`` holds (never a fixed sleep), or fail saying what.
+
+    A probe failing with NOT_FOUND (a workflow not started yet) is polled again; with
+    ``any_rpc_error`` so is any RPC error (a query while a dead worker's sticky queue is given
+    up). The last value, or error, is shown when the deadline passes."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: object = None
+    while True:
+        try:
+            value = await probe()
+        except RPCError as error:
+            if not any_rpc_error and error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            last = error
+        else:
+            if accept(value):
+                return value
+            last = value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s; last: {last!r}"[:6000])
+        await asyncio.sleep(interval)
+
+
+async def line_status(handle: WorkflowHandle[Any, Any]) -> LineStatus:
+    """The line's own ``status`` query."""
+    return await handle.query(LineWorkflow.status)
+
+
+async def refreshed_status(handle: WorkflowHandle[Any, Any]) -> LineStatus:
+    """Ask the line for a tick now (``refresh``, as ``jidoka line refresh`` does), then read its
+    status: a probe for what the line looks at only every few ticks (its sweep of issue
+    workflows that closed without a report or are stuck), without waiting for its clock."""
+    await handle.signal(LineWorkflow.refresh)
+    return await line_status(handle)
+
+
+async def ticks_later(handle: WorkflowHandle[Any, Any], ticks: int) -> LineStatus:
+    """The line's status once it has begun ``ticks`` more ticks (so the ones before have run to
+    their end)."""
+    start = (await line_status(handle)).ticks
+    return await eventually(
+        lambda: line_status(handle),
+        lambda status: status.ticks >= start + ticks,
+        what=f"{ticks} more ticks",
+    )
+
+
+async def issue_status(handle: WorkflowHandle[Any, Any]) -> IssueStatus:
+    """The issue workflow's own ``status`` query."""
+    return await handle.query(IssueWorkflow.status)
+
+
+async def wait_for_phase(
+    handle: WorkflowHandle[Any, Any], *phases: Phase, timeout: float = 60, what: str | None = None
+) -> IssueStatus:
+    """Poll the issue's status until its phase is one of ``phases``; that status."""
+    return await eventually(
+        lambda: issue_status(handle),
+        lambda status: status.phase in phases,
+        timeout=timeout,
+        what=what or "phase " + " or ".join(phase.value for phase in phases),
+    )
+
+
+def board_text(kit: LineKit, identifier: str) -> Callable[[], Awaitable[str]]:
+    """A probe for :func:`eventually`: the issue's file on the board, as it is now."""
+
+    async def read() -> str:
+        return kit.issue_text(identifier)
+
+    return read

@@ -1,0 +1,1 @@
+"""Tests of ``workflows/``: the issue and line workflows on real Temporal servers."""
