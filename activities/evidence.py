@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import json
 import os
 import stat
+from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.git import gitops
+from activities.git.hygiene import restore_workspace_config
+from activities.git.sealed import SealedRepo
 from activities.heartbeats import heartbeating
+from activities.host_state import sealed_repository
 from jidoka.models import Evidence, GitEvidence, Verdict, VerdictReading, WorkspaceInfo
 from jidoka.payloads import EvidenceInput
 
@@ -82,6 +88,8 @@ def parse_verdict(raw: bytes) -> VerdictReading:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return VerdictReading(present=True, error=f"not valid JSON: {error}")
+    except RecursionError:
+        return VerdictReading(present=True, error="not a verdict: nested too deeply")
     if not isinstance(data, dict):
         return VerdictReading(present=True, error="the verdict must be a JSON object")
     try:
@@ -96,23 +104,47 @@ def parse_verdict(raw: bytes) -> VerdictReading:
 
 
 def git_evidence(workspace: WorkspaceInfo) -> GitEvidence:
+    """The work branch's facts, read in the sealed repository at a pinned head: what the agent
+    does to its own repository (replace objects, grafts, hooks, a ref moved later) changes
+    nothing here. Only what is uncommitted, and which branch is checked out, comes from the
+    workspace itself (advice for the next attempt: uncommitted work never ships)."""
     path = workspace.path
-    head = gitops.rev_parse(path, f"refs/heads/{workspace.branch}") or ""
+    restore_workspace_config(path)
+    sealed = SealedRepo(sealed_repository(path))
+    sealed.ensure()
+    head = sealed.seal_workspace(path, workspace.branch) or workspace.base_sha
     uncommitted = gitops.uncommitted_paths(path)
     return GitEvidence(
         base_sha=workspace.base_sha,
         head_sha=head,
         branch=workspace.branch,
-        commits_ahead=gitops.commits_ahead(path, workspace.base_sha, workspace.branch),
-        diff=gitops.net_diff(path, workspace.base_sha, workspace.branch),
+        commits_ahead=sealed.commits_between(workspace.base_sha, head),
+        diff=sealed.content_diff(workspace.base_sha, head),
         uncommitted_paths=uncommitted[:MAX_LISTED_PATHS],
         uncommitted_count=len(uncommitted),
         on_branch=gitops.current_branch(path) == workspace.branch,
     )
 
 
-def gather(workspace: WorkspaceInfo) -> Evidence:
-    return Evidence(verdict=read_verdict(workspace.path), git=git_evidence(workspace))
+def workflow_changed(input: EvidenceInput) -> bool:
+    """WORKFLOW.md is not what the attempt started with: an attempt may not ship under judges
+    that moved while it ran."""
+    if not input.workflow_path or not input.workflow_digest:
+        return False
+    try:
+        raw = Path(input.workflow_path).read_bytes()
+    except OSError:
+        return True
+    return hashlib.sha256(raw).hexdigest() != input.workflow_digest
+
+
+def gather(input: EvidenceInput) -> Evidence:
+    workspace = input.workspace
+    return Evidence(
+        verdict=read_verdict(workspace.path),
+        git=git_evidence(workspace),
+        workflow_changed=workflow_changed(input),
+    )
 
 
 @activity.defn(name="collect_evidence")
@@ -120,4 +152,9 @@ async def collect_evidence(input: EvidenceInput) -> Evidence:
     """Verdict reading and git facts for the attempt that just ended (``verify`` runs apart,
     only when the verdict claims a ship and the git gate passed)."""
     async with heartbeating():
-        return await asyncio.to_thread(gather, input.workspace)
+        try:
+            return await asyncio.to_thread(gather, input)
+        except gitops.GitError as error:
+            raise ApplicationError(
+                f"cannot read the evidence: {error}", type="WorkspaceFailed"
+            ) from None

@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 
 from temporalio import activity
 
+from activities.git import gitops
+from activities.git.sealed import SealedRepo
 from activities.heartbeats import heartbeat_every
+from activities.host_state import sealed_repository, workspace_state
 from activities.process import child_environment, run_shell
 from activities.secrets import Scrubber, withheld_names
 from jidoka.models import HookResult, LoadedWorkflow, WorkspaceInfo
@@ -122,6 +126,8 @@ async def run_hook(input: HookInput) -> HookResult:
             ok=False,
             output_tail=f"workspace {input.workspace.path} does not exist on this host",
         )
+    if input.hook is HookName.VERIFY and input.sha is not None:
+        return await _verify_at(input, script, input.sha)
     return await run_hook_script(
         input.workflow,
         input.workspace,
@@ -130,3 +136,29 @@ async def run_hook(input: HookInput) -> HookResult:
         attempt=input.attempt,
         identifier=input.issue_identifier,
     )
+
+
+async def _verify_at(input: HookInput, script: str, sha: str) -> HookResult:
+    """``verify`` in a fresh checkout of exactly ``sha`` from the sealed repository: what the
+    agent left in its working tree (a file fixed only there, a skip-worktree trick) cannot make
+    it pass; its result belongs to that commit."""
+    checkout = workspace_state(input.workspace.path) / "verify"
+    sealed = SealedRepo(sealed_repository(input.workspace.path))
+    try:
+        await asyncio.to_thread(sealed.checkout, sha, checkout)
+    except gitops.GitError as error:
+        return HookResult(
+            name=input.hook.value, ran=False, ok=False, sha=sha, output_tail=str(error)[-2000:]
+        )
+    try:
+        result = await run_hook_script(
+            input.workflow,
+            input.workspace.model_copy(update={"path": str(checkout)}),
+            input.hook,
+            script=script,
+            attempt=input.attempt,
+            identifier=input.issue_identifier,
+        )
+    finally:
+        await asyncio.to_thread(shutil.rmtree, checkout, True)
+    return result.model_copy(update={"sha": sha})

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,18 @@ from activities.agent.leftovers import reap_leftover
 from activities.git import gitops
 from activities.git.access import RepoAccess, repo_access
 from activities.git.credentials import redact_url
+from activities.git.hygiene import remember_origin, restore_workspace_config
+from activities.git.sealed import (
+    BASE_REF,
+    LIFE_BASE_REF,
+    PRESERVED_REF,
+    REMOTE_WORK_REF,
+    WANT_REF,
+    SealedRepo,
+)
 from activities.heartbeats import heartbeating
 from activities.hooks import run_hook_script
+from activities.host_state import sealed_repository, workspace_state
 from activities.secrets import Scrubber
 from activities.tracker.activities import tracker_session
 from jidoka.keys import (
@@ -53,11 +64,10 @@ from jidoka.payloads import (
     RemoveWorkspaceInput,
     RemoveWorkspaceResult,
 )
-from jidoka.workflow_file import is_url, resolve_path
+from jidoka.workflow_file import resolve_path
 
 logger = logging.getLogger(__name__)
 
-CREATED_MARKER = os.path.join(gitops.JIDOKA_DIR, "created")
 ARCHIVE_DIR = os.path.join(gitops.JIDOKA_DIR, "archive")
 VERDICT_FILE = os.path.join(gitops.JIDOKA_DIR, "verdict.json")
 
@@ -108,20 +118,6 @@ def workspace_root(workflow: LoadedWorkflow) -> str:
         ) from None
 
 
-def repo_source(workflow: LoadedWorkflow) -> str:
-    repo = workflow.config.workspace.repo
-    if is_url(repo):
-        return repo
-    try:
-        return resolve_path(repo, workflow.base_dir, _environ())
-    except KeyError as missing:
-        raise ApplicationError(
-            f"workspace.repo refers to ${missing.args[0]}, which is not set on this worker",
-            type=ErrorType.CONFIG_INVALID,
-            non_retryable=True,
-        ) from None
-
-
 def locate(workflow: LoadedWorkflow, identifier: str) -> tuple[str, str, str]:
     """(root, key, path) for an issue, refusing anything outside the root."""
     root = workspace_root(workflow)
@@ -155,15 +151,17 @@ async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
             non_retryable=True,
         )
     os.makedirs(root, exist_ok=True)
-    reaped = await asyncio.to_thread(reap_leftover, Path(path)) if os.path.isdir(path) else None
+    reaped = await asyncio.to_thread(reap_leftover, Path(path))
     if reaped is not None:
         activity.logger.warning(
             "killed agent group %s left running in %s by a lost worker", reaped, path
         )
-    created_now = False
     access = repo_access(workflow)
-    if not os.path.exists(path):
-        await asyncio.to_thread(_clone_into_place, repo_source(workflow), path, access)
+    sealed = SealedRepo(sealed_repository(path))
+    await asyncio.to_thread(_refresh_sealed, sealed, access, config.base_branch, branch)
+    created_now = False
+    if not os.path.lexists(path):
+        await asyncio.to_thread(_create_workspace, path, access.remote)
         created_now = True
     elif not gitops.is_repository(path):
         raise ApplicationError(
@@ -171,9 +169,15 @@ async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
             type=ErrorType.WORKSPACE_INVALID,
             non_retryable=True,
         )
-    base_sha = await asyncio.to_thread(
-        _checkout_work_branch, path, branch, config.base_branch, input.base_sha, access
-    )
+    remember_origin(path, access.remote)
+    try:
+        base_sha = await asyncio.to_thread(
+            _checkout_work_branch, sealed, path, branch, config.base_branch, input.base_sha
+        )
+    except gitops.GitError as error:
+        raise ApplicationError(
+            f"cannot prepare the workspace: {error}", type=ErrorType.WORKSPACE_FAILED
+        ) from None
     info = WorkspaceInfo(
         path=path,
         key=key,
@@ -182,79 +186,103 @@ async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
         host_queue=activity.info().task_queue,
         created_now=created_now,
     )
-    if not os.path.exists(os.path.join(path, CREATED_MARKER)):
+    if not _created_marker(path).exists():
         await _after_create(workflow, info, input)
     await asyncio.to_thread(_archive_stale_verdict, path)
     return info
 
 
-def _clone_into_place(source: str, path: str, access: RepoAccess) -> None:
-    """Clone next to the final path, then rename: a crash never leaves half a workspace."""
+def _refresh_sealed(sealed: SealedRepo, access: RepoAccess, base_branch: str, branch: str) -> None:
+    """The only fetch from the repository, made with Jidoka's config (the only place a
+    credential is offered): the base branch, and the work branch when one was pushed."""
+    sealed.ensure()
+    options, env = access.git_options(), access.token_env()
+    try:
+        sealed.fetch(
+            access.remote, [f"+refs/heads/{base_branch}:{BASE_REF}"], options=options, env=env
+        )
+    except gitops.GitError as error:
+        missing = "couldn't find remote ref" in error.stderr
+        raise ApplicationError(
+            f"the repository has no branch '{base_branch}' (workspace.base_branch)"
+            if missing
+            else f"cannot fetch workspace.repo: {redact_url(str(error))}",
+            type=ErrorType.WORKSPACE_FAILED,
+            non_retryable=missing,
+        ) from None
+    try:
+        sealed.fetch(
+            access.remote, [f"+refs/heads/{branch}:{REMOTE_WORK_REF}"], options=options, env=env
+        )
+    except gitops.GitError as error:
+        if "couldn't find remote ref" not in error.stderr:
+            raise ApplicationError(
+                f"cannot fetch workspace.repo: {redact_url(str(error))}",
+                type=ErrorType.WORKSPACE_FAILED,
+            ) from None
+        with contextlib.suppress(gitops.GitError):
+            sealed.git("update-ref", "-d", REMOTE_WORK_REF)
+
+
+def _create_workspace(path: str, origin: str) -> None:
+    """An empty repository next to the final path, then renamed: a crash never leaves half a
+    workspace. Its objects come from the sealed repository (no credential ever reaches it)."""
     scratch = os.path.join(
-        os.path.dirname(path), f".{os.path.basename(path)}.clone-{uuid.uuid4().hex[:8]}"
+        os.path.dirname(path), f".{os.path.basename(path)}.new-{uuid.uuid4().hex[:8]}"
     )
     try:
-        gitops.clone(source, scratch, options=access.git_options(), env=access.token_env())
+        gitops.run_git(["init", "--quiet", scratch])
+        gitops.reset_workspace_config(scratch, origin)
         os.rename(scratch, path)
-    except gitops.GitError as error:
-        raise ApplicationError(
-            f"cannot clone workspace.repo: {error}", type=ErrorType.WORKSPACE_FAILED
-        ) from None
     finally:
         if os.path.exists(scratch):
             shutil.rmtree(scratch, ignore_errors=True)
+    remember_origin(path, origin)
 
 
 def _checkout_work_branch(
-    path: str, branch: str, base_branch: str, known_base: str | None, access: RepoAccess
+    sealed: SealedRepo, path: str, branch: str, base_branch: str, known_base: str | None
 ) -> str:
     """Put the workspace on the work branch and return the base commit.
 
-    A new workspace starts from the pushed work branch when one exists (another host worked
-    on it before), else from ``origin/<base_branch>``. The base recorded by the first attempt
-    is kept for the issue's whole life, so evidence always measures against the same commit.
+    A branch that does not exist yet starts from the pushed work branch when there is one
+    (another host worked on it, or an earlier life of the issue shipped), else from the base
+    branch. The base recorded by the first attempt is kept for the issue's whole life; a new
+    life of the issue (a workflow started again after a ship or a release) counts only what
+    comes after where it starts: work already there never ships twice.
     """
+    restore_workspace_config(path)
     gitops.exclude_jidoka_dir(path)
+    refspecs = [f"+{BASE_REF}:refs/remotes/origin/{base_branch}"]
+    if sealed.rev(REMOTE_WORK_REF) is not None:
+        refspecs.append(f"+{REMOTE_WORK_REF}:refs/remotes/origin/{branch}")
+    if known_base is not None and sealed.has(known_base):
+        sealed.git("update-ref", WANT_REF, known_base)
+        refspecs.append(f"+{WANT_REF}:refs/jidoka/base")
+    gitops.git(path, "fetch", "--quiet", "--no-tags", str(sealed.git_dir), *refspecs)
     local = gitops.rev_parse(path, f"refs/heads/{branch}")
     if local is None:
         remote_work = gitops.rev_parse(path, f"refs/remotes/origin/{branch}")
         remote_base = gitops.rev_parse(path, f"refs/remotes/origin/{base_branch}")
         start = remote_work or remote_base
-        if start is None:
-            raise ApplicationError(
-                f"the repository has no branch '{base_branch}' (workspace.base_branch)",
-                type=ErrorType.WORKSPACE_FAILED,
-                non_retryable=True,
-            )
+        assert start is not None  # the sealed repository holds the base branch
         gitops.git(path, "checkout", "-q", "-B", branch, start)
     elif gitops.current_branch(path) != branch and not gitops.uncommitted_paths(path):
         gitops.git(path, "checkout", "-q", branch)
     if known_base is not None:
-        if gitops.rev_parse(path, known_base) is None:
-            with contextlib.suppress(gitops.GitError):
-                gitops.remote_git(
-                    path,
-                    "fetch",
-                    "-q",
-                    "origin",
-                    options=access.git_options(),
-                    env=access.token_env(),
-                )
         if gitops.rev_parse(path, known_base) is None:
             raise ApplicationError(
                 f"base commit {known_base} is not in this workspace's repository",
                 type=ErrorType.WORKSPACE_FAILED,
                 non_retryable=True,
             )
-        return known_base
-    remote_base = gitops.rev_parse(path, f"refs/remotes/origin/{base_branch}")
-    if remote_base is None:
-        raise ApplicationError(
-            f"the repository has no branch '{base_branch}' (workspace.base_branch)",
-            type=ErrorType.WORKSPACE_FAILED,
-            non_retryable=True,
-        )
-    return gitops.git(path, "merge-base", remote_base, f"refs/heads/{branch}")
+        base = known_base
+    else:
+        base = gitops.git(path, "rev-parse", f"refs/heads/{branch}")
+    # The sealed repository keeps the base, whatever the agent does to the workspace's history.
+    gitops.git(path, "update-ref", "refs/jidoka/base", base)
+    sealed.fetch(path, [f"+refs/jidoka/base:{LIFE_BASE_REF}"])
+    return base
 
 
 async def _after_create(
@@ -285,19 +313,44 @@ async def _after_create(
     await asyncio.to_thread(_mark_created, info.path)
 
 
+def _created_marker(path: str) -> Path:
+    return workspace_state(path) / "after_create-done"
+
+
 def _mark_created(path: str) -> None:
-    marker = os.path.join(path, CREATED_MARKER)
-    os.makedirs(os.path.dirname(marker), exist_ok=True)
-    with open(marker, "w", encoding="utf-8") as handle:
-        handle.write("after_create done\n")
+    _created_marker(path).write_text("after_create done\n", encoding="utf-8")
 
 
 def _archive_stale_verdict(path: str) -> None:
-    verdict = os.path.join(path, VERDICT_FILE)
-    if os.path.lexists(verdict):
-        archive = os.path.join(path, ARCHIVE_DIR)
-        os.makedirs(archive, exist_ok=True)
-        os.replace(verdict, os.path.join(archive, f"verdict-{uuid.uuid4().hex[:12]}.json"))
+    """Move an earlier verdict aside so only this attempt's can count (links never followed)."""
+    jidoka_fd = open_jidoka_dir(path)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(
+                "verdict.json",
+                f"verdict-{uuid.uuid4().hex[:12]}.old.json",
+                src_dir_fd=jidoka_fd,
+                dst_dir_fd=jidoka_fd,
+            )
+    finally:
+        os.close(jidoka_fd)
+
+
+def open_jidoka_dir(path: str) -> int:
+    """A descriptor of the workspace's ``.jidoka/``, created when missing; a link planted there
+    is removed, never followed."""
+    root_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        name = gitops.JIDOKA_DIR
+        with contextlib.suppress(FileNotFoundError):
+            info = os.lstat(name, dir_fd=root_fd)
+            if not stat.S_ISDIR(info.st_mode):
+                os.unlink(name, dir_fd=root_fd)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=root_fd)
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
+    finally:
+        os.close(root_fd)
 
 
 @activity.defn(name="preserve_work")
@@ -314,7 +367,15 @@ async def preserve_work(input: PreserveInput) -> PreserveResult:
 def _preserve(input: PreserveInput) -> PreserveResult:
     workspace = input.workspace
     path = workspace.path
-    ahead = gitops.commits_ahead(path, workspace.base_sha, workspace.branch)
+    restore_workspace_config(path)
+    head = gitops.rev_parse(path, f"refs/heads/{workspace.branch}") or gitops.rev_parse(
+        path, "HEAD"
+    )
+    ahead = (
+        int(gitops.git(path, "rev-list", "--count", f"{workspace.base_sha}..{head}") or "0")
+        if head is not None and gitops.rev_parse(path, workspace.base_sha) is not None
+        else 0
+    )
     dirty = bool(gitops.uncommitted_paths(path))
     if ahead == 0 and not dirty:
         return PreserveResult(branch=None, detail="nothing to preserve: no commit, clean tree")
@@ -326,59 +387,67 @@ def _preserve(input: PreserveInput) -> PreserveResult:
     pushed = False
     detail = "preserved locally"
     try:
+        sealed = SealedRepo(sealed_repository(path))
+        sealed.ensure()
+        sealed.fetch(path, [f"+refs/heads/{branch}:{PRESERVED_REF}"])
         access = repo_access(input.workflow)
-        gitops.remote_git(
-            path,
+        sealed.git(
             "push",
-            "-q",
+            "--quiet",
             "--",
             access.remote,
-            f"refs/heads/{branch}:refs/heads/{branch}",
+            f"{snapshot.sha}:refs/heads/{branch}",
             options=access.git_options(),
             env=access.token_env(),
         )
         pushed = True
-        detail = "preserved and pushed to origin"
+        detail = "preserved and pushed to the repository"
     except gitops.GitError as error:
         # Best effort: the local branch already holds the work.
         scrub = Scrubber.for_config(input.workflow.config)
-        detail = f"preserved locally; push failed: {scrub(str(error))}"
+        detail = f"preserved locally; push failed: {scrub(redact_url(str(error)))}"
     return PreserveResult(branch=branch, sha=snapshot.sha, pushed=pushed, detail=detail)
 
 
 @activity.defn(name="push_branch")
 async def push_branch(input: PushInput) -> PushResult:
-    """Push the work branch to ``origin`` (the shipped work must outlive the workspace)."""
+    """Push exactly the pinned head SHA the evidence was read at, from the sealed repository,
+    with a lease (the branch must be where this issue last left it): never the workspace's
+    branch, which the agent could still move."""
+    async with heartbeating():
+        return await asyncio.to_thread(_push, input)
+
+
+def _push(input: PushInput) -> PushResult:
     workspace = input.workspace
-    sha = gitops.rev_parse(workspace.path, f"refs/heads/{workspace.branch}")
-    if sha is None:
+    sealed = SealedRepo(sealed_repository(workspace.path))
+    if not sealed.has(input.sha):
         raise ApplicationError(
-            f"work branch {workspace.branch} is gone",
+            f"the shipped commit {input.sha} is not in the sealed repository",
             type=ErrorType.WORKSPACE_FAILED,
             non_retryable=True,
         )
-    refspec = f"refs/heads/{workspace.branch}:refs/heads/{workspace.branch}"
     access = repo_access(input.workflow)
+    lease = sealed.rev(REMOTE_WORK_REF) or ""
+    branch = workspace.branch
     try:
-        async with heartbeating():
-            await asyncio.to_thread(
-                lambda: gitops.remote_git(
-                    workspace.path,
-                    "push",
-                    "-q",
-                    "--",
-                    access.remote,
-                    refspec,
-                    options=access.git_options(),
-                    env=access.token_env(),
-                )
-            )
+        sealed.git(
+            "push",
+            "--quiet",
+            f"--force-with-lease=refs/heads/{branch}:{lease}",
+            "--",
+            access.remote,
+            f"{input.sha}:refs/heads/{branch}",
+            options=access.git_options(),
+            env=access.token_env(),
+        )
     except gitops.GitError as error:
         scrub = Scrubber.for_config(input.workflow.config)
         raise ApplicationError(
-            f"push failed: {scrub(str(error))}", type=ErrorType.WORKSPACE_FAILED
+            f"push failed: {scrub(redact_url(str(error)))}", type=ErrorType.WORKSPACE_FAILED
         ) from None
-    return PushResult(remote=redact_url(access.remote), sha=sha)
+    sealed.git("update-ref", REMOTE_WORK_REF, input.sha)
+    return PushResult(remote=redact_url(access.remote), sha=input.sha)
 
 
 @activity.defn(name="remove_workspace")

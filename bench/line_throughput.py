@@ -46,7 +46,12 @@ from activities.tracker.local import LocalBoard  # noqa: E402
 from activities.workspace import prepare_workspace  # noqa: E402
 from jidoka.config import LocalTrackerConfig  # noqa: E402
 from jidoka.models import Issue, LoadedWorkflow  # noqa: E402
-from jidoka.payloads import AgentRunInput, LineStatus, PrepareWorkspaceInput  # noqa: E402
+from jidoka.payloads import (  # noqa: E402
+    AgentRunInput,
+    EvidenceInput,
+    LineStatus,
+    PrepareWorkspaceInput,
+)
 from jidoka.policy import classify_attempt  # noqa: E402
 from jidoka.workflow_file import load_workflow  # noqa: E402
 from runtime.devserver import DevServerSettings, connect_when_ready, embedded_server  # noqa: E402
@@ -197,7 +202,7 @@ async def run_plain(workflow_md: Path, issues: int, concurrency: int) -> float:
                     max_turns=1,
                 ),
             )
-            evidence = await asyncio.to_thread(gather, workspace)
+            evidence = await asyncio.to_thread(gather, EvidenceInput(workspace=workspace))
             assert classify_attempt(result, evidence, loaded.config).value == "shipped"
             await board.set_state(claimed, "Done")
 

@@ -12,17 +12,33 @@ def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def neutral(text: str) -> str:
+    """Text that cannot pose as a comment marker (``<!-- jidoka:... -->``) or a heading."""
+    return text.replace("<!--", "<!- -").replace("-->", "- ->").replace("\n#", "\n\\#")
+
+
+def quoted(text: str, limit: int = MAX_SUMMARY) -> str:
+    """An agent's words, as a quote that can carry none of Jidoka's own marks: no marker, no
+    heading, no code span (the proof lines of a ship comment are code spans), no bold label."""
+    clean = neutral(_clip(text, limit)).replace("`", "\\`").replace("**", "\\*\\*")
+    return "> " + clean.replace("\n", "\n> ")
+
+
 def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | None) -> str:
     lines = [
         f"**Jidoka: shipped** → {done_state}",
         "",
         f"- branch `{evidence.branch}`: {evidence.commits_ahead} commit(s) beyond "
-        f"`{evidence.base_sha[:12]}`, tip `{evidence.head_sha[:12]}`"
+        f"`{evidence.base_sha}`, tip `{evidence.head_sha}`"
         + (f", pushed to {evidence.pushed_to}" if evidence.pushed_to else ""),
-        f"- net diff outside .jidoka/: {evidence.diff.files_changed} file(s), "
+        f"- content changed outside .jidoka/: {evidence.diff.files_changed} file(s), "
         f"+{evidence.diff.insertions} -{evidence.diff.deletions}",
         "- verify: "
-        + (f"passed (`{verify_command}`)" if verify_command else "not configured (hooks.verify)"),
+        + (
+            f"passed at `{evidence.verified_sha}` in a fresh checkout (`{verify_command}`)"
+            if verify_command and evidence.verified_sha
+            else "not configured (hooks.verify)"
+        ),
         f"- tokens: {evidence.tokens_total:,}",
     ]
     if evidence.pull_request_url:
@@ -32,14 +48,15 @@ def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | 
             "",
             "Agent's summary (its words, not evidence):",
             "",
-            "> " + _clip(evidence.summary).replace("\n", "\n> "),
+            quoted(evidence.summary),
         ]
     return "\n".join(lines)
 
 
 def questions_comment(questions: list[str], paused_state: str, workflow_id: str) -> str:
     listed = (
-        "\n".join(f"{i}. {_clip(q, 1000)}" for i, q in enumerate(questions, 1)) or "(none given)"
+        "\n\n".join(f"Question {i}:\n\n{quoted(q, 1000)}" for i, q in enumerate(questions, 1))
+        or "(none given)"
     )
     return (
         f"**Jidoka: paused** → {paused_state}. The agent needs answers:\n\n{listed}\n\n"
@@ -52,13 +69,13 @@ def questions_comment(questions: list[str], paused_state: str, workflow_id: str)
 
 def answer_comment(answer: str, operator: str) -> str:
     who = operator or "an operator"
-    return f"**Jidoka: answered** by {who}:\n\n> " + _clip(answer).replace("\n", "\n> ")
+    return f"**Jidoka: answered** by {neutral(who)}:\n\n" + quoted(answer)
 
 
 def halt_comment(halt: HaltRecord, workflow_id: str) -> str:
     return (
-        f"**Jidoka: halted** ({halt.category.value}, by {halt.source.value}): "
-        f"{_clip(halt.reason, 1000)}\n\n"
+        f"**Jidoka: halted** ({halt.category.value}, by {halt.source.value}):\n\n"
+        f"{quoted(halt.reason, 1000)}\n\n"
         "Nothing more happens on this issue until an operator decides:\n"
         f"`temporal workflow update execute --workflow-id {workflow_id} --name decide "
         '--input \'{"decision": "retry", "root_cause": "...", "operator": "you"}\'` '
@@ -69,7 +86,7 @@ def halt_comment(halt: HaltRecord, workflow_id: str) -> str:
 def abandon_comment(reason: str, branch: str | None, detail: str) -> str:
     where = f"preserved on branch `{branch}` ({detail})" if branch else detail
     return (
-        f"**Jidoka: abandoned**: {_clip(reason, 1000)}\n\n"
+        f"**Jidoka: abandoned**:\n\n{quoted(reason, 1000)}\n\n"
         f"The work is {where}. The issue's state is left to people."
     )
 

@@ -185,6 +185,8 @@ class HookResult(Model):
     duration_s: float = 0.0
     output_tail: str = ""
     """Last lines of combined output, truncated and scrubbed of known secrets."""
+    sha: str | None = None
+    """The commit it ran on, when it ran in a checkout of a pinned head (``verify``)."""
 
 
 class GitEvidence(Model):
@@ -208,6 +210,8 @@ class Evidence(Model):
     verdict: VerdictReading
     git: GitEvidence
     verify: HookResult | None = None
+    workflow_changed: bool = False
+    """WORKFLOW.md changed while the attempt ran."""
 
 
 class ShipEvidence(Model):
@@ -222,6 +226,8 @@ class ShipEvidence(Model):
     uncommitted_count: int
     verify_configured: bool
     verify_passed: bool | None
+    verified_sha: str | None = None
+    """The commit ``verify`` ran on (a fresh checkout): it must be ``head_sha``."""
     tokens_total: int
     summary: str = ""
     pushed_to: str | None = None

@@ -45,6 +45,8 @@ class Outcome(StrEnum):
     """No agent slot freed on the issue's host within ``timeouts.slot_wait_s``."""
     ORCHESTRATOR_ERROR = "orchestrator_error"
     """One of Jidoka's own activities failed in a way no other outcome describes."""
+    WORKFLOW_CHANGED = "workflow_changed"
+    """WORKFLOW.md changed while the attempt ran: work judged by moved judges does not ship."""
     CANCELLED = "cancelled"
 
 
@@ -89,6 +91,10 @@ class HaltCategory(StrEnum):
     """Jidoka's own code or activities failed unexpectedly; the error is in the halt."""
     ISSUE_LOST = "issue_lost"
     """An issue workflow ended without reporting how (failed, timed out)."""
+    WORKFLOW_CHANGED = "workflow_changed"
+    """WORKFLOW.md changed during an attempt that would otherwise have shipped."""
+    DONE_WITHOUT_SHIP = "done_without_ship"
+    """The tracker shows an issue done that Jidoka did not ship, while it was being worked on."""
     OTHER = "other"
 
 

@@ -69,10 +69,15 @@ class HookInput(Model):
     hook: HookName
     attempt: int
     issue_identifier: str
+    sha: str | None = None
+    """``verify`` only: the pinned head it runs on, in a fresh checkout of exactly that SHA."""
 
 
 class EvidenceInput(Model):
     workspace: WorkspaceInfo
+    workflow_path: str = ""
+    workflow_digest: str = ""
+    """The digest of WORKFLOW.md when the attempt started (a change during it cannot ship)."""
 
 
 class PreserveInput(Model):
@@ -94,6 +99,8 @@ class PreserveResult(Model):
 class PushInput(Model):
     workflow: LoadedWorkflow
     workspace: WorkspaceInfo
+    sha: str
+    """The pinned head the evidence was read at: exactly this is pushed."""
 
 
 class PushResult(Model):

@@ -116,13 +116,19 @@ def evaluate_verdict(evidence: Evidence, config: WorkflowConfig) -> Outcome:
     gate = git_gate(evidence.git)
     if gate is not None:
         return gate
-    if config.hooks.verify is None:
-        return Outcome.SHIPPED
-    return _verify_outcome(evidence.verify)
+    outcome = (
+        Outcome.SHIPPED
+        if config.hooks.verify is None
+        else _verify_outcome(evidence.verify, evidence.git.head_sha)
+    )
+    if outcome is Outcome.SHIPPED and evidence.workflow_changed:
+        return Outcome.WORKFLOW_CHANGED
+    return outcome
 
 
-def _verify_outcome(verify: HookResult | None) -> Outcome:
-    if verify is None or not verify.ran:
+def _verify_outcome(verify: HookResult | None, head_sha: str) -> Outcome:
+    """``verify`` counts only when it ran on the pinned head (a fresh checkout of it)."""
+    if verify is None or not verify.ran or verify.sha != head_sha:
         return Outcome.VERIFY_FAILED
     if verify.timed_out:
         return Outcome.HOOK_TIMEOUT
@@ -300,6 +306,13 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 HaltCategory.INFRASTRUCTURE,
                 _with_detail("no agent slot freed on the issue's host in time", ctx.detail),
                 "timeouts.slot_wait_s",
+            )
+        case Outcome.WORKFLOW_CHANGED:
+            return _halt(
+                HaltCategory.WORKFLOW_CHANGED,
+                "WORKFLOW.md changed while the attempt ran: a person confirms the new rules "
+                "before this work can ship",
+                "judges do not move (docs/trust-boundary.md#judges-that-do-not-move)",
             )
         case Outcome.ORCHESTRATOR_ERROR:
             return _halt(
@@ -484,6 +497,7 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.BUDGET_EXCEEDED
             | Outcome.SLOT_TIMEOUT
             | Outcome.ORCHESTRATOR_ERROR
+            | Outcome.WORKFLOW_CHANGED
             | Outcome.CANCELLED
         ):
             return counters
@@ -548,6 +562,7 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.BUDGET_EXCEEDED
             | Outcome.SLOT_TIMEOUT
             | Outcome.ORCHESTRATOR_ERROR
+            | Outcome.WORKFLOW_CHANGED
             | Outcome.CANCELLED
         ):
             return None
@@ -605,6 +620,7 @@ def ship_evidence(evidence: Evidence, config: WorkflowConfig, tokens_total: int)
         uncommitted_count=evidence.git.uncommitted_count,
         verify_configured=config.hooks.verify is not None,
         verify_passed=evidence.verify.ok if evidence.verify is not None else None,
+        verified_sha=evidence.verify.sha if evidence.verify is not None else None,
         tokens_total=tokens_total,
         summary=verdict.summary if verdict else "",
     )
@@ -630,6 +646,8 @@ def ship_evidence_problems(evidence: ShipEvidence | None, config: WorkflowConfig
         problems.append(f"{evidence.uncommitted_count} uncommitted path(s)")
     if config.hooks.verify is not None and evidence.verify_passed is not True:
         problems.append("hooks.verify did not pass")
+    if config.hooks.verify is not None and evidence.verified_sha != evidence.head_sha:
+        problems.append("hooks.verify did not run on the shipped commit")
     return problems
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -30,6 +31,8 @@ from tests.support.ports import UI_PORT
 # Tests never inherit a developer's real credentials.
 for _name in ("GITHUB_TOKEN", "GH_TOKEN", "LINEAR_API_KEY", "TEMPORAL_ADDRESS", "TEMPORAL_API_KEY"):
     os.environ.pop(_name, None)
+# The workers' own state (sealed repositories, agent records) in a folder of this session.
+os.environ["JIDOKA_STATE_DIR"] = tempfile.mkdtemp(prefix="jidoka-state-")
 os.environ.setdefault("GIT_AUTHOR_NAME", "Jidoka Tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@jidoka.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "Jidoka Tests")

@@ -141,6 +141,8 @@ class HostCalls:
         workspace: WorkspaceInfo,
         number: int,
         identifier: str,
+        *,
+        sha: str | None = None,
     ) -> HookResult | None:
         """Run a hook when one is configured; a failure to run it ends the attempt."""
         if not hook_script(loaded, hook):
@@ -151,6 +153,7 @@ class HostCalls:
             hook=hook,
             attempt=number,
             issue_identifier=identifier,
+            sha=sha,
         )
         handle = workflow.start_activity(
             run_hook,
@@ -210,14 +213,17 @@ class HostCalls:
             )
             return recovered
 
-    async def collect(self, config: WorkflowConfig, workspace: WorkspaceInfo) -> Evidence:
+    async def collect(self, loaded: LoadedWorkflow, workspace: WorkspaceInfo) -> Evidence:
+        """The attempt's evidence; ``loaded`` is the WORKFLOW.md the attempt started with."""
         try:
             return await workflow.execute_activity(
                 collect_evidence,
-                EvidenceInput(workspace=workspace),
-                start_to_close_timeout=timedelta(seconds=120),
+                EvidenceInput(
+                    workspace=workspace, workflow_path=loaded.path, workflow_digest=loaded.digest
+                ),
+                start_to_close_timeout=timedelta(seconds=300),
                 retry_policy=QUICK_RETRY,
-                **_on_host(config, workspace.host_queue),
+                **_on_host(loaded.config, workspace.host_queue),
             )
         except ActivityError as error:
             if host_lost(error):
@@ -226,11 +232,11 @@ class HostCalls:
 
     # -- keeping the work ----------------------------------------------------------------------
 
-    async def push(self, loaded: LoadedWorkflow, workspace: WorkspaceInfo) -> PushResult:
-        """Raises ActivityError when the branch could not be pushed."""
+    async def push(self, loaded: LoadedWorkflow, workspace: WorkspaceInfo, sha: str) -> PushResult:
+        """Push exactly ``sha``; raises ActivityError when it could not be pushed."""
         return await workflow.execute_activity(
             push_branch,
-            PushInput(workflow=loaded, workspace=workspace),
+            PushInput(workflow=loaded, workspace=workspace, sha=sha),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=QUICK_RETRY,
             **_on_host(loaded.config, workspace.host_queue),

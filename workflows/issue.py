@@ -355,10 +355,12 @@ class IssueWorkflow:
             else:
                 agent = pending.agent
                 s.pending = None
-            evidence = await self._host.collect(config, workspace)
+            evidence = await self._host.collect(loaded, workspace)
             if policy.needs_verify(evidence, config):
                 await self._enter(Phase.VERIFYING)
-                verify = await self._hook(HookName.VERIFY, workspace, number, fatal=False)
+                verify = await self._hook(
+                    HookName.VERIFY, workspace, number, fatal=False, sha=evidence.git.head_sha
+                )
                 evidence = evidence.model_copy(update={"verify": verify})
                 if verify is not None and verify.timed_out:
                     s.pending = PendingEvaluation(attempt=number, agent=agent)
@@ -396,11 +398,19 @@ class IssueWorkflow:
         raise AttemptEnded(Outcome.WORKER_LOST, "no host picked up the workspace")
 
     async def _hook(
-        self, hook: HookName, workspace: WorkspaceInfo, number: int, *, fatal: bool
+        self,
+        hook: HookName,
+        workspace: WorkspaceInfo,
+        number: int,
+        *,
+        fatal: bool,
+        sha: str | None = None,
     ) -> HookResult | None:
         """Run a hook. ``fatal`` hooks end the attempt on failure; for the others a failure or a
-        timeout is reported and the caller decides."""
-        result = await self._host.hook(self._loaded, hook, workspace, number, self._identifier)
+        timeout is reported and the caller decides. ``verify`` runs on the pinned ``sha``."""
+        result = await self._host.hook(
+            self._loaded, hook, workspace, number, self._identifier, sha=sha
+        )
         if fatal and result is not None and not result.ok:
             outcome = Outcome.HOOK_TIMEOUT if result.timed_out else Outcome.HOOK_FAILED
             raise AttemptEnded(
@@ -595,7 +605,7 @@ class IssueWorkflow:
         ship = policy.ship_evidence(evidence, config, s.counters.tokens.total_tokens)
         try:
             if config.workspace.push_on_ship:
-                pushed = await self._host.push(loaded, s.workspace)
+                pushed = await self._host.push(loaded, s.workspace, ship.head_sha)
                 ship = ship.model_copy(update={"pushed_to": pushed.remote})
                 url = await self._tracker.publish(
                     config,

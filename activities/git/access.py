@@ -6,25 +6,31 @@ inline credential helper of :mod:`activities.git.credentials`: never in a URL, a
 (``localhost``, a loopback address: a local mirror or proxy, a test server), never in clear
 text across a network. Other lines use the repository as configured, with the worker's own git
 credentials (SSH keys, a credential manager).
+
+The location always comes from WORKFLOW.md, never from a workspace's ``origin`` (the agent can
+rewrite that), and only the sealed repository (:mod:`activities.git.sealed`) talks to it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from temporalio.exceptions import ApplicationError
 
 from activities.git.credentials import TOKEN_ENV, credential_options
 from activities.secrets import resolve_secret
 from jidoka.config import GitHubTrackerConfig, WorkflowConfig
 from jidoka.models import LoadedWorkflow
-from jidoka.workflow_file import is_url
+from jidoka.workflow_file import is_url, resolve_path
 
 
 @dataclass(frozen=True)
 class RepoAccess:
     remote: str
-    """What to push to and fetch from: ``origin``, or the URL the token is offered to."""
+    """What to push to and fetch from: the configured URL or path (``workspace.repo``)."""
     token: str | None = None
 
     def git_options(self) -> list[str]:
@@ -38,14 +44,29 @@ class RepoAccess:
 def repo_access(workflow: LoadedWorkflow) -> RepoAccess:
     config: WorkflowConfig = workflow.config
     tracker = config.tracker
+    source = repo_source(workflow)
     if not isinstance(tracker, GitHubTrackerConfig):
-        return RepoAccess(remote="origin")
-    repo = config.workspace.repo
-    if not (is_url(repo) and carries_token(repo)):
+        return RepoAccess(remote=source)
+    if not (is_url(source) and carries_token(source)):
         # A path, an SSH URL, plain HTTP to another host: the worker's own git credentials
         # apply, never the API token.
-        return RepoAccess(remote="origin")
-    return RepoAccess(remote=repo, token=resolve_secret(tracker.api_key))
+        return RepoAccess(remote=source)
+    return RepoAccess(remote=source, token=resolve_secret(tracker.api_key))
+
+
+def repo_source(workflow: LoadedWorkflow) -> str:
+    """``workspace.repo`` as this worker reaches it: a URL, or an absolute path."""
+    repo = workflow.config.workspace.repo
+    if is_url(repo):
+        return repo
+    try:
+        return resolve_path(repo, workflow.base_dir, os.environ)
+    except KeyError as missing:
+        raise ApplicationError(
+            f"workspace.repo refers to ${missing.args[0]}, which is not set on this worker",
+            type="ConfigInvalid",
+            non_retryable=True,
+        ) from None
 
 
 def carries_token(url: str) -> bool:

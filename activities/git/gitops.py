@@ -1,30 +1,50 @@
-"""Git operations on a workspace, through GitPython, off the event loop.
+"""Git, the way Jidoka runs it: a subprocess with a minimal environment and safe settings,
+off the event loop (activities call these through ``asyncio.to_thread``).
 
-Every function is synchronous and small; activities call them via ``asyncio.to_thread``.
-Pathspecs exclude ``.jidoka/`` wherever progress is measured: what the orchestrator writes
-there (prompt, transcripts, the verdict) is never evidence of work.
+Workspaces are written by the agent, so nothing of theirs may steer the git Jidoka runs: hooks
+and fsmonitor are off, the system and user config are not read, replace objects are ignored,
+only known protocols are allowed, redirects are not followed, and no variable of the worker's
+reaches git or anything git starts (a credential, an ``*_TOKEN``) unless passed on purpose.
+The repository's own ``.git/config`` is replaced by Jidoka's before Jidoka runs git in a
+workspace (:func:`reset_workspace_config`).
+
+Pathspecs exclude ``.jidoka/`` wherever progress is measured: what the orchestrator writes there
+(the prompt, the verdict) is never evidence of work.
 """
 
 from __future__ import annotations
 
 import os
-import re
+import stat
+import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from git import Git, Repo
-from git.exc import GitCommandError
-
-from jidoka.models import DiffStat
-
 JIDOKA_DIR = ".jidoka"
 EXCLUDE_JIDOKA = f":(exclude){JIDOKA_DIR}"
-_SHORTSTAT = re.compile(
-    r"(?P<files>\d+) files? changed"
-    r"(?:, (?P<ins>\d+) insertions?\(\+\))?"
-    r"(?:, (?P<del>\d+) deletions?\(-\))?"
-)
+TIMEOUT_S = 900.0
+"""No git command Jidoka runs may hang a worker."""
+
+SAFE_OPTIONS: tuple[str, ...] = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.sshCommand=ssh",
+    "-c", "core.askPass=",
+    "-c", "credential.helper=",
+    "-c", "protocol.allow=never",
+    "-c", "protocol.file.allow=always",
+    "-c", "protocol.https.allow=always",
+    "-c", "protocol.http.allow=always",
+    "-c", "protocol.ssh.allow=always",
+    "-c", "http.followRedirects=false",
+    "-c", "uploadpack.allowAnySHA1InWant=false",
+)  # fmt: skip
+"""Command-line settings win over any config file: what a planted config could turn on is
+turned off for every git command Jidoka runs."""
+
+PASSED_ENV = ("PATH", "HOME", "SSH_AUTH_SOCK", "LANG", "TZ")
+"""What git gets of the worker's environment: enough to find itself and the worker's SSH keys."""
 
 
 class GitError(Exception):
@@ -35,25 +55,57 @@ class GitError(Exception):
         self.stderr = stderr
 
 
-def _env() -> dict[str, str]:
-    # Never let git stop and ask a question on a worker.
-    return {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+def safe_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    env.update(
+        {
+            "LC_ALL": "C",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "true",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "GIT_ATTR_NOSYSTEM": "1",
+        }
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+    timeout_s: float = TIMEOUT_S,
+) -> str:
+    """``git <safe options> <options> <args>``; its stdout, stripped of the final newline."""
+    argv = ["git", *SAFE_OPTIONS, *options, *args]
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=safe_env(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(" ".join(args[:2]), f"timed out after {timeout_s:.0f}s") from None
+    except OSError as error:
+        raise GitError(" ".join(args[:2]), str(error)) from None
+    if done.returncode != 0:
+        raise GitError(" ".join(args[:2]), done.stderr.decode("utf-8", "replace"))
+    return done.stdout.decode("utf-8", "replace").removesuffix("\n")
 
 
 def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
-    repo = Repo(path)
-    try:
-        merged = _env()
-        if env:
-            merged.update(env)
-        output = repo.git.execute(
-            ["git", *args], with_extended_output=False, env=merged, strip_newline_in_stdout=True
-        )
-    except GitCommandError as error:
-        raise GitError(" ".join(args[:2]), str(error.stderr or error)) from None
-    finally:
-        repo.close()
-    return str(output)
+    """A git command in the work tree at ``path``."""
+    return run_git(["-C", path, *args], env=env)
 
 
 def clone(
@@ -65,21 +117,61 @@ def clone(
 ) -> None:
     """``git clone --no-checkout``; ``options``/``env`` carry the credential helper and its
     token for private HTTPS repositories (see :mod:`activities.git.access`)."""
-    merged = {**os.environ, **_env(), **(env or {})}
-    try:
-        Git().execute(
-            ["git", *options, "clone", "--quiet", "--no-checkout", "--", source, destination],
-            env=merged,
-        )
-    except GitCommandError as error:
-        raise GitError("clone", str(error.stderr or error)) from None
+    run_git(
+        ["clone", "--quiet", "--no-checkout", "--", source, destination], env=env, options=options
+    )
 
 
 def remote_git(
     path: str, *args: str, options: Sequence[str] = (), env: Mapping[str, str] | None = None
 ) -> str:
     """A git command that talks to a remote (fetch, push), with credential options first."""
-    return git(path, *options, *args, env=env)
+    return run_git(["-C", path, *args], env=env, options=options)
+
+
+def reset_workspace_config(path: str, origin: str) -> None:
+    """Replace the workspace's ``.git/config`` (the agent may have planted ``insteadOf``,
+    filters, an fsmonitor, includes...) with Jidoka's own, and drop the other files through
+    which a repository can steer git. Refuses a workspace whose ``.git`` is not a plain
+    directory (a link or a file pointing elsewhere)."""
+    git_dir = os.path.join(path, ".git")
+    info = os.lstat(git_dir)
+    if not stat.S_ISDIR(info.st_mode):
+        raise GitError("config", f"{git_dir} is not a plain directory; refusing to use it")
+    config = (
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+        "\tlogallrefupdates = true\n"
+        f'[remote "origin"]\n\turl = {_config_value(origin)}\n'
+        "\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+    )
+    write_file_nofollow(git_dir, "config", config)
+    for relative in ("info/attributes", "info/grafts", "objects/info/alternates", "commondir"):
+        target = os.path.join(git_dir, relative)
+        if os.path.lexists(target) and not os.path.isdir(target):
+            os.unlink(target)
+
+
+def write_file_nofollow(directory: str, name: str, text: str) -> None:
+    """Write ``directory/name`` without following a link at ``name`` (a planted link is
+    replaced, never written through)."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        temporary = f".{name}.jidoka-{os.getpid()}"
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _config_value(value: str) -> str:
+    if any(c in value for c in "\n\r\0"):
+        raise GitError("config", "a repository location may not contain line breaks")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def is_repository(path: str) -> bool:
@@ -103,39 +195,32 @@ def branch_ref_ok(name: str) -> bool:
 
 
 def exclude_jidoka_dir(path: str) -> None:
-    """Keep ``.jidoka/`` out of ``git add -A`` without touching tracked files."""
-    exclude = os.path.join(path, ".git", "info", "exclude")
-    os.makedirs(os.path.dirname(exclude), exist_ok=True)
+    """Keep ``.jidoka/`` out of ``git add -A`` without touching tracked files (a link planted
+    at ``.git/info`` or its ``exclude`` is replaced, never written through)."""
+    info = os.path.join(path, ".git", "info")
+    if os.path.islink(info):
+        os.unlink(info)
+    os.makedirs(info, exist_ok=True)
     line = f"/{JIDOKA_DIR}/"
-    existing = ""
-    if os.path.exists(exclude):
-        with open(exclude, encoding="utf-8") as handle:
-            existing = handle.read()
+    existing = read_file_nofollow(info, "exclude")
     if line not in existing.splitlines():
-        with open(exclude, "a", encoding="utf-8") as handle:
-            handle.write(("" if existing.endswith("\n") or not existing else "\n") + line + "\n")
+        separator = "" if existing.endswith("\n") or not existing else "\n"
+        write_file_nofollow(info, "exclude", existing + separator + line + "\n")
 
 
-def commits_ahead(path: str, base_sha: str, branch: str) -> int:
-    if rev_parse(path, f"refs/heads/{branch}") is None:
-        return 0
-    return int(git(path, "rev-list", "--count", f"{base_sha}..refs/heads/{branch}") or "0")
-
-
-def net_diff(path: str, base_sha: str, branch: str) -> DiffStat:
-    if rev_parse(path, f"refs/heads/{branch}") is None:
-        return DiffStat()
-    output = git(
-        path, "diff", "--shortstat", base_sha, f"refs/heads/{branch}", "--", ".", EXCLUDE_JIDOKA
-    )
-    match = _SHORTSTAT.search(output)
-    if not match:
-        return DiffStat()
-    return DiffStat(
-        files_changed=int(match.group("files")),
-        insertions=int(match.group("ins") or 0),
-        deletions=int(match.group("del") or 0),
-    )
+def read_file_nofollow(directory: str, name: str, limit: int = 1024 * 1024) -> str:
+    """The text of ``directory/name``, or "" when it is missing or not a plain file."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return ""
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return ""
+        return handle.read(limit).decode("utf-8", "replace")
 
 
 def uncommitted_paths(path: str) -> list[str]:

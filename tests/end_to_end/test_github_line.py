@@ -397,7 +397,7 @@ async def test_a_github_line_ships_pauses_halts_and_never_leaks_the_token(
             )
             body = pull["body"]
             assert body.startswith("**Jidoka: shipped** → In Review")
-            assert f"tip `{sha[:12]}`" in body and "verify: passed" in body
+            assert f"tip `{sha}`" in body and "verify: passed" in body
             raw = fake.issues[seed.number]
             assert raw["state"] == "open"
             assert fake.label_names(seed.number) == [
@@ -408,7 +408,7 @@ async def test_a_github_line_ships_pauses_halts_and_never_leaks_the_token(
             bodies = comments_of(fake, seed.number)
             assert len(markers(bodies)) == len(set(markers(bodies))) == len(bodies)
             shipped = [b for b in bodies if b.startswith("**Jidoka: shipped**")]
-            assert len(shipped) == 1 and f"tip `{sha[:12]}`" in shipped[0]
+            assert len(shipped) == 1 and f"tip `{sha}`" in shipped[0]
             assert f"- pull request: {pull['html_url']}" in shipped[0]
             links = [b for b in bodies if b.startswith(f"Pull request: {pull['html_url']}")]
             assert len(links) == 1

@@ -81,9 +81,13 @@ def agent(stop: AgentStop = AgentStop.EXITED, exit_code: int | None = 0) -> Agen
     return AgentRunResult(stop=stop, exit_code=exit_code, usage=TokenUsage(total_tokens=100))
 
 
-VERIFY_OK = HookResult(name="verify", ran=True, ok=True, exit_code=0)
-VERIFY_FAIL = HookResult(name="verify", ran=True, ok=False, exit_code=1, output_tail="FAILED")
-VERIFY_TIMEOUT = HookResult(name="verify", ran=True, ok=False, timed_out=True)
+HEAD = "b" * 40
+VERIFY_OK = HookResult(name="verify", ran=True, ok=True, exit_code=0, sha=HEAD)
+VERIFY_FAIL = HookResult(
+    name="verify", ran=True, ok=False, exit_code=1, output_tail="FAILED", sha=HEAD
+)
+VERIFY_TIMEOUT = HookResult(name="verify", ran=True, ok=False, timed_out=True, sha=HEAD)
+VERIFY_OK_ELSEWHERE = HookResult(name="verify", ran=True, ok=True, exit_code=0, sha="c" * 40)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +102,8 @@ VERIFY_TIMEOUT = HookResult(name="verify", ran=True, ok=False, timed_out=True)
         (evidence(verify=VERIFY_FAIL), Outcome.VERIFY_FAILED),
         (evidence(verify=VERIFY_TIMEOUT), Outcome.HOOK_TIMEOUT),
         (evidence(verify=None), Outcome.VERIFY_FAILED),  # verify configured but never ran
+        # verify passed, but not on the pinned head: it proves nothing about what would ship
+        (evidence(verify=VERIFY_OK_ELSEWHERE), Outcome.VERIFY_FAILED),
         (evidence(git_facts=git(commits=0, files=0)), Outcome.NO_PROGRESS),
         (evidence(git_facts=git(commits=2, files=0)), Outcome.NO_PROGRESS),  # commit then revert
         (evidence(git_facts=git(dirty=2), verify=VERIFY_OK), Outcome.UNCOMMITTED_WORK),
@@ -327,6 +333,7 @@ def ship(**changes: object) -> ShipEvidence:
         uncommitted_count=0,
         verify_configured=True,
         verify_passed=True,
+        verified_sha="b" * 40,
         tokens_total=10,
     )
     return base.model_copy(update=changes)
@@ -338,6 +345,7 @@ def ship(**changes: object) -> ShipEvidence:
         (issue(), "In Progress", "Done", ship(), None),
         (issue(), "In Progress", "Done", None, "without shipped evidence"),
         (issue(), "In Progress", "Done", ship(commits_ahead=0), "no commit"),
+        (issue(), "In Progress", "Done", ship(verified_sha="c" * 40), "not run on the shipped"),
         (issue(), "In Progress", "Done", ship(diff=DiffStat()), "empty net diff"),
         (issue(), "In Progress", "Done", ship(verify_passed=False), "verify"),
         (issue(), "In Progress", "Done", ship(outcome=Outcome.NO_PROGRESS), "not shipped"),
@@ -504,3 +512,15 @@ def test_reconciliation_keeps_an_issue_moving_itself(
 ) -> None:
     result = policy.reconcile_action(state, Phase.VERIFYING, config, moving_to=moving_to)
     assert result is action
+
+
+def test_an_attempt_whose_workflow_file_changed_cannot_ship(config: WorkflowConfig) -> None:
+    changed = evidence(verify=VERIFY_OK).model_copy(update={"workflow_changed": True})
+    outcome = policy.classify_attempt(agent(), changed, config)
+    assert outcome is Outcome.WORKFLOW_CHANGED
+    decision = policy.decide(outcome, policy.DecisionContext(counters=IssueCounters()), config)
+    assert decision.kind is DecisionKind.HALT
+    assert decision.halt_category is HaltCategory.WORKFLOW_CHANGED
+    # A change that does not matter to a non-ship (a question, a halt) is judged as usual.
+    asked = evidence("AWAITING_ANSWERS").model_copy(update={"workflow_changed": True})
+    assert policy.classify_attempt(agent(), asked, config) is Outcome.AWAITING_ANSWERS

@@ -11,8 +11,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
 
 from jidoka import search_attributes as sa
-from jidoka.outcomes import HaltCategory, HaltSource, Outcome, Phase
-from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
+from jidoka.outcomes import HaltCategory, HaltSource, OperatorDecision, Outcome, Phase
+from jidoka.payloads import DecideRequest, HaltRequest, LineStatus, ResumeRequest, ResumeResult
 from tests.support.git import run_git
 from tests.support.linekit import (
     eventually,
@@ -177,17 +177,30 @@ async def test_an_invalid_edit_keeps_the_last_good_config(client: Client, tmp_pa
         assert "tracker.done_state" in (status.config_error or "")
         described = await handle.describe()
         assert described.typed_search_attributes.get(sa.CONFIG_INVALID) is True
-        # What runs keeps the last good config and ships; nothing new starts from a bad file.
+        # What runs keeps the last good config, but its judges moved under it: it may not ship
+        # without a person; and nothing new starts from a bad file.
         status = await eventually(
-            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="C-1 shipped"
+            lambda: line_status(handle), lambda s: s.halted, what="C-1 stopped by the edit"
         )
-        assert kit.state_of("C-2") == "Todo" and not status.halted
+        c1 = await issue.query(IssueWorkflow.status)
+        assert c1.last_outcome is Outcome.WORKFLOW_CHANGED
+        assert [h.category for h in status.open_halts] == [HaltCategory.WORKFLOW_CHANGED]
+        assert kit.state_of("C-1") == "In Progress" and kit.state_of("C-2") == "Todo"
         kit.workflow_md.write_text(good)
-        await handle.signal(LineWorkflow.refresh)
+        await issue.execute_update(
+            IssueWorkflow.decide,
+            DecideRequest(
+                decision=OperatorDecision.RETRY, root_cause="a bad edit, reverted", operator="ops"
+            ),
+        )
+        await handle.execute_update(
+            LineWorkflow.resume_update,
+            ResumeRequest(root_cause="a bad edit, reverted", operator="ops"),
+        )
         await eventually(
             lambda: line_status(handle),
             lambda s: len(s.finished) == 2,
-            what="C-2 shipped once fixed",
+            what="C-1 and C-2 shipped once fixed",
         )
         described = await handle.describe()
         assert described.typed_search_attributes.get(sa.CONFIG_INVALID) is False

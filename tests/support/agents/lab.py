@@ -23,7 +23,7 @@ from activities.agent.run import run_agent
 from activities.evidence import gather
 from jidoka.models import AgentRunResult, Issue, LoadedWorkflow, WorkspaceInfo
 from jidoka.outcomes import Outcome
-from jidoka.payloads import AgentRunInput
+from jidoka.payloads import AgentRunInput, EvidenceInput
 from jidoka.policy import classify_attempt
 from jidoka.workflow_file import load_workflow
 from tests.support.git import make_origin, run_git
@@ -112,7 +112,7 @@ class Lab:
 
     def outcome(self, result: AgentRunResult, config: Any) -> Outcome:
         """How the workflow would judge this attempt, from the evidence in the workspace."""
-        return classify_attempt(result, gather(self.workspace), config)
+        return classify_attempt(result, gather(EvidenceInput(workspace=self.workspace)), config)
 
     def transcript(self, result: AgentRunResult) -> list[dict[str, Any]]:
         assert result.transcript_path is not None
