@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,6 +152,7 @@ async def running_worker(
     settings = settings or WorkerSettings()
     host = settings.host or host_identity()
     AGENT_SLOTS.resize(settings.max_agents)
+    not_dumpable()
     shared = Worker(
         client,
         task_queue=settings.task_queue,
@@ -178,6 +181,19 @@ def _registered_name(item: Callable[..., Any]) -> str:
         return WorkflowDefinition.must_from_class(item).name or item.__name__
     definition = ActivityDefinition.from_callable(item)
     return definition.name if definition is not None and definition.name else item.__name__
+
+
+def not_dumpable() -> None:
+    """Linux: no process of the worker's user may read this process's memory or
+    ``/proc/<pid>/environ`` (where its secrets are), whatever else it can reach."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+PR_SET_DUMPABLE = 4
 
 
 def metrics_runtime(bind: str) -> Runtime:

@@ -2,8 +2,8 @@
 ``verify``: shell scripts from WORKFLOW.md, run in the workspace, in their own process group,
 with a timeout and a truncated, scrubbed output tail.
 
-Hooks run code the agent may have written (tests, build scripts), so they get the same
-environment as agents: the worker's, minus every secret name.
+Hooks run code the agent may have written (tests, build scripts), so they run like agents: in
+the sandbox (when on), with the allow-listed environment and never a secret.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from activities.git.sealed import SealedRepo
 from activities.heartbeats import heartbeat_every
 from activities.host_state import sealed_repository, workspace_state
 from activities.process import child_environment, run_shell
+from activities.sandbox import SandboxUnavailable, confinement
 from activities.secrets import Scrubber, withheld_names
 from jidoka.models import HookResult, LoadedWorkflow, WorkspaceInfo
 from jidoka.outcomes import HookName
@@ -29,22 +30,15 @@ from jidoka.payloads import HookInput
 HEARTBEAT_EVERY_S = 5.0
 
 
-def hook_environment(
-    workflow: LoadedWorkflow, workspace: WorkspaceInfo, attempt: int, identifier: str
-) -> dict[str, str]:
-    return child_environment(
-        base=os.environ,
-        strip=withheld_names(workflow.config),
-        extra={
-            "JIDOKA_ISSUE": identifier,
-            "JIDOKA_ATTEMPT": str(attempt),
-            "JIDOKA_WORKSPACE": workspace.path,
-            "JIDOKA_BRANCH": workspace.branch,
-            "JIDOKA_BASE_SHA": workspace.base_sha,
-            "JIDOKA_PYTHON": sys.executable,
-            "JIDOKA_WORKFLOW_DIR": workflow.base_dir,
-        },
-    )
+def hook_pinned_env(workspace: WorkspaceInfo, attempt: int, identifier: str) -> dict[str, str]:
+    return {
+        "JIDOKA_ISSUE": identifier,
+        "JIDOKA_ATTEMPT": str(attempt),
+        "JIDOKA_WORKSPACE": workspace.path,
+        "JIDOKA_BRANCH": workspace.branch,
+        "JIDOKA_BASE_SHA": workspace.base_sha,
+        "JIDOKA_PYTHON": sys.executable,
+    }
 
 
 def hook_timeout_s(workflow: LoadedWorkflow, hook: HookName) -> int:
@@ -79,13 +73,15 @@ async def run_hook_script(
 ) -> HookResult:
     """Run one hook, heartbeating while it runs when inside an activity."""
     timeout = hook_timeout_s(workflow, hook)
-    task = asyncio.create_task(
-        run_shell(
-            script,
-            cwd=workspace.path,
-            env=hook_environment(workflow, workspace, attempt, identifier),
-            timeout_s=timeout,
+    try:
+        confine = confinement(
+            workflow, workspace.path, pinned=hook_pinned_env(workspace, attempt, identifier)
         )
+    except SandboxUnavailable as error:
+        return HookResult(name=hook.value, ran=False, ok=False, output_tail=str(error))
+    env = child_environment(base=confine.env, strip=withheld_names(workflow.config))
+    task = asyncio.create_task(
+        run_shell(script, cwd=workspace.path, env=env, timeout_s=timeout, wrap=confine.argv)
     )
     try:
         while True:

@@ -40,3 +40,11 @@ def transcripts(workspace: str | Path) -> Path:
     folder = workspace_state(workspace) / "attempts"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+def agent_home(workspace: str | Path) -> Path:
+    """The home of the workspace's agent in the sandbox: kept across its turns and attempts
+    (an agent CLI's sessions live there), never shared with a hook."""
+    folder = workspace_state(workspace) / "home"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    return folder

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 TERM_GRACE_S = 3.0
@@ -35,13 +35,36 @@ def child_environment(
 
 
 def group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. Zombies do not count: a sandbox's inner
+    process is orphaned to the host's init when the sandbox exits, and an init that reaps
+    slowly would otherwise keep the group "alive" for seconds after everything ended."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return _running_member(pgid)
+
+
+def _running_member(pgid: int) -> bool:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc to ask: the signal's answer stands
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 async def kill_group(proc: asyncio.subprocess.Process, grace_s: float = TERM_GRACE_S) -> None:
@@ -106,14 +129,14 @@ async def run_shell(
     env: Mapping[str, str],
     timeout_s: float,
     output_chars: int = 8000,
+    wrap: Callable[[list[str]], list[str]] = list,
 ) -> ShellResult:
-    """Run ``bash -lc script`` in ``cwd`` in a new process group; kill the group on timeout or
-    cancellation. Output (stdout and stderr combined) is kept as a bounded tail."""
+    """Run ``bash -lc script`` in ``cwd`` in a new process group (``wrap`` puts it in a
+    sandbox); kill the group on timeout or cancellation. Output (stdout and stderr combined)
+    is kept as a bounded tail."""
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        "bash",
-        "-lc",
-        script,
+        *wrap(["bash", "-lc", script]),
         cwd=cwd,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,

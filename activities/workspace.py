@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import shutil
-import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from activities.hooks import run_hook_script
 from activities.host_state import sealed_repository, workspace_state
 from activities.secrets import Scrubber
 from activities.tracker.activities import tracker_session
+from activities.workspace_files import open_jidoka_dir
 from jidoka.keys import (
     InvalidIdentifierError,
     WorkspaceEscapeError,
@@ -334,23 +334,6 @@ def _archive_stale_verdict(path: str) -> None:
             )
     finally:
         os.close(jidoka_fd)
-
-
-def open_jidoka_dir(path: str) -> int:
-    """A descriptor of the workspace's ``.jidoka/``, created when missing; a link planted there
-    is removed, never followed."""
-    root_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        name = gitops.JIDOKA_DIR
-        with contextlib.suppress(FileNotFoundError):
-            info = os.lstat(name, dir_fd=root_fd)
-            if not stat.S_ISDIR(info.st_mode):
-                os.unlink(name, dir_fd=root_fd)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(name, 0o755, dir_fd=root_fd)
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
-    finally:
-        os.close(root_fd)
 
 
 @activity.defn(name="preserve_work")

@@ -12,9 +12,10 @@ Two layers, on purpose:
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jidoka.outcomes import AgentKind, TrackerKind
 
@@ -226,6 +227,43 @@ class TimeoutsConfig(Section):
     this, the issue halts (``infrastructure``) instead of waiting unseen."""
 
 
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class SandboxMode(StrEnum):
+    BWRAP = "bwrap"
+    """Agents and hooks run in bubblewrap: their own PID namespace, the system read-only, only
+    their folder writable, WORKFLOW.md, the board, other workspaces and the worker's state out
+    of sight."""
+    NONE = "none"
+    """No sandbox: the agent can read and change whatever the worker's user can. A risk that
+    ``jidoka check`` and the line's status report."""
+
+
+class SandboxConfig(Section):
+    """Where agents and repository hooks run (docs/trust-boundary.md)."""
+
+    mode: SandboxMode = SandboxMode.BWRAP
+    network: bool | None = None
+    """Whether the agent may use the network. Default: off for the scripted agent, on for the
+    others (they call a model)."""
+    read_only: list[NonEmpty] = Field(default_factory=list[str])
+    """Paths on the worker bound read-only into the sandbox (an agent CLI's own credentials,
+    e.g. ``~/.codex``); under the worker's home they appear under the sandbox's home."""
+    writable: list[NonEmpty] = Field(default_factory=list[str])
+    """Paths on the worker bound writable at the same place (a shared build cache). Every
+    agent of the line can change them, and what one writes another may run: keep them to
+    caches."""
+    pass_env: list[EnvName] = Field(default_factory=list[str])
+    """Names of the worker's environment variables an agent or hook may see (besides the fixed
+    base and ``JIDOKA_*``). Secrets are passed with ``agent.env: {NAME: $NAME}`` instead."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        return {"mode": value} if isinstance(value, str) else value
+
+
 class WorkflowConfig(Section):
     """The whole front matter. Key names are a contract: add keys, never rename."""
 
@@ -243,6 +281,7 @@ class WorkflowConfig(Section):
     polling: PollingConfig = Field(default_factory=PollingConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
 
     # -- derived views used by policy -------------------------------------------------------
 
@@ -258,6 +297,13 @@ class WorkflowConfig(Section):
 
     def max_wall_time_s(self) -> int:
         return parse_duration(self.budgets.max_wall_time)
+
+    def sandbox_network(self) -> bool:
+        """Whether sandboxed agents get the network: as configured, else only the agents
+        that call a model (not the scripted one)."""
+        if self.sandbox.network is not None:
+            return self.sandbox.network
+        return self.agent.kind is not AgentKind.SCRIPTED
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")

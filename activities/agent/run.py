@@ -42,7 +42,10 @@ from activities.agent.stops import StopFacts, describe_stop
 from activities.agent.supervisor import HEARTBEAT_EVERY_S, Supervisor
 from activities.agent.transcript import Transcript, transcript_path
 from activities.heartbeats import heartbeat_every
+from activities.host_state import agent_home
+from activities.sandbox import SandboxUnavailable, confinement
 from activities.secrets import Scrubber, withheld_names
+from activities.workspace_files import write_jidoka_file
 from jidoka.config import is_env_ref
 from jidoka.models import AgentRunResult
 from jidoka.outcomes import AgentStop
@@ -104,27 +107,33 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         scrub = _chain(scrub, Scrubber(secrets))
 
     prompt_file = workspace / PROMPT_PATH
-    prompt_file.parent.mkdir(parents=True, exist_ok=True)
-    prompt_file.write_text(prompt, encoding="utf-8")
+    write_jidoka_file(str(workspace), PROMPT_PATH.rsplit("/", 1)[-1], prompt)
+    pinned = {
+        **resolved,
+        "JIDOKA_ISSUE": input.issue.identifier,
+        "JIDOKA_ISSUE_ID": input.issue.id,
+        "JIDOKA_ATTEMPT": str(input.attempt),
+        "JIDOKA_WORKSPACE": str(workspace),
+        "JIDOKA_BRANCH": input.workspace.branch,
+        "JIDOKA_BASE_SHA": input.workspace.base_sha,
+        "JIDOKA_PYTHON": sys.executable,
+        "JIDOKA_PROMPT_FILE": str(prompt_file),
+    }
+    try:
+        confine = confinement(
+            input.workflow, str(workspace), pinned=pinned, home=agent_home(workspace)
+        )
+    except SandboxUnavailable as error:
+        return early(AgentStop.UNAVAILABLE, str(error))
 
     spec = SessionSpec(
         workspace=workspace,
         prompt=prompt,
         branch=input.workspace.branch,
-        base_env={k: v for k, v in os.environ.items() if not k.startswith("JIDOKA_")},
+        base_env=confine.env,
         withheld=frozenset(withheld_names(config)),
-        pinned_env={
-            **resolved,
-            "JIDOKA_ISSUE": input.issue.identifier,
-            "JIDOKA_ISSUE_ID": input.issue.id,
-            "JIDOKA_ATTEMPT": str(input.attempt),
-            "JIDOKA_WORKSPACE": str(workspace),
-            "JIDOKA_BRANCH": input.workspace.branch,
-            "JIDOKA_BASE_SHA": input.workspace.base_sha,
-            "JIDOKA_PYTHON": sys.executable,
-            "JIDOKA_WORKFLOW_DIR": input.workflow.base_dir,
-            "JIDOKA_PROMPT_FILE": str(prompt_file),
-        },
+        pinned_env=pinned,
+        confinement=confine,
         clocks=Clocks(
             progress_s=agent.stall_timeout_s,
             silence_s=agent.silence_timeout_s,
@@ -141,7 +150,7 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         ),
         resume_token=input.resume_token,
     )
-    path = transcript_path(workspace, input.attempt)
+    path = transcript_path(str(workspace), input.attempt)
     transcript = Transcript(path, scrub)
     waited = 0.0
     try:

@@ -7,9 +7,10 @@ tests, future adapters' tests) can build a session without reading the machinery
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from activities.sandbox import Confinement
 from jidoka.models import RateLimitInfo, TokenUsage
 from jidoka.outcomes import AgentStop
 
@@ -48,6 +49,8 @@ class SessionSpec:
     clocks: Clocks
     budgets: Budgets
     resume_token: str | None = None
+    confinement: Confinement = field(default_factory=Confinement)
+    """How the agent's processes run: the sandbox (when on) wraps every launch."""
 
 
 @dataclass(frozen=True)

@@ -144,9 +144,7 @@ class Supervisor:
             return _End(AgentStop.UNAVAILABLE, message="bash is not on this worker's PATH")
         try:
             proc = await asyncio.create_subprocess_exec(
-                bash,
-                "-lc",
-                launch.command,
+                *spec.confinement.argv([bash, "-lc", launch.command]),
                 cwd=spec.workspace,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL

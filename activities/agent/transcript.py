@@ -1,8 +1,8 @@
 """The attempt's transcript: every event and raw line as NDJSON, scrubbed, size-bounded.
 
-It lives in the workspace (``.jidoka/attempts/<attempt>/transcript.ndjson``, outside the diff
-that counts as progress) so that a post-mortem, a replay test or ``jidoka why`` can read what the
-agent actually did. Only the path travels through Temporal, never the content.
+It lives in the worker's own state, next to the workspace's sealed repository, where the agent
+cannot rewrite it, so that a post-mortem or ``jidoka why`` reads what the agent actually did.
+Only the path travels through Temporal, never the content.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO, cast
 
+from activities.host_state import transcripts
+
 MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
 MAX_TEXT_CHARS = 64 * 1024
 """Longer strings (a 5 MB diff in one event) are cut: the transcript is for reading."""
 
 
-def transcript_path(workspace: Path, attempt: int) -> Path:
-    return workspace / ".jidoka" / "attempts" / str(attempt) / "transcript.ndjson"
+def transcript_path(workspace: str | Path, attempt: int) -> Path:
+    return transcripts(workspace) / f"{attempt}.ndjson"
 
 
 class Transcript:

@@ -14,12 +14,15 @@ Pathspecs exclude ``.jidoka/`` wherever progress is measured: what the orchestra
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 JIDOKA_DIR = ".jidoka"
 EXCLUDE_JIDOKA = f":(exclude){JIDOKA_DIR}"
@@ -144,6 +147,8 @@ def reset_workspace_config(path: str, origin: str) -> None:
         f'[remote "origin"]\n\turl = {_config_value(origin)}\n'
         "\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
     )
+    name, email = agent_identity()
+    config += f"[user]\n\tname = {_config_value(name)}\n\temail = {_config_value(email)}\n"
     write_file_nofollow(git_dir, "config", config)
     for relative in ("info/attributes", "info/grafts", "objects/info/alternates", "commondir"):
         target = os.path.join(git_dir, relative)
@@ -151,20 +156,52 @@ def reset_workspace_config(path: str, origin: str) -> None:
             os.unlink(target)
 
 
+DEFAULT_IDENTITY = ("Jidoka agent", "jidoka-agent@localhost")
+
+
+@functools.cache
+def agent_identity() -> tuple[str, str]:
+    """Who the agent's commits are by: the worker user's own git identity (its global
+    config), else :data:`DEFAULT_IDENTITY`. Written into each workspace's config because the
+    agent's home in the sandbox has no git config of its own."""
+    found: list[str] = []
+    for key in ("user.name", "user.email"):
+        done = subprocess.run(
+            ["git", "config", "--global", "--get", key],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**safe_env(), "GIT_CONFIG_GLOBAL": str(Path.home() / ".gitconfig")},
+        )
+        found.append(done.stdout.strip() if done.returncode == 0 else "")
+    name, email = found
+    if not name or not email or any(c in name + email for c in "\n\r\0"):
+        return DEFAULT_IDENTITY
+    return name, email
+
+
 def write_file_nofollow(directory: str, name: str, text: str) -> None:
     """Write ``directory/name`` without following a link at ``name`` (a planted link is
     replaced, never written through)."""
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        temporary = f".{name}.jidoka-{os.getpid()}"
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd
-        )
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        write_at(dir_fd, name, text)
     finally:
         os.close(dir_fd)
+
+
+def write_at(dir_fd: int, name: str, text: str) -> None:
+    """Write ``name`` in the open folder ``dir_fd``: a fresh file (a stale or planted one of
+    the same temporary name is removed first), renamed over whatever ``name`` was."""
+    temporary = f".{name}.jidoka-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary, dir_fd=dir_fd)
+    fd = os.open(
+        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd
+    )
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def _config_value(value: str) -> str:

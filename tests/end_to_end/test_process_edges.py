@@ -53,7 +53,7 @@ from runtime.devserver import (
 from tests.support.linekit import LineKit, eventually, make_line
 from tests.support.paths import JIDOKA
 from tests.support.ports import free_port
-from tests.support.workerproc import TAG_VAR, ProcInfo, live_processes, tagged
+from tests.support.workerproc import TAG_VAR, ProcInfo, child_environ, live_processes, tagged
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ class Processes:
         self.started: list[Jidoka] = []
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "JIDOKA_"))}
+        env = child_environ()
         env.update({TAG_VAR: self.tag, "TMPDIR": str(self.tmp_dir)})
         env.update(extra)
         return env

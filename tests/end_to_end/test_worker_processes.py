@@ -67,6 +67,7 @@ from tests.support.workerproc import (
     live_processes,
     recorded_agent_group,
     tagged,
+    wait_group_gone,
     worker_fleet,
 )
 from workflows.issue import IssueWorkflow
@@ -262,14 +263,16 @@ async def start_issue(
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
 async def test_a_sigkilled_worker_is_worker_lost_and_its_restart_reaps_the_agent_then_ships_once(
-    client: Client, tmp_path: Path
+    client: Client, tmp_path: Path, sandbox: str
 ) -> None:
     kit = make_line(
         tmp_path,
         {
             "agent": {**PATIENT_AGENT, "command": slowed_first_attempt("K-1")},
             "timeouts": LOSS_TIMEOUTS,
+            "sandbox": {"mode": sandbox},
         },
     )
     kit.add_issue("K-1", "ship")
@@ -282,8 +285,12 @@ async def test_a_sigkilled_worker_is_worker_lost_and_its_restart_reaps_the_agent
         assert status.phase is Phase.RUNNING_AGENT and status.host_queue == first.queue
 
         first.sigkill()
-        # The premise: the agent runs in its own group and outlives the worker that started it.
-        assert group_members(pgid), "the agent died with its worker: nothing left to reap"
+        if sandbox == "bwrap":
+            # Sandboxed, the agent ends with the worker that started it, group and all.
+            await wait_group_gone(pgid)
+        else:
+            # Unsandboxed, it runs in its own group and outlives the worker.
+            assert group_members(pgid), "the agent died with its worker: nothing left to reap"
 
         second = await fleet.start(host)
         result = await asyncio.wait_for(handle.result(), DEADLINE_S)
@@ -301,9 +308,10 @@ async def test_a_sigkilled_worker_is_worker_lost_and_its_restart_reaps_the_agent
     # Same host both times: the workspace stayed on its disk and the restarted worker reused it.
     assert {a.host_queue for a in status.attempts} == {first.queue}
     assert status.workspace_path == str(kit.workspace("K-1"))
-    # The orphan was reaped by prepare_workspace of attempt 2, long before it could finish.
     assert group_members(pgid) == []
-    assert f"killed agent group {pgid}" in reaped_log
+    if sandbox == "none":
+        # The orphan was reaped by prepare_workspace of attempt 2, long before it could finish.
+        assert f"killed agent group {pgid}" in reaped_log
     assert_shipped_once(kit, "K-1", result.ship)
     assert await transition_targets(handle) == ["In Progress", "Done"]
 
@@ -500,7 +508,11 @@ async def test_sigterm_kills_the_agents_whole_group_after_the_grace_and_records_
             what="the agent's grandchild sleep",
         )
         (helper,) = [p for p in group if p.cmdline == ("sleep", "1000")]
-        assert helper.ppid == pgid  # the agent's child, the worker's grandchild
+        parents = {p.pid: p.ppid for p in live_processes()}
+        chain = [helper.pid]
+        while chain[-1] in parents and chain[-1] != pgid:
+            chain.append(parents[chain[-1]])
+        assert chain[-1] == pgid, chain  # started by the agent (in its sandbox), not the worker
 
         first.sigterm()
         code = await first.exit_code(DEADLINE_S)

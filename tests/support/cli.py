@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 
@@ -11,12 +10,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.linekit import LineKit
 from tests.support.paths import JIDOKA
+from tests.support.workerproc import child_environ
 
 
 def cli_env(dev_env: WorkflowEnvironment | None, **extra: str) -> dict[str, str]:
     """This process's environment without ``TEMPORAL_*``/``JIDOKA_*``, pointed at ``dev_env``
     (when given) through ``TEMPORAL_ADDRESS``, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "JIDOKA_"))}
+    env = child_environ()
     if dev_env is not None:
         env["TEMPORAL_ADDRESS"] = dev_env.client.service_client.config.target_host
     env.update(extra)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from activities.host_state import STATE_ENV, workspace_state
 from activities.process import group_alive
 from jidoka.keys import host_task_queue
 from tests.support.paths import JIDOKA
@@ -101,10 +102,21 @@ async def wait_group_gone(pgid: int, timeout: float = 5) -> None:
     assert not group_alive(pgid)
 
 
+def child_environ() -> dict[str, str]:
+    """This process's environment for a jidoka process a test starts: no ``TEMPORAL_*`` or
+    ``JIDOKA_*`` of the test run's, except where worker state lives (``JIDOKA_STATE_DIR``), so
+    the test reads the records and transcripts the child writes."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEMPORAL_", "JIDOKA_")) or k == STATE_ENV
+    }
+
+
 def recorded_agent_group(workspace: Path) -> int | None:
-    """The agent process group the supervisor recorded in ``.jidoka/agent.pgid``, if any."""
+    """The agent process group the supervisor recorded in the worker's state, if any."""
     try:
-        return int((workspace / ".jidoka" / "agent.pgid").read_text().split()[0])
+        return int((workspace_state(workspace) / "agent.pgid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -171,7 +183,7 @@ class WorkerFleet:
     workers: list[WorkerProcess] = field(default_factory=list[WorkerProcess])
 
     def environment(self, host_id: str, extra: Mapping[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "JIDOKA_"))}
+        env = child_environ()
         env.update(
             {
                 "TEMPORAL_ADDRESS": self.address,

@@ -74,21 +74,22 @@ async def terminate_all(client: Client, kit: LineKit, identifiers: list[str]) ->
 async def test_waiting_for_a_slot_is_its_own_phase_and_never_agent_time(
     client: Client, tmp_path: Path
 ) -> None:
-    # One slot for three issues whose agents each run about 2.5 s under a 4 s cap per attempt:
-    # the last one waits longer than that cap, and still ships at its first attempt.
+    # One slot for four issues whose agents each run about 3 s (the sandbox's start included)
+    # under a 6 s cap per attempt: the last one waits longer than that cap, and still ships at
+    # its first attempt.
     kit = make_line(
         tmp_path,
         {
             "agent": {
-                "stall_timeout_s": 4,
-                "silence_timeout_s": 4,
-                "turn_timeout_s": 4,
+                "stall_timeout_s": 6,
+                "silence_timeout_s": 6,
+                "turn_timeout_s": 6,
                 "env": {"JIDOKA_SCRIPTED_PACE": "0.7"},
             },
-            "concurrency": {"max_agents": 3},
+            "concurrency": {"max_agents": 4},
         },
     )
-    identifiers = ["W-1", "W-2", "W-3"]
+    identifiers = ["W-1", "W-2", "W-3", "W-4"]
     for identifier in identifiers:
         kit.add_issue(identifier, "ship")
     seen_waiting: set[str] = set()
@@ -103,7 +104,7 @@ async def test_waiting_for_a_slot_is_its_own_phase_and_never_agent_time(
     async with factory(client, max_agents=1) as f:
         handle = await start_line(f, kit)
         status = await eventually(
-            watch, lambda s: len(s.finished) == 3, timeout=90, what="three shipped"
+            watch, lambda s: len(s.finished) == 4, timeout=120, what="four shipped"
         )
         statuses = [
             await issue_status(client.get_workflow_handle(kit.workflow_id(i))) for i in identifiers
@@ -117,11 +118,11 @@ async def test_waiting_for_a_slot_is_its_own_phase_and_never_agent_time(
     assert seen_waiting, "the line never showed an issue waiting for a slot"
     waits = [s.attempts[0].slot_wait_s for s in statuses]
     longest = max(waits)
-    assert longest > 4, f"the last issue should have waited longer than one attempt's cap: {waits}"
+    assert longest > 6, f"the last issue should have waited longer than one attempt's cap: {waits}"
     for s in statuses:
         assert s.counters.attempts == 1 and s.counters.failures == 0, s.counters
         # Agent time is the agent's own: no wait counted in it.
-        assert s.counters.agent_seconds < 4, s.counters
+        assert s.counters.agent_seconds < 6, s.counters
     # The Web UI saw the phase too: the issue that waited longest upserted it before running.
     waited_most = histories[waits.index(longest)]
     phases = _phase_upserts(waited_most.events)

@@ -35,7 +35,7 @@ NOT_LOGGED_IN = TRANSCRIPTS / "claude-stream-json-notloggedin.jsonl"
 def fake_claude(
     lab: Lab, scripts: list[str], exits: str = "0", **claude: Any
 ) -> tuple[dict[str, Any], Path]:
-    record = lab.root / "claude-invocations.ndjson"
+    record = lab.records / "claude-invocations.ndjson"
     agent: dict[str, Any] = {
         "kind": "claude",
         "command": f'"$JIDOKA_PYTHON" {FAKE}',
@@ -53,7 +53,7 @@ def fake_claude(
 async def test_not_logged_in_is_unavailable_whatever_the_subtype_says(lab: Lab) -> None:
     # The default command (`claude`, found on the login shell's PATH) replays the real capture:
     # subtype "success", is_error true, exit 1.
-    record = lab.root / "claude-invocations.ndjson"
+    record = lab.records / "claude-invocations.ndjson"
     home = lab.login_home({"claude": lab.python_tool(FAKE)})
     env = {
         "HOME": str(home),
@@ -105,7 +105,7 @@ async def test_success_counts_each_message_once_and_ships(lab: Lab) -> None:
     result = await lab.run(lab.input(workflow, budget_tokens=3000))
 
     assert result.stop is AgentStop.EXITED, result.detail
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.stderr_tail
     # result.usage is the authoritative total and replaces the per-message deltas.
     assert (result.usage.input_tokens, result.usage.output_tokens) == (2360, 120)
     assert result.usage.total_tokens == 2480

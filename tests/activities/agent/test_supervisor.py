@@ -30,8 +30,10 @@ from activities.agent.events import AgentEvent, EventKind, TurnStatus, UsageMode
 from activities.agent.probe import FirstCommitProbe
 from activities.agent.session import Budgets, Clocks, SessionSpec
 from activities.agent.supervisor import Supervisor
-from activities.agent.transcript import Transcript
+from activities.agent.transcript import Transcript, transcript_path
+from activities.host_state import state_root
 from activities.process import group_alive
+from activities.sandbox import SANDBOX_HOME, SANDBOX_TMP
 from jidoka.models import BlockerRef, Issue
 from jidoka.outcomes import AgentStop
 from tests.support.agents.lab import Lab, make_lab
@@ -88,9 +90,10 @@ async def test_ship_exits_zero_counts_usage_once_and_writes_transcript(lab: Lab)
     assert ".jidoka/verdict.json" in prompt and "`DONE`" in prompt
 
     records = lab.transcript(result)
-    assert result.transcript_path == str(
-        lab.path / ".jidoka" / "attempts" / "1" / "transcript.ndjson"
-    )
+    # In the worker's own state, where the agent cannot rewrite it.
+    transcript = Path(result.transcript_path or "")
+    assert transcript.is_relative_to(state_root())
+    assert not transcript.is_relative_to(lab.path)
     kinds = [r["kind"] for r in records]
     assert kinds[0] == "start" and "launch" in kinds and "stdin" in kinds
     assert kinds.count("usage") == 2 and "progress" in kinds
@@ -104,7 +107,7 @@ async def test_ship_exits_zero_counts_usage_once_and_writes_transcript(lab: Lab)
 
 
 async def test_environment_prompt_and_secrets(lab: Lab, worker_secrets: None) -> None:
-    agent = lab.root / "dump_agent.py"
+    agent = lab.tools / "dump_agent.py"
     agent.write_text(
         "import json, os, sys\n"
         "prompt = sys.stdin.read()\n"
@@ -137,12 +140,24 @@ async def test_environment_prompt_and_secrets(lab: Lab, worker_secrets: None) ->
     assert env["JIDOKA_BRANCH"] == "jidoka/DEMO-1"
     assert env["JIDOKA_BASE_SHA"] == lab.workspace.base_sha
     assert env["JIDOKA_PYTHON"] == sys.executable
-    assert env["JIDOKA_WORKFLOW_DIR"] == str(lab.root.resolve())
+    assert "JIDOKA_WORKFLOW_DIR" not in env  # where WORKFLOW.md lives is none of its business
     assert env["JIDOKA_PROMPT_FILE"] == str(lab.path / ".jidoka" / "prompt.md")
     assert env["MODEL_KEY"] == MODEL_KEY and env["AGENT_MODE"] == "quiet"
     for withheld in ("GITHUB_TOKEN", "LINEAR_API_KEY", "GH_TOKEN"):
         assert withheld not in env
     assert "JIDOKA_SCENARIO" not in env  # the worker's own JIDOKA_* never leak into agents
+    # An allow-list, not a denylist: nothing of the worker's beyond the fixed base.
+    allowed = {"PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ"}
+    unexpected = {
+        name
+        for name in env
+        if name not in allowed
+        and not name.startswith("JIDOKA_")
+        and name not in ("MODEL_KEY", "AGENT_MODE")
+    }
+    # bash adds its own (PWD, SHLVL, _, OLDPWD); nothing else may appear.
+    assert unexpected <= {"PWD", "SHLVL", "_", "OLDPWD"}, unexpected
+    assert env["HOME"] == SANDBOX_HOME and env["TMPDIR"] == SANDBOX_TMP
     assert seen["cwd"] == lab.workspace.path
     assert seen["stdin"] == (lab.path / ".jidoka" / "prompt.md").read_text()
 
@@ -289,7 +304,7 @@ async def test_unknown_command_is_bash_127(lab: Lab) -> None:
 
 
 async def test_floods_and_huge_lines_neither_block_nor_blow_up(lab: Lab) -> None:
-    agent = lab.root / "flood_agent.py"
+    agent = lab.tools / "flood_agent.py"
     agent.write_text(
         "import json, sys\n"
         "sys.stdout.write('x' * 5_000_000 + '\\n')\n"  # one 5 MB line
@@ -422,7 +437,7 @@ async def test_cancel_kills_the_whole_group_and_reraises(lab: Lab) -> None:
     workflow = lab.workflow({"kind": "scripted", "scenario": "spawn-and-stall"})
     env = ActivityEnvironment()
     task = asyncio.create_task(lab.run(lab.input(workflow), env))
-    path = lab.path / ".jidoka" / "attempts" / "1" / "transcript.ndjson"
+    path = transcript_path(lab.path, 1)
     pgid = helper = None
     deadline = time.monotonic() + 10
     while helper is None and time.monotonic() < deadline:
@@ -435,13 +450,17 @@ async def test_cancel_kills_the_whole_group_and_reraises(lab: Lab) -> None:
                 helper = int(message.rsplit(maxsplit=1)[-1])
     assert pgid is not None and helper is not None, "the agent never started its helper"
     assert group_alive(pgid)
+    # The helper's pid above is the one its PID namespace gave it; on the host it is the
+    # group's `sleep 1000`.
+    sleepers = [p.pid for p in group_members(pgid) if p.cmdline[:2] == ("sleep", "1000")]
+    assert len(sleepers) == 1
 
     env.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
     assert group_members(pgid) == []
-    assert helper not in {p.pid for p in group_members(pgid)}
+    assert not Path(f"/proc/{sleepers[0]}").exists()
     await wait_group_gone(pgid)
     summary = json.loads(path.read_text().splitlines()[-1])
     assert summary["kind"] == "summary" and summary["data"]["stop"] == "cancelled"
@@ -530,7 +549,7 @@ class ProtocolAdapter(AgentAdapter):
 
 
 def _protocol_session(lab: Lab, prompt: str, progress_s: float, max_turns: int = 5) -> Supervisor:
-    script = lab.root / "protocol_agent.py"
+    script = lab.tools / "protocol_agent.py"
     script.write_text(PROTOCOL_AGENT)
     verdict = lab.path / ".jidoka" / "verdict.json"
 

@@ -5,6 +5,10 @@ Agents run as ``bash -lc <command>``, and a login shell resets PATH (``/etc/prof
 Debian). :meth:`Lab.login_home` builds a HOME whose ``.bash_profile`` puts a folder of fake
 executables first on PATH, so tests run the adapters' *default* commands (``codex app-server``,
 ``gemini -p ...``) against fakes named like the real CLIs.
+
+Agents run in the sandbox, as on a real line: the lab's WORKFLOW.md binds that home, the
+``tools`` folder (scripts a test writes) and the fakes read-only, and ``records`` (where fakes
+write what they saw) writable; everything else in the lab's folder is out of the agent's sight.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.agent.run import run_agent
 from activities.evidence import gather
+from activities.git.gitops import reset_workspace_config
 from jidoka.models import AgentRunResult, Issue, LoadedWorkflow, WorkspaceInfo
 from jidoka.outcomes import Outcome
 from jidoka.payloads import AgentRunInput, EvidenceInput
 from jidoka.policy import classify_attempt
 from jidoka.workflow_file import load_workflow
+from tests.support.agents.codex_install import CACHE as CODEX_CACHE
 from tests.support.git import make_origin, run_git
 
 AGENTS = Path(__file__).parent
@@ -54,8 +60,35 @@ class Lab:
     def path(self) -> Path:
         return Path(self.workspace.path)
 
+    @property
+    def records(self) -> Path:
+        """Writable by agents: fakes record what they received here."""
+        return self.root / "records"
+
+    @property
+    def tools(self) -> Path:
+        """Readable by agents: scripts a test writes for its agent."""
+        return self.root / "tools"
+
+    def sandbox(self, **settings: Any) -> dict[str, Any]:
+        return {
+            "read_only": [
+                str(self.root / "home"),
+                str(self.tools),
+                str(AGENTS),
+                str(CODEX_CACHE),
+            ],
+            "writable": [str(self.records)],
+            **settings,
+        }
+
     def workflow(
-        self, agent: Mapping[str, Any], *, linear: bool = False, prompt: str = PROMPT
+        self,
+        agent: Mapping[str, Any],
+        *,
+        linear: bool = False,
+        prompt: str = PROMPT,
+        sandbox: Mapping[str, Any] | None = None,
     ) -> LoadedWorkflow:
         states: dict[str, Any] = {
             "active_states": ["Todo", "In Progress"],
@@ -79,6 +112,7 @@ class Lab:
             "workspace": {"root": "./workspaces", "repo": "./origin"},
             "agent": {**self.clocks, **agent},
             "verdicts": {"DONE": "Done", "AWAITING_ANSWERS": "Awaiting Answers"},
+            "sandbox": dict(sandbox) if sandbox is not None else self.sandbox(),
         }
         path = self.root / "WORKFLOW.md"
         path.write_text(f"---\n{yaml.safe_dump(front)}---\n{prompt}\n")
@@ -139,7 +173,8 @@ class Lab:
 def make_lab(tmp_path: Path, **settings: Any) -> Lab:
     """``settings``: :class:`Lab` fields (``clocks``, ``description``, ``wall_s``)."""
     origin = make_origin(tmp_path / "origin", with_tests=False)
-    (tmp_path / "board").mkdir()
+    for folder in ("board", "records", "tools"):
+        (tmp_path / folder).mkdir()
     workspace = tmp_path / "workspaces" / "DEMO-1"
     workspace.parent.mkdir()
     run_git(tmp_path, "clone", "-q", str(origin), str(workspace))
@@ -147,6 +182,7 @@ def make_lab(tmp_path: Path, **settings: Any) -> Lab:
     # Like the workspace activity: Jidoka's own files never show up as work.
     with (workspace / ".git" / "info" / "exclude").open("a") as exclude:
         exclude.write(".jidoka/\n")
+    reset_workspace_config(str(workspace), str(origin))  # the workspace's config is Jidoka's
     info = WorkspaceInfo(
         path=str(workspace),
         key="DEMO-1",
