@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never, cast, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -793,7 +794,57 @@ def section_problems(sections: Sections) -> list[Problem]:
         problems.extend(_budget_problems(sections.budgets, sections.backoff))
     if sections.agent is not None:
         problems.extend(_agent_problems(sections.agent))
+        problems.extend(_literal_secret_env_problems(sections.agent))
+    if sections.workspace is not None:
+        problems.extend(_repo_credential_problems(sections.workspace))
     return problems
+
+
+SECRET_LOOKING_NAME = re.compile(
+    r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|PRIVATE)", re.IGNORECASE
+)
+"""Names under which a literal value is almost surely a secret (``OPENAI_API_KEY``)."""
+
+
+def _literal_secret_env_problems(agent: AgentConfig) -> list[Problem]:
+    """A secret written into WORKFLOW.md would travel in every payload, history and log that
+    carries the config; a ``$VAR`` reference is resolved on the worker and withheld. The value
+    itself is never repeated in the problem."""
+    return [
+        Problem(
+            path=f"agent.env.{name}",
+            message="looks like a secret written in the file; WORKFLOW.md only refers to "
+            "secrets, it never holds them",
+            hint=f"set it in the worker's environment and write {name}: ${name}",
+        )
+        for name, value in agent.env.items()
+        if SECRET_LOOKING_NAME.search(name) and value and not is_env_ref(value)
+    ]
+
+
+def _repo_credential_problems(workspace: WorkspaceConfig) -> list[Problem]:
+    """``https://user:token@host/...`` (or a token as the user name): the credential would be
+    stored in payloads, histories and every clone's config. An SSH user name is no secret."""
+    try:
+        parts = urlsplit(workspace.repo)
+    except ValueError:
+        return []
+    if parts.scheme in ("ssh", "git+ssh"):
+        credential = parts.password is not None
+    else:
+        credential = parts.scheme != "" and "@" in parts.netloc
+    if not credential:
+        return []
+    return [
+        Problem(
+            path="workspace.repo",
+            message="the repository URL carries a credential (before '@'); WORKFLOW.md only "
+            "refers to secrets, it never holds them",
+            hint="write the URL without it (https://host/owner/repo.git): with a GitHub tracker "
+            "the push offers its token (tracker.api_key, e.g. $GITHUB_TOKEN), otherwise the "
+            "worker's own git credentials apply",
+        )
+    ]
 
 
 def _categories(tracker: TrackerStates) -> dict[str, list[str]]:

@@ -142,6 +142,48 @@ def test_secrets_must_be_references(tmp_path: Path) -> None:
     assert "ghp_literal_token_value" not in str(found)
 
 
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "https://x-access-token:ghp_LiteralInUrl0123@github.com/acme/widgets.git",
+        "https://ghp_LiteralInUrl0123@github.com/acme/widgets.git",
+        "ssh://git:ghp_LiteralInUrl0123@github.com/acme/widgets.git",
+    ],
+)
+def test_a_credential_in_the_repository_url_is_refused(tmp_path: Path, repo: str) -> None:
+    front = deep_merge(base_front_matter("x"), {"workspace": {"repo": repo}})
+    found = {p.path: p for p in problems(write_workflow(tmp_path, front))}
+    assert "carries a credential" in found["workspace.repo"].message
+    assert "ghp_LiteralInUrl0123" not in str(found)
+
+
+@pytest.mark.parametrize(
+    "repo", ["ssh://git@github.com/acme/widgets.git", "https://github.com/acme/widgets.git"]
+)
+def test_a_repository_url_without_a_credential_is_fine(tmp_path: Path, repo: str) -> None:
+    front = deep_merge(base_front_matter("x"), {"workspace": {"repo": repo}})
+    assert load_workflow(write_workflow(tmp_path, front)).config.workspace.repo == repo
+
+
+def test_literal_secrets_in_agent_env_are_refused(tmp_path: Path) -> None:
+    env = {
+        "OPENAI_API_KEY": "sk-literal-0123456789",
+        "GH_TOKEN": "ghp_literal_0123456789",
+        "DB_PASSWORD": "hunter2hunter2",
+        "ANTHROPIC_API_KEY": "$ANTHROPIC_API_KEY",  # a reference: fine
+        "MODEL": "gpt-5",  # not a secret's name: fine
+    }
+    front = deep_merge(base_front_matter("x"), {"agent": {"env": env}})
+    found = {p.path: p for p in problems(write_workflow(tmp_path, front))}
+    assert set(found) == {"agent.env.OPENAI_API_KEY", "agent.env.GH_TOKEN", "agent.env.DB_PASSWORD"}
+    assert (
+        found["agent.env.GH_TOKEN"].hint
+        == "set it in the worker's environment and write GH_TOKEN: $GH_TOKEN"
+    )
+    for literal in ("sk-literal-0123456789", "ghp_literal_0123456789", "hunter2hunter2"):
+        assert literal not in str(found)
+
+
 def test_paths_resolve_against_the_file_and_references_stay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
