@@ -7,9 +7,11 @@ import json
 import os
 from pathlib import Path
 
+from activities.sandbox import probe
 from cli.errors import SubParsers
-from jidoka.config import LocalTrackerConfig
+from jidoka.config import LocalTrackerConfig, SandboxMode
 from jidoka.models import LoadedWorkflow, Problem
+from jidoka.policy import config_risks
 from jidoka.workflow_file import WorkflowFileError, env_reference_names, load_workflow
 
 
@@ -38,6 +40,11 @@ def notes(loaded: LoadedWorkflow) -> list[str]:
         and not Path(tracker.board).is_dir()
     ):
         found.append(f"tracker.board folder {tracker.board} does not exist yet")
+    if loaded.config.sandbox.mode is SandboxMode.BWRAP and (problem := probe()) is not None:
+        found.append(
+            f"the sandbox cannot start on this machine ({problem}): agents would end "
+            "agent_unavailable"
+        )
     return found
 
 
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return _report_problems(path, error.problems, as_json=args.json)
     config = loaded.config
     machine_notes = notes(loaded)
+    risks = config_risks(config)
     if args.json:
         print(
             json.dumps(
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
                     "line": config.line,
                     "problems": [],
                     "notes": machine_notes,
+                    "risks": risks,
                 }
             )
         )
@@ -70,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in machine_notes:
         print(f"  note: {note}")
+    for risk in risks:
+        print(f"  risk: {risk}")
     return 0
 
 
@@ -82,6 +93,7 @@ def _report_problems(path: str, problems: list[Problem], *, as_json: bool) -> in
                     "valid": False,
                     "problems": [p.model_dump() for p in problems],
                     "notes": [],
+                    "risks": [],
                 }
             )
         )

@@ -46,6 +46,7 @@ def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
         out += [f"    {c}" for c in resume_commands(line, status.workflow_id)]
     if status.notice:
         out.append(f"  notice: {status.notice}")
+    out += [f"  risk: {risk}" for risk in status.risks]
     if status.config_error:
         out.append(
             f"  WORKFLOW.md invalid, last good config in use, no new dispatch: {status.config_error}"

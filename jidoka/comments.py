@@ -106,6 +106,17 @@ def lost_comment(workflow_id: str, status: str, line_halted: bool) -> str:
     )
 
 
+def done_without_ship_comment(done_state: str, phase: str) -> str:
+    """The tracker says done, but Jidoka shipped nothing: the board must not pass for proof."""
+    return (
+        f"**Jidoka: moved to {neutral(done_state)} without a ship**: this issue reached the done "
+        f"state while Jidoka was working on it ({phase}), and Jidoka did not ship it: no "
+        "evidence was gathered, nothing was verified or pushed by Jidoka. Its work is kept in "
+        "the workspace. The line is halted until a person resumes it with a root cause; move "
+        "the issue back to an active state to have Jidoka work on it again."
+    )
+
+
 def stuck_comment(workflow_id: str, attempts: int) -> str:
     """The issue's workflow cannot take a step: its code fails before any decision is made."""
     return (

@@ -199,6 +199,9 @@ class ReconcileAction(StrEnum):
     CANCEL_AND_CLEAN = "cancel_and_clean"
     CANCEL_KEEP_WORKSPACE = "cancel_keep_workspace"
     WAKE_PAUSED = "wake_paused"
+    DONE_WITHOUT_SHIP = "done_without_ship"
+    """The tracker says done while Jidoka was working on the issue and shipped nothing: the
+    line halts, the work is kept, and the tracker hears it."""
 
 
 class HookName(StrEnum):

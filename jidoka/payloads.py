@@ -329,6 +329,8 @@ class LineStatus(Model):
     idle: bool
     candidates_waiting: int
     startup_report: list[str]
+    risks: list[str] = Field(default_factory=list[str])
+    """What the line's WORKFLOW.md lets agents reach beyond the default sandbox."""
 
 
 class StartIssuesInput(Model):

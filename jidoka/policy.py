@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import assert_never
 
-from jidoka.config import HALT_VERDICT, WorkflowConfig
+from jidoka.config import HALT_VERDICT, SandboxMode, WorkflowConfig
 from jidoka.models import (
     AgentRunResult,
     AttemptRecord,
@@ -812,9 +812,12 @@ def reconcile_action(
         return ReconcileAction.KEEP
     if tracker_state is None:
         return ReconcileAction.CANCEL_KEEP_WORKSPACE
-    if in_states(tracker_state, tracker.terminal_states) or norm_state(tracker_state) == norm_state(
-        tracker.done_state
-    ):
+    done = norm_state(tracker_state) == norm_state(tracker.done_state)
+    if done and not phase.is_parked:
+        # Done with no ship of ours, while an attempt was under way: someone or something
+        # (an agent with the tracker's token) closed it without proof.
+        return ReconcileAction.DONE_WITHOUT_SHIP
+    if done or in_states(tracker_state, tracker.terminal_states):
         return ReconcileAction.CANCEL_AND_CLEAN
     if in_states(tracker_state, tracker.active_states):
         return ReconcileAction.WAKE_PAUSED if phase is Phase.PAUSED else ReconcileAction.KEEP
@@ -853,3 +856,31 @@ def extend_gate(current: datetime | None, resets_at: datetime | None) -> datetim
     if current is None or resets_at > current:
         return resets_at
     return current
+
+
+def config_risks(config: WorkflowConfig) -> list[str]:
+    """What this WORKFLOW.md lets an agent reach that the default would not: shown by
+    ``jidoka check`` and the line's status, so a weaker boundary is never a silent one."""
+    sandbox = config.sandbox
+    match sandbox.mode:
+        case SandboxMode.NONE:
+            return [
+                "sandbox: none - agents and hooks run as the worker's user, unconfined: they "
+                "can read WORKFLOW.md, the board, other workspaces and the worker's state, and "
+                "see the worker's processes"
+            ]
+        case SandboxMode.BWRAP:
+            risks: list[str] = []
+            if config.sandbox_network():
+                risks.append(
+                    "sandbox network on - the agent can reach whatever this host can, local "
+                    "services (the embedded Temporal server) included"
+                )
+            if sandbox.writable:
+                risks.append(
+                    "sandbox.writable - every agent of the line can change "
+                    + ", ".join(sandbox.writable)
+                )
+            return risks
+        case _:
+            assert_never(sandbox.mode)

@@ -63,6 +63,14 @@ HISTORY_SOFT_LIMIT = 8000
 """Events after which a workflow continues as new even if Temporal has not suggested it yet."""
 
 
+def write_keys() -> str:
+    """The prefix of every tracker write's idempotency key in this workflow's life: its id and
+    its first run (kept across continue-as-new), so retries dedupe and a later life of the same
+    issue (re-dispatched after a ship or a release) writes its own comments."""
+    info = workflow.info()
+    return f"{info.workflow_id}/{info.first_execution_run_id}"
+
+
 def history_is_long(limit: int | None = None) -> bool:
     info = workflow.info()
     return info.is_continue_as_new_suggested() or info.get_current_history_length() > (

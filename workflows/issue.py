@@ -46,6 +46,7 @@ from workflows.common import (
     load_config,
     resume_problem,
     signal_quietly,
+    write_keys,
 )
 from workflows.host_calls import AttemptEnded, HostCalls, HostLost
 from workflows.issue_reports import IssueReports
@@ -125,7 +126,7 @@ class IssueWorkflow:
         self._agent_started: AgentStarted | None = None
         self._reports = IssueReports(self._s, input.issue_id, input.line_workflow_id)
         self._host = HostCalls(cancelled=lambda: self._cancel.reason if self._cancel else None)
-        self._tracker = TrackerCalls(input.issue_id, idempotency=workflow.info().workflow_id)
+        self._tracker = TrackerCalls(input.issue_id, idempotency=write_keys())
 
     # ------------------------------------------------------------------------------------------
     # The loop
@@ -629,7 +630,7 @@ class IssueWorkflow:
             await self._transition(
                 config.tracker.done_state,
                 comment=comments.ship_comment(ship, config.tracker.done_state, config.hooks.verify),
-                key="ship",
+                key=f"ship-{s.counters.attempts}",
                 evidence=ship,
             )
         except TrackerWriteFailed as failed:

@@ -405,8 +405,40 @@ class LineWorkflow:
                                 source=HaltSource.ORCHESTRATOR,
                             ),
                         )
+                case ReconcileAction.DONE_WITHOUT_SHIP:
+                    assert state is not None
+                    await self._done_without_ship(entry, state)
                 case _:
                     assert_never(action)
+
+    async def _done_without_ship(self, entry: RunningEntry, state: str) -> None:
+        """Stop the issue keeping its work, halt the line, and say so on the tracker: a done
+        state Jidoka did not reach is never read as a ship, nor released silently."""
+        if entry.cancel_sent:
+            return
+        entry.cancel_sent = True
+        phase = entry.phase.value
+        await signal_quietly(
+            entry.workflow_id,
+            "cancel",
+            CancelRequest(
+                reason=f"moved to '{state}' in the tracker without a ship ({phase})",
+                cleanup_workspace=False,
+                source=HaltSource.ORCHESTRATOR,
+            ),
+        )
+        await self._stop_line(
+            HaltCategory.DONE_WITHOUT_SHIP,
+            f"{entry.identifier}: the tracker shows '{state}' but Jidoka shipped nothing "
+            f"(it was {phase}); its work is kept",
+            issue_identifier=entry.identifier,
+            evidence={"workflow_id": entry.workflow_id, "state": state, "phase": phase},
+        )
+        await self._comment(
+            entry,
+            comments.done_without_ship_comment(state, phase),
+            key=f"done-without-ship:{entry.workflow_id}:{entry.started_at.isoformat()}",
+        )
 
     async def _sweep(self) -> None:
         """Look after issue workflows that cannot speak for themselves. A completed one whose
@@ -742,6 +774,7 @@ class LineWorkflow:
             idle=s.idle,
             candidates_waiting=s.candidates_waiting,
             startup_report=s.startup_report,
+            risks=policy.config_risks(self._workflow.config) if self._workflow else [],
         )
 
     # ------------------------------------------------------------------------------------------

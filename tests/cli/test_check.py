@@ -58,6 +58,23 @@ def test_check_json(tmp_path: Path) -> None:
     assert "tracker.done_state" in [p["path"] for p in report["problems"]]
 
 
+def test_check_reports_a_weaker_sandbox_as_a_risk(tmp_path: Path) -> None:
+    default = run_check("--json", str(write_workflow(tmp_path, base_front_matter("x"))))
+    assert json.loads(default.stdout)["risks"] == []  # the scripted agent: sandboxed, offline
+
+    front = {**base_front_matter("x"), "sandbox": "none"}
+    done = run_check(str(write_workflow(tmp_path, front)))
+    assert done.returncode == 0
+    assert "risk: sandbox: none" in done.stdout
+
+    front = {**base_front_matter("x"), "sandbox": {"network": True, "writable": ["/srv/cache"]}}
+    report = json.loads(run_check("--json", str(write_workflow(tmp_path, front))).stdout)
+    assert [r.split(" - ")[0] for r in report["risks"]] == [
+        "sandbox network on",
+        "sandbox.writable",
+    ]
+
+
 NASTY_FILES: dict[str, tuple[bytes, str]] = {
     "invalid-date": (
         document(edited("base_branch: main", "base_branch: !!timestamp 2024-13-45")),

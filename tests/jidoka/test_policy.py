@@ -466,7 +466,14 @@ def test_per_state_limits_and_required_labels(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("state", "phase", "action"),
     [
-        ("Done", Phase.RUNNING_AGENT, ReconcileAction.CANCEL_AND_CLEAN),
+        # Done while Jidoka works on it and has shipped nothing: never a silent release.
+        ("Done", Phase.RUNNING_AGENT, ReconcileAction.DONE_WITHOUT_SHIP),
+        ("Done", Phase.BACKING_OFF, ReconcileAction.DONE_WITHOUT_SHIP),
+        ("done", Phase.WAITING_FOR_SLOT, ReconcileAction.DONE_WITHOUT_SHIP),
+        # Waiting on a person, who closed it: theirs to decide.
+        ("Done", Phase.PAUSED, ReconcileAction.CANCEL_AND_CLEAN),
+        ("Done", Phase.HALTED, ReconcileAction.CANCEL_AND_CLEAN),
+        ("Cancelled", Phase.RUNNING_AGENT, ReconcileAction.CANCEL_AND_CLEAN),
         ("Cancelled", Phase.HALTED, ReconcileAction.CANCEL_AND_CLEAN),
         ("Todo", Phase.RUNNING_AGENT, ReconcileAction.KEEP),
         ("Todo", Phase.PAUSED, ReconcileAction.WAKE_PAUSED),
@@ -502,7 +509,7 @@ def test_line_guards(config: WorkflowConfig) -> None:
         ("awaiting answers", "Awaiting Answers", ReconcileAction.KEEP),
         ("Done", "Done", ReconcileAction.KEEP),
         # A person's edit to another state is still a person's edit.
-        ("Done", "Awaiting Answers", ReconcileAction.CANCEL_AND_CLEAN),
+        ("Done", "Awaiting Answers", ReconcileAction.DONE_WITHOUT_SHIP),
         ("Somewhere Else", "Awaiting Answers", ReconcileAction.CANCEL_KEEP_WORKSPACE),
         (None, "Awaiting Answers", ReconcileAction.CANCEL_KEEP_WORKSPACE),
     ],
