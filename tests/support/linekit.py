@@ -22,15 +22,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.workspace import HostIdentity
 from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key
-from jidoka.outcomes import Phase
+from jidoka.outcomes import OperatorDecision, Phase
 from jidoka.payloads import (
+    DecideRequest,
     IssueResult,
     IssueStatus,
     IssueWorkflowInput,
     LineStatus,
     LineWorkflowInput,
+    ResumeRequest,
 )
 from tests.support.git import make_origin, run_git
+from tests.support.workerproc import TAG_VAR
 from worker import WorkerSettings, running_worker
 from workflows.issue import IssueWorkflow
 from workflows.line import LineWorkflow
@@ -71,6 +74,9 @@ def base_front_matter(line: str) -> dict[str, Any]:
         "concurrency": {"max_agents": 4},
         "polling": {"interval_s": 1},
         "timeouts": {"heartbeat_s": 5, "host_start_s": 10},
+        # Agents see no variable of the worker's unless passed: the tag lets a test find the
+        # processes a line started, sandboxed ones included.
+        "sandbox": {"pass_env": [TAG_VAR]},
     }
 
 
@@ -160,21 +166,28 @@ class LineKit:
 KITS: list[LineKit] = []
 """Every line built by this test session, for the after-test proof check (conftest)."""
 
-_SHIP_CLAIM = re.compile(r"beyond `([0-9a-f]{7,40})`, tip `([0-9a-f]{7,40})`")
+_SHIP_CLAIM = re.compile(
+    r"branch `([^`]+)`: \d+ commit\(s\) beyond `([0-9a-f]{7,40})`, tip `([0-9a-f]{7,40})`"
+    r"(, pushed to )?.*?\n- verify: (?:passed at `([0-9a-f]{7,40})`)?",
+    re.DOTALL,
+)
 
 
 def unproven_ships(kit: LineKit) -> list[str]:
-    """Every "shipped" comment on the board whose commits are not really there.
+    """Every "shipped" comment on the board whose proof does not hold.
 
-    The claim names a base and a tip; the tip must exist (in the origin it was pushed to, or in
-    the issue's workspace), be at least one commit beyond the base, and change something outside
-    ``.jidoka/``. Anything else is a closed issue without proof: the product's worst bug.
+    The claim names a branch, a base and a tip; the tip must exist (in the origin it was
+    pushed to, or in the issue's workspace), be at least one commit beyond the base, and change
+    something outside ``.jidoka/``. Pushed, the last ship of a branch is origin's branch tip.
+    Verified, it was at that very tip. Anything else is a
+    closed issue without proof: the product's worst bug.
     """
     problems: list[str] = []
     if not kit.board.is_dir():
         return problems
     for card in sorted(kit.board.glob("*.md")):
-        for base, tip in _SHIP_CLAIM.findall(card.read_text(errors="replace")):
+        claims = _SHIP_CLAIM.findall(card.read_text(errors="replace"))
+        for index, (branch, base, tip, pushed, verified) in enumerate(claims):
             where = [kit.origin, kit.workspace(card.stem)]
             repo = next((r for r in where if _has_commit(r, tip)), None)
             if repo is None:
@@ -188,7 +201,33 @@ def unproven_ships(kit: LineKit) -> list[str]:
                 problems.append(
                     f"{card.name}: shipped {base}..{tip} has {ahead} commit(s), diff {changed!r}"
                 )
+            if verified and verified != tip:
+                problems.append(f"{card.name}: shipped {tip} but verify passed at {verified}")
+            if pushed:
+                problems += _pushed_problems(
+                    kit, card.name, branch, tip, last=index == len(claims) - 1
+                )
     return problems
+
+
+def _pushed_problems(kit: LineKit, card: str, branch: str, tip: str, *, last: bool) -> list[str]:
+    """The last ship of a branch is origin's tip of it. (An earlier ship's branch may have been
+    rewritten since by people, so only its commits' existence is checked.)"""
+    if not last:
+        return []
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+        cwd=kit.origin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    origin_tip = found.stdout.strip()
+    if not origin_tip:
+        return [f"{card}: shipped {tip} to {branch}, which origin does not have"]
+    if origin_tip != tip:
+        return [f"{card}: shipped {tip} but origin's {branch} is {origin_tip}"]
+    return []
 
 
 def _has_commit(repo: Path, sha: str) -> bool:
@@ -358,3 +397,18 @@ def board_text(kit: LineKit, identifier: str) -> Callable[[], Awaitable[str]]:
         return kit.issue_text(identifier)
 
     return read
+
+
+async def retry_and_resume(
+    issue: WorkflowHandle[Any, Any], line: WorkflowHandle[Any, Any], root_cause: str
+) -> None:
+    """An operator's answer to an issue halt: retry the issue, then resume its line (once the
+    issue's halt has reached it)."""
+    await eventually(lambda: line_status(line), lambda s: s.halted, what="the line halted")
+    await issue.execute_update(
+        IssueWorkflow.decide,
+        DecideRequest(decision=OperatorDecision.RETRY, root_cause=root_cause, operator="ops"),
+    )
+    await line.execute_update(
+        LineWorkflow.resume_update, ResumeRequest(root_cause=root_cause, operator="ops")
+    )

@@ -11,14 +11,15 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
 
 from jidoka import search_attributes as sa
-from jidoka.outcomes import HaltCategory, HaltSource, OperatorDecision, Outcome, Phase
-from jidoka.payloads import DecideRequest, HaltRequest, LineStatus, ResumeRequest, ResumeResult
+from jidoka.outcomes import HaltCategory, HaltSource, Outcome, Phase
+from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
 from tests.support.git import run_git
 from tests.support.linekit import (
     eventually,
     factory,
     line_status,
     make_line,
+    retry_and_resume,
     start_line,
     ticks_later,
     wait_for_phase,
@@ -167,13 +168,17 @@ async def test_an_invalid_edit_keeps_the_last_good_config(client: Client, tmp_pa
         await wait_for_phase(issue, Phase.RUNNING_AGENT, what="C-1 running")
         good = kit.workflow_md.read_text()
         kit.workflow_md.write_text(good.replace("  done_state: Done\n", ""))
-        kit.add_issue("C-2", "ship")
         await handle.signal(LineWorkflow.refresh)
         status = await eventually(
             lambda: line_status(handle),
             lambda s: s.config_error is not None,
             what="config error shown",
         )
+        # A new issue while the file is bad (after a tick that read it, so no tick in flight
+        # still holds the good config).
+        kit.add_issue("C-2", "ship")
+        await handle.signal(LineWorkflow.refresh)
+        await ticks_later(handle, 2)
         assert "tracker.done_state" in (status.config_error or "")
         described = await handle.describe()
         assert described.typed_search_attributes.get(sa.CONFIG_INVALID) is True
@@ -187,16 +192,7 @@ async def test_an_invalid_edit_keeps_the_last_good_config(client: Client, tmp_pa
         assert [h.category for h in status.open_halts] == [HaltCategory.WORKFLOW_CHANGED]
         assert kit.state_of("C-1") == "In Progress" and kit.state_of("C-2") == "Todo"
         kit.workflow_md.write_text(good)
-        await issue.execute_update(
-            IssueWorkflow.decide,
-            DecideRequest(
-                decision=OperatorDecision.RETRY, root_cause="a bad edit, reverted", operator="ops"
-            ),
-        )
-        await handle.execute_update(
-            LineWorkflow.resume_update,
-            ResumeRequest(root_cause="a bad edit, reverted", operator="ops"),
-        )
+        await retry_and_resume(issue, handle, "a bad edit, reverted")
         await eventually(
             lambda: line_status(handle),
             lambda s: len(s.finished) == 2,
