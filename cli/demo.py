@@ -14,6 +14,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from cli.errors import CliError, SubParsers
@@ -25,7 +26,7 @@ DEFAULT_ROOT_CAUSE = (
 
 
 def repository_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[1]
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -79,7 +80,9 @@ def prepare(target: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     target = Path(args.dir) if args.dir else Path.cwd() / ".jidoka" / "demo"
     workflow = prepare(target.resolve())
-    print(f"jidoka demo: a fresh line in {workflow.parent}")
+    # Under --json, stdout is the summary document alone: what a person reads goes to stderr.
+    say = sys.stderr if args.json else sys.stdout
+    print(f"jidoka demo: a fresh line in {workflow.parent}", file=say)
     run_args = argparse.Namespace(
         workflow=str(workflow),
         until_idle=True,
@@ -96,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "\nThe line's histories stay in "
         f"{workflow.parent / '.jidoka' / 'temporal.db'}. To explore them later:\n"
         f"  jidoka run {workflow}            # the Web UI and a worker again (the line resumes)\n"
-        f"  jidoka why DEMO-2 --line demo    # from another terminal while it runs"
+        f"  jidoka why DEMO-2 --line demo    # from another terminal while it runs",
+        file=say,
     )
     return code
