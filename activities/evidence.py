@@ -26,7 +26,16 @@ from activities.git.hygiene import restore_workspace_config
 from activities.git.sealed import SealedRepo
 from activities.heartbeats import heartbeating
 from activities.host_state import sealed_repository
-from jidoka.models import Evidence, GitEvidence, Verdict, VerdictReading, WorkspaceInfo
+from jidoka.models import (
+    PROTECTED_LIMIT,
+    Evidence,
+    GitEvidence,
+    PathChange,
+    Verdict,
+    VerdictReading,
+    WorkspaceInfo,
+)
+from jidoka.paths import first_match
 from jidoka.payloads import EvidenceInput
 
 MAX_VERDICT_BYTES = 64 * 1024
@@ -103,7 +112,22 @@ def parse_verdict(raw: bytes) -> VerdictReading:
     return VerdictReading(present=True, verdict=verdict)
 
 
-def git_evidence(workspace: WorkspaceInfo) -> GitEvidence:
+def protected_changes(
+    sealed: SealedRepo, base: str, head: str, globs: list[str]
+) -> list[PathChange]:
+    """The net diff's paths that ``judge.protected_paths`` protects, with their content at
+    the head: a mode change or a deletion counts as much as an edit."""
+    if not globs or base == head:
+        return []
+    found: list[PathChange] = []
+    for path, blob in sealed.changed_paths(base, head):
+        glob = first_match(path, globs)
+        if glob is not None:
+            found.append(PathChange(path=path, glob=glob, blob=blob))
+    return found
+
+
+def git_evidence(workspace: WorkspaceInfo, protected_globs: list[str] | None = None) -> GitEvidence:
     """The work branch's facts, read in the sealed repository at a pinned head: what the agent
     does to its own repository (replace objects, grafts, hooks, a ref moved later) changes
     nothing here. Only what is uncommitted, and which branch is checked out, comes from the
@@ -114,6 +138,7 @@ def git_evidence(workspace: WorkspaceInfo) -> GitEvidence:
     sealed.ensure()
     head = sealed.seal_workspace(path, workspace.branch) or workspace.base_sha
     uncommitted = gitops.uncommitted_paths(path)
+    protected = protected_changes(sealed, workspace.base_sha, head, protected_globs or [])
     return GitEvidence(
         base_sha=workspace.base_sha,
         head_sha=head,
@@ -123,6 +148,8 @@ def git_evidence(workspace: WorkspaceInfo) -> GitEvidence:
         uncommitted_paths=uncommitted[:MAX_LISTED_PATHS],
         uncommitted_count=len(uncommitted),
         on_branch=gitops.current_branch(path) == workspace.branch,
+        protected=protected[:PROTECTED_LIMIT],
+        protected_count=len(protected),
     )
 
 
@@ -142,7 +169,7 @@ def gather(input: EvidenceInput) -> Evidence:
     workspace = input.workspace
     return Evidence(
         verdict=read_verdict(workspace.path),
-        git=git_evidence(workspace),
+        git=git_evidence(workspace, input.protected_paths),
         workflow_changed=workflow_changed(input),
     )
 

@@ -134,7 +134,8 @@ def locate(workflow: LoadedWorkflow, identifier: str) -> tuple[str, str, str]:
 @activity.defn(name="prepare_workspace")
 async def prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
     """Create (clone) or reuse the issue's workspace on the work branch; run ``after_create``
-    once; archive a stale verdict so that only this attempt's verdict can count."""
+    once; archive a stale verdict so that only this attempt's verdict can count (unless the
+    attempt judges an earlier run again, whose verdict it is)."""
     async with heartbeating():
         return await _prepare_workspace(input)
 
@@ -188,7 +189,8 @@ async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
     )
     if not _created_marker(path).exists():
         await _after_create(workflow, info, input)
-    await asyncio.to_thread(_archive_stale_verdict, path)
+    if not input.rejudge:
+        await asyncio.to_thread(_archive_stale_verdict, path)
     return info
 
 

@@ -56,10 +56,18 @@ def add_parser(subparsers: SubParsers) -> None:
     answer.add_argument("--operator")
     answer.set_defaults(handler=run_answer)
 
-    decide = actions.add_parser("decide", help="retry or abandon a halted issue")
+    decide = actions.add_parser(
+        "decide",
+        help="retry, abandon or (after a judge stop) accept a halted issue",
+        description="retry: run the agent again (with --note: what it should do differently). "
+        "abandon: keep the work on a branch and stop. accept: only after a protected_paths or "
+        "tests_weakened stop, consent to the change of the judge; the same work is judged "
+        "again and may ship, your root cause recorded.",
+    )
     target(decide)
     decide.add_argument("decision", choices=[d.value for d in OperatorDecision])
     decide.add_argument("--root-cause", required=True)
+    decide.add_argument("--note", help="retry: a note for the agent's next prompt")
     decide.add_argument("--operator")
     decide.set_defaults(handler=run_decide)
 
@@ -109,7 +117,10 @@ def run_halt(args: argparse.Namespace) -> int:
 async def _decide(args: argparse.Namespace, decision: OperatorDecision) -> int:
     handle = await _handle(args)
     request = DecideRequest(
-        decision=decision, root_cause=args.root_cause, operator=operator_name(args.operator)
+        decision=decision,
+        root_cause=args.root_cause,
+        operator=operator_name(args.operator),
+        note=getattr(args, "note", None),
     )
     try:
         result = await execute_update(handle, "decide", request, DecideResult)

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from jidoka import ratchet
 from jidoka.models import (
     AgentRunResult,
     Decision,
@@ -135,6 +136,26 @@ def _hook_line(hook: HookResult) -> str:
     return f"{hook.name}: {state}" + (f" — {tail[0][:160]}" if tail and not hook.ok else "")
 
 
+def _judge_lines(evidence: Evidence) -> list[str]:
+    """The protected paths an attempt changed and what the ratchet found, one line each."""
+    lines = [
+        f"  protected path changed: {change.path} ({change.glob})"
+        for change in evidence.git.protected
+    ]
+    more = evidence.git.protected_count - len(evidence.git.protected)
+    if more > 0:
+        lines.append(f"  protected paths changed: {more} more")
+    return lines
+
+
+def _tests_lines(hook: HookResult) -> list[str]:
+    if hook.tests is None:
+        return []
+    return [f"  tests: {ratchet.summary(hook.tests)}"] + [
+        f"  test ratchet: {finding}" for finding in ratchet.findings(hook.tests)
+    ]
+
+
 def tell(story: Story) -> str:
     """The chain, in plain words."""
     lines: list[str] = []
@@ -159,9 +180,11 @@ def tell(story: Story) -> str:
             ):
                 if hook.ran:
                     lines.append(f"  {hook_input.hook.value} hook: " + _hook_line(hook))
+                    lines += _tests_lines(hook)
             case ActivityRecord(name="collect_evidence", result=Evidence() as evidence):
                 last_evidence = evidence
                 lines.append("  " + _evidence_line(evidence))
+                lines += _judge_lines(evidence)
             case ActivityRecord(
                 name="tracker_transition",
                 input=TransitionInput() as move,
@@ -196,6 +219,7 @@ def tell(story: Story) -> str:
             case MessageRecord(name="decide", payload=DecideRequest() as decide):
                 lines.append(
                     f"Operator {decide.operator} decided {decide.decision.value}: {decide.root_cause}"
+                    + (f" (note for the agent: {decide.note[:200]})" if decide.note else "")
                 )
             case MessageRecord(name="answer", payload=AnswerRequest() as answer):
                 lines.append(
@@ -238,6 +262,16 @@ def conclusion(story: Story, last: DecisionRecord | None, evidence: Evidence | N
     match decision.kind:
         case DecisionKind.SHIP:
             why = f"Why shipped? Because {because}."
+        case DecisionKind.HALT if last.outcome in (
+            Outcome.PROTECTED_PATHS,
+            Outcome.TESTS_WEAKENED,
+        ):
+            category = decision.halt_category.value if decision.halt_category else "halt"
+            why = (
+                f"Why halted ({category})? Because attempt {last.attempt} would weaken its judge. "
+                "It waits for an operator to accept the change (with a root cause), send it "
+                "back to the agent (retry, with a note) or abandon it."
+            )
         case DecisionKind.HALT:
             category = decision.halt_category.value if decision.halt_category else "halt"
             why = (
@@ -255,4 +289,11 @@ def conclusion(story: Story, last: DecisionRecord | None, evidence: Evidence | N
             why = f"Why stopped? Because {because}."
     if phase is Phase.ABANDONED:
         why = "Why abandoned? An operator decided so after: " + because + "."
-    return [why, f"Rule: {decision.rule}"]
+    return [why, *_stop_lines(last), f"Rule: {decision.rule}"]
+
+
+def _stop_lines(last: DecisionRecord) -> list[str]:
+    """A judge stop, explained one finding per line."""
+    if last.outcome not in (Outcome.PROTECTED_PATHS, Outcome.TESTS_WEAKENED):
+        return []
+    return [f"  {line}" for line in last.decision.reason.splitlines() if line.startswith("- ")]

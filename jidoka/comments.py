@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from jidoka.models import HaltRecord, ShipEvidence
+import re
+
+from jidoka import ratchet
+from jidoka.models import HaltRecord, ShipEvidence, TestComparison, TestSample
+from jidoka.outcomes import HaltCategory
 
 MAX_SUMMARY = 2000
 
@@ -24,6 +28,43 @@ def quoted(text: str, limit: int = MAX_SUMMARY) -> str:
     return "> " + clean.replace("\n", "\n> ")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def name(text: str, limit: int = 300) -> str:
+    """A name the agent controls (a path, a test id) as one inert code span."""
+    clean = _CONTROL.sub("?", _clip(text, limit)).replace("`", "'").replace("**", "*\u200b*")
+    return f"`{neutral(clean)}`"
+
+
+def _plain(text: str) -> str:
+    """Words that mix names the agent controls with a person's: one inert line."""
+    return neutral(_CONTROL.sub("?", _clip(text, 600))).replace("`", "'").replace("**", "\\*\\*")
+
+
+def _sample_line(what: str, sample: TestSample) -> str | None:
+    if not sample.count:
+        return None
+    listed = ", ".join(name(test_id, 200) for test_id in sample.ids[:10])
+    more = sample.count - min(len(sample.ids), 10)
+    return f"  - {what} ({sample.count}): {listed}" + (f" and {more} more" if more else "")
+
+
+def tests_lines(tests: TestComparison) -> list[str]:
+    """What happened to the tests, as the ship comment and the pull request show it."""
+    lines = [f"- tests: {neutral(ratchet.summary(tests))}"]
+    for what, sample in (
+        ("added", tests.added),
+        ("removed", tests.removed),
+        ("newly skipped", tests.newly_skipped),
+        ("newly passing", tests.newly_passing),
+    ):
+        line = _sample_line(what, sample)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
 def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | None) -> str:
     lines = [
         f"**Jidoka: shipped** → {done_state}",
@@ -41,6 +82,11 @@ def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | 
         ),
         f"- tokens: {evidence.tokens_total:,}",
     ]
+    if evidence.tests is not None:
+        lines += tests_lines(evidence.tests)
+    if evidence.protected:
+        lines.append("- protected paths changed, with consent:")
+        lines += [f"  - {_plain(entry)}" for entry in evidence.protected]
     if evidence.pull_request_url:
         lines.append(f"- pull request: {evidence.pull_request_url}")
     if evidence.summary:
@@ -73,13 +119,19 @@ def answer_comment(answer: str, operator: str) -> str:
 
 
 def halt_comment(halt: HaltRecord, workflow_id: str) -> str:
+    judge_stop = halt.category in (HaltCategory.PROTECTED_PATHS, HaltCategory.TESTS_WEAKENED)
+    choices = (
+        '(or `"abandon"`; `"accept"` consents to this change of the judge and judges the same '
+        'work again; a `"retry"` sends it back to the agent with your `"note"`).'
+        if judge_stop
+        else '(or `"abandon"`).'
+    )
     return (
         f"**Jidoka: halted** ({halt.category.value}, by {halt.source.value}):\n\n"
         f"{quoted(halt.reason, 1000)}\n\n"
         "Nothing more happens on this issue until an operator decides:\n"
         f"`temporal workflow update execute --workflow-id {workflow_id} --name decide "
-        '--input \'{"decision": "retry", "root_cause": "...", "operator": "you"}\'` '
-        '(or `"abandon"`).'
+        '--input \'{"decision": "retry", "root_cause": "...", "operator": "you"}\'` ' + choices
     )
 
 

@@ -15,7 +15,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from jidoka.outcomes import AgentKind, TrackerKind
 
@@ -264,6 +271,33 @@ class SandboxConfig(Section):
         return {"mode": value} if isinstance(value, str) else value
 
 
+class JudgeConfig(Section):
+    """What keeps the agent from weakening its own judge (docs/judge.md)."""
+
+    protected_paths: list[NonEmpty] = Field(default_factory=list[str])
+    """Globs of paths the agent may not change without a person's consent (``tests/**``,
+    ``.github/workflows/**``, ``pyproject.toml``). ``*`` stays within a folder, ``**`` crosses
+    folders, and a glob without a ``/`` matches that name in any folder."""
+    test_report: NonEmpty | None = None
+    """A JUnit XML report ``verify`` writes, relative to the checkout it runs in (also given to
+    it as ``$JIDOKA_TEST_REPORT``). The head's report is compared with the base's."""
+    allow_label_prefix: NonEmpty = "allow:"
+    """An issue labelled ``allow:<glob>`` may change the protected paths that glob matches."""
+
+    @field_validator("test_report")
+    @classmethod
+    def _inside_the_checkout(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith("/") or ".." in parts or parts[0] in ("~", ".git"):
+            raise ValueError(
+                "must be a path inside the checkout verify runs in, relative to it "
+                "(e.g. reports/junit.xml)"
+            )
+        return value
+
+
 class WorkflowConfig(Section):
     """The whole front matter. Key names are a contract: add keys, never rename."""
 
@@ -282,6 +316,7 @@ class WorkflowConfig(Section):
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
     # -- derived views used by policy -------------------------------------------------------
 

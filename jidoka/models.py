@@ -24,6 +24,7 @@ from jidoka.outcomes import (
     HaltSource,
     Outcome,
     Phase,
+    TestStatus,
 )
 
 
@@ -176,6 +177,49 @@ class DiffStat(Model):
         return self.files_changed == 0
 
 
+class TestSample(Model):
+    """Some test ids of one kind, and how many there are in all."""
+
+    __test__ = False
+
+    count: int = 0
+    ids: list[str] = Field(default_factory=list[str])
+    """At most ``TEST_SAMPLE_LIMIT`` of them, sorted."""
+
+
+TEST_SAMPLE_LIMIT = 20
+
+
+class TestComparison(Model):
+    """The head's test report against the base's (``judge.test_report``): counts and samples,
+    never whole reports."""
+
+    __test__ = False
+
+    base_sha: str
+    head_sha: str
+    base_problem: str | None = None
+    """Why the base's report could not be read (then nothing is compared)."""
+    head_problem: str | None = None
+    """Why the head's report could not be read: a judge that cannot be read is a weaker one."""
+    base_total: int = 0
+    head_total: int = 0
+    head_counts: dict[TestStatus, int] = Field(default_factory=dict[TestStatus, int])
+    added: TestSample = Field(default_factory=TestSample)
+    removed: TestSample = Field(default_factory=TestSample)
+    newly_skipped: TestSample = Field(default_factory=TestSample)
+    """Present on both, not skipped on the base, skipped at the head."""
+    newly_passing: TestSample = Field(default_factory=TestSample)
+    """Failed on the base, passes at the head."""
+    failing_removed: TestSample = Field(default_factory=TestSample)
+    """Failed on the base, gone at the head: the failing test was deleted, not fixed."""
+    head_failed: TestSample = Field(default_factory=TestSample)
+
+    @property
+    def compared(self) -> bool:
+        return self.base_problem is None and self.head_problem is None
+
+
 class HookResult(Model):
     name: str
     ran: bool
@@ -187,6 +231,23 @@ class HookResult(Model):
     """Last lines of combined output, truncated and scrubbed of known secrets."""
     sha: str | None = None
     """The commit it ran on, when it ran in a checkout of a pinned head (``verify``)."""
+    tests: TestComparison | None = None
+    """``verify`` with ``judge.test_report``: the head's tests against the base's."""
+
+
+class PathChange(Model):
+    """A protected path the net diff changes."""
+
+    path: str
+    glob: str
+    """The ``judge.protected_paths`` glob it matches."""
+    blob: str
+    """Its content at the head (a git object id), ``""`` when the head deletes it: a consent
+    covers exactly this content."""
+
+
+PROTECTED_LIMIT = 100
+"""Protected paths listed per attempt (the count says how many in all)."""
 
 
 class GitEvidence(Model):
@@ -202,6 +263,10 @@ class GitEvidence(Model):
     uncommitted_count: int = 0
     on_branch: bool = True
     """False when the workspace's HEAD is not the work branch."""
+    protected: list[PathChange] = Field(default_factory=list[PathChange])
+    """Protected paths (``judge.protected_paths``) the net diff changes, at most
+    ``PROTECTED_LIMIT``."""
+    protected_count: int = 0
 
 
 class Evidence(Model):
@@ -212,6 +277,33 @@ class Evidence(Model):
     verify: HookResult | None = None
     workflow_changed: bool = False
     """WORKFLOW.md changed while the attempt ran."""
+
+
+class JudgeFindings(Model):
+    """What would weaken the judge, not yet consented to: changed protected paths (not allowed
+    by the issue's ``allow:`` labels nor accepted by a person) and test-ratchet findings."""
+
+    protected: list[PathChange] = Field(default_factory=list[PathChange])
+    protected_more: int = 0
+    """Protected paths changed beyond those listed."""
+    tests: list[str] = Field(default_factory=list[str])
+    """One line each: fewer tests, a test newly skipped, a failing test removed, ..."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.protected and not self.protected_more and not self.tests
+
+
+class Consent(Model):
+    """A person's yes to a change of the judge (``decide`` accept), kept for ``jidoka why``."""
+
+    at: datetime
+    operator: str
+    root_cause: str
+    attempt: int
+    head_sha: str
+    paths: list[PathChange] = Field(default_factory=list[PathChange])
+    tests: list[str] = Field(default_factory=list[str])
 
 
 class ShipEvidence(Model):
@@ -232,6 +324,9 @@ class ShipEvidence(Model):
     summary: str = ""
     pushed_to: str | None = None
     pull_request_url: str | None = None
+    protected: list[str] = Field(default_factory=list[str])
+    """Protected paths the shipped diff changes, each with who allowed it."""
+    tests: TestComparison | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,6 +484,16 @@ class PendingEvaluation(Model):
     agent: AgentRunResult
 
 
+class HeldWork(Model):
+    """An attempt that would weaken the judge, held for a person: ``decide`` accept re-judges
+    it with their consent; retry sends it back to the agent."""
+
+    attempt: int
+    agent: AgentRunResult
+    head_sha: str
+    findings: JudgeFindings
+
+
 class IssueState(Model):
     """Everything the issue workflow must not forget; carried across continue-as-new."""
 
@@ -418,6 +523,8 @@ class IssueState(Model):
     preserved_branch: str | None = None
     retry_at: datetime | None = None
     """When backing off: the time of the next attempt."""
+    held: HeldWork | None = None
+    consents: list[Consent] = Field(default_factory=list[Consent])
 
 
 class RunningEntry(Model):

@@ -47,6 +47,11 @@ class Outcome(StrEnum):
     """One of Jidoka's own activities failed in a way no other outcome describes."""
     WORKFLOW_CHANGED = "workflow_changed"
     """WORKFLOW.md changed while the attempt ran: work judged by moved judges does not ship."""
+    PROTECTED_PATHS = "protected_paths"
+    """The net diff changes ``judge.protected_paths`` nobody consented to: held for a person."""
+    TESTS_WEAKENED = "tests_weakened"
+    """``verify`` passed but its report shows a weaker judge than the base's (fewer tests,
+    tests newly skipped, a failing test removed): held for a person."""
     CANCELLED = "cancelled"
 
 
@@ -95,6 +100,10 @@ class HaltCategory(StrEnum):
     """WORKFLOW.md changed during an attempt that would otherwise have shipped."""
     DONE_WITHOUT_SHIP = "done_without_ship"
     """The tracker shows an issue done that Jidoka did not ship, while it was being worked on."""
+    PROTECTED_PATHS = "protected_paths"
+    """The work changes paths the agent may not change without a person's consent."""
+    TESTS_WEAKENED = "tests_weakened"
+    """The test ratchet: the work passes by weakening the tests."""
     OTHER = "other"
 
 
@@ -166,7 +175,11 @@ class OperatorDecision(StrEnum):
     """What an operator may decide for a halted issue (the ``decide`` update)."""
 
     RETRY = "retry"
+    """Run the agent again (after a judge stop: the work is sent back, with the note)."""
     ABANDON = "abandon"
+    ACCEPT = "accept"
+    """After a ``protected_paths`` or ``tests_weakened`` stop only: a person consents to the
+    change of the judge; the same work is judged again and may ship."""
 
 
 class AgentStop(StrEnum):
@@ -210,3 +223,14 @@ class HookName(StrEnum):
     AFTER_RUN = "after_run"
     BEFORE_REMOVE = "before_remove"
     VERIFY = "verify"
+
+
+class TestStatus(StrEnum):
+    """One test's result in a machine-readable report (JUnit XML)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    PASSED = "passed"
+    FAILED = "failed"
+    """A failure or an error."""
+    SKIPPED = "skipped"

@@ -10,6 +10,7 @@ halt record, the state a workflow carries across continue-as-new) lives in
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
@@ -61,6 +62,8 @@ class PrepareWorkspaceInput(Model):
     base_sha: str | None = None
     """The base recorded by an earlier attempt; None on the first one."""
     attempt: int
+    rejudge: bool = False
+    """The agent does not run: an earlier attempt is judged again (its verdict is kept)."""
 
 
 class HookInput(Model):
@@ -78,6 +81,8 @@ class EvidenceInput(Model):
     workflow_path: str = ""
     workflow_digest: str = ""
     """The digest of WORKFLOW.md when the attempt started (a change during it cannot ship)."""
+    protected_paths: list[str] = Field(default_factory=list[str])
+    """``judge.protected_paths`` of that WORKFLOW.md."""
 
 
 class PreserveInput(Model):
@@ -446,6 +451,8 @@ class DecideRequest(Model):
     decision: OperatorDecision
     root_cause: str
     operator: str
+    note: Annotated[str, Field(max_length=4000)] | None = None
+    """For a retry: what the agent should do differently, put into its next prompt."""
 
 
 class AnswerRequest(Model):

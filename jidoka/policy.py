@@ -22,6 +22,7 @@ from jidoka.models import (
     HookResult,
     Issue,
     IssueCounters,
+    JudgeFindings,
     ShipEvidence,
     VerdictReading,
 )
@@ -86,17 +87,24 @@ def git_gate(git: GitEvidence) -> Outcome | None:
     return None
 
 
-def needs_verify(evidence: Evidence, config: WorkflowConfig) -> bool:
-    """Run ``hooks.verify`` only for a ship claim that passed the git gate."""
+def needs_verify(
+    evidence: Evidence, config: WorkflowConfig, judge: JudgeFindings | None = None
+) -> bool:
+    """Run ``hooks.verify`` only for a ship claim that passed the git gate and changed no
+    protected path without consent."""
     return (
         config.hooks.verify is not None
         and claims_ship(evidence.verdict, config)
         and git_gate(evidence.git) is None
+        and not (judge is not None and (judge.protected or judge.protected_more))
     )
 
 
-def evaluate_verdict(evidence: Evidence, config: WorkflowConfig) -> Outcome:
-    """Outcome of an attempt whose agent ended well enough for its verdict to be read."""
+def evaluate_verdict(
+    evidence: Evidence, config: WorkflowConfig, judge: JudgeFindings | None = None
+) -> Outcome:
+    """Outcome of an attempt whose agent ended well enough for its verdict to be read.
+    ``judge``: what in it weakens the judge without consent (:func:`jidoka.judge.findings`)."""
     reading = evidence.verdict
     if not reading.present:
         return Outcome.VERDICT_MISSING
@@ -116,11 +124,15 @@ def evaluate_verdict(evidence: Evidence, config: WorkflowConfig) -> Outcome:
     gate = git_gate(evidence.git)
     if gate is not None:
         return gate
+    if judge is not None and (judge.protected or judge.protected_more):
+        return Outcome.PROTECTED_PATHS
     outcome = (
         Outcome.SHIPPED
         if config.hooks.verify is None
         else _verify_outcome(evidence.verify, evidence.git.head_sha)
     )
+    if outcome is Outcome.SHIPPED and judge is not None and judge.tests:
+        return Outcome.TESTS_WEAKENED
     if outcome is Outcome.SHIPPED and evidence.workflow_changed:
         return Outcome.WORKFLOW_CHANGED
     return outcome
@@ -136,7 +148,10 @@ def _verify_outcome(verify: HookResult | None, head_sha: str) -> Outcome:
 
 
 def classify_attempt(
-    agent: AgentRunResult, evidence: Evidence | None, config: WorkflowConfig
+    agent: AgentRunResult,
+    evidence: Evidence | None,
+    config: WorkflowConfig,
+    judge: JudgeFindings | None = None,
 ) -> Outcome:
     """One attempt's outcome from the supervisor's report and the gathered evidence.
 
@@ -161,19 +176,19 @@ def classify_attempt(
             return Outcome.RATE_LIMITED
         case AgentStop.EXITED:
             if evidence is not None and verdict_present:
-                return evaluate_verdict(evidence, config)
+                return evaluate_verdict(evidence, config, judge)
             return Outcome.VERDICT_MISSING if agent.exit_code == 0 else Outcome.AGENT_FAILED
         case AgentStop.FAILED:
             if evidence is not None and verdict_present:
-                return evaluate_verdict(evidence, config)
+                return evaluate_verdict(evidence, config, judge)
             return Outcome.AGENT_FAILED
         case AgentStop.TURN_LIMIT:
             if evidence is not None and verdict_present:
-                return evaluate_verdict(evidence, config)
+                return evaluate_verdict(evidence, config, judge)
             return Outcome.TURN_LIMIT
         case AgentStop.PROGRESS_STALL | AgentStop.SILENCE_STALL | AgentStop.WALL_CLOCK:
             if evidence is not None and verdict_present:
-                return evaluate_verdict(evidence, config)
+                return evaluate_verdict(evidence, config, judge)
             return Outcome.AGENT_STALLED
         case _:
             assert_never(agent.stop)
@@ -205,6 +220,19 @@ BUDGET_RULES: dict[AgentStop, str] = {
     AgentStop.FIRST_COMMIT_BUDGET: "budgets.max_tokens_before_first_commit",
     AgentStop.ISSUE_WALL_TIME: "budgets.max_wall_time",
 }
+
+
+JUDGE_STOPS: dict[Outcome, tuple[HaltCategory, str]] = {
+    Outcome.PROTECTED_PATHS: (
+        HaltCategory.PROTECTED_PATHS,
+        "judge.protected_paths (docs/judge.md#protected-paths)",
+    ),
+    Outcome.TESTS_WEAKENED: (
+        HaltCategory.TESTS_WEAKENED,
+        "judge.test_report (docs/judge.md#the-test-ratchet)",
+    ),
+}
+"""The outcomes that hold work for a person's consent (``decide`` accept), and their halt."""
 
 
 def _with_detail(reason: str, detail: str) -> str:
@@ -314,6 +342,9 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 "before this work can ship",
                 "judges do not move (docs/trust-boundary.md#judges-that-do-not-move)",
             )
+        case Outcome.PROTECTED_PATHS | Outcome.TESTS_WEAKENED:
+            category, rule = JUDGE_STOPS[outcome]
+            return _halt(category, _with_detail("held for a person", ctx.detail), rule)
         case Outcome.ORCHESTRATOR_ERROR:
             return _halt(
                 HaltCategory.ORCHESTRATOR_ERROR,
@@ -498,6 +529,8 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.SLOT_TIMEOUT
             | Outcome.ORCHESTRATOR_ERROR
             | Outcome.WORKFLOW_CHANGED
+            | Outcome.PROTECTED_PATHS
+            | Outcome.TESTS_WEAKENED
             | Outcome.CANCELLED
         ):
             return counters
@@ -563,6 +596,8 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.SLOT_TIMEOUT
             | Outcome.ORCHESTRATOR_ERROR
             | Outcome.WORKFLOW_CHANGED
+            | Outcome.PROTECTED_PATHS
+            | Outcome.TESTS_WEAKENED
             | Outcome.CANCELLED
         ):
             return None
@@ -607,8 +642,14 @@ def halt_facts(
     return facts
 
 
-def ship_evidence(evidence: Evidence, config: WorkflowConfig, tokens_total: int) -> ShipEvidence:
-    """The proof a ship carries to the tracker (checked again at the tracker boundary)."""
+def ship_evidence(
+    evidence: Evidence,
+    config: WorkflowConfig,
+    tokens_total: int,
+    protected: Sequence[str] = (),
+) -> ShipEvidence:
+    """The proof a ship carries to the tracker (checked again at the tracker boundary).
+    ``protected``: the protected paths it changes, each with who allowed it."""
     verdict = evidence.verdict.verdict
     return ShipEvidence(
         outcome=Outcome.SHIPPED,
@@ -623,6 +664,8 @@ def ship_evidence(evidence: Evidence, config: WorkflowConfig, tokens_total: int)
         verified_sha=evidence.verify.sha if evidence.verify is not None else None,
         tokens_total=tokens_total,
         summary=verdict.summary if verdict else "",
+        protected=list(protected),
+        tests=evidence.verify.tests if evidence.verify is not None else None,
     )
 
 
@@ -648,6 +691,8 @@ def ship_evidence_problems(evidence: ShipEvidence | None, config: WorkflowConfig
         problems.append("hooks.verify did not pass")
     if config.hooks.verify is not None and evidence.verified_sha != evidence.head_sha:
         problems.append("hooks.verify did not run on the shipped commit")
+    if config.hooks.verify is not None and config.judge.test_report and evidence.tests is None:
+        problems.append("no test report comparison (judge.test_report)")
     return problems
 
 

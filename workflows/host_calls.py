@@ -112,7 +112,14 @@ class HostCalls:
         return claim.host_queue
 
     async def prepare(
-        self, loaded: LoadedWorkflow, issue: Issue, base_sha: str | None, number: int, queue: str
+        self,
+        loaded: LoadedWorkflow,
+        issue: Issue,
+        base_sha: str | None,
+        number: int,
+        queue: str,
+        *,
+        rejudge: bool = False,
     ) -> WorkspaceInfo:
         """Raises :class:`HostLost` when nobody on ``queue`` picked it up, else
         :class:`AttemptEnded` for a workspace that could not be prepared."""
@@ -121,7 +128,7 @@ class HostCalls:
             return await workflow.execute_activity(
                 prepare_workspace,
                 PrepareWorkspaceInput(
-                    workflow=loaded, issue=issue, base_sha=base_sha, attempt=number
+                    workflow=loaded, issue=issue, base_sha=base_sha, attempt=number, rejudge=rejudge
                 ),
                 start_to_close_timeout=timedelta(seconds=config.hooks.timeout_s + 600),
                 retry_policy=QUICK_RETRY,
@@ -158,7 +165,7 @@ class HostCalls:
         handle = workflow.start_activity(
             run_hook,
             hook_input,
-            start_to_close_timeout=timedelta(seconds=hook_timeout_s(loaded, hook) + 120),
+            start_to_close_timeout=timedelta(seconds=_hook_activity_s(loaded, hook)),
             retry_policy=NO_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"hook {hook.value}",
@@ -219,7 +226,10 @@ class HostCalls:
             return await workflow.execute_activity(
                 collect_evidence,
                 EvidenceInput(
-                    workspace=workspace, workflow_path=loaded.path, workflow_digest=loaded.digest
+                    workspace=workspace,
+                    workflow_path=loaded.path,
+                    workflow_digest=loaded.digest,
+                    protected_paths=loaded.config.judge.protected_paths,
                 ),
                 start_to_close_timeout=timedelta(seconds=300),
                 retry_policy=QUICK_RETRY,
@@ -344,3 +354,10 @@ def _prepare_failure(error: ActivityError) -> tuple[Outcome, str]:
     if kind == ErrorType.CONFIG_INVALID:
         return Outcome.CONFIG_INVALID, message
     return Outcome.WORKSPACE_FAILED, message
+
+
+def _hook_activity_s(loaded: LoadedWorkflow, hook: HookName) -> int:
+    """The hook's own timeout, plus room to set up and clean up; ``verify`` with a test report
+    may also run once on the base (the first time that base is seen on the host)."""
+    runs = 2 if hook is HookName.VERIFY and loaded.config.judge.test_report else 1
+    return hook_timeout_s(loaded, hook) * runs + 120

@@ -20,7 +20,9 @@ Signals:
     ``tracker_state(TrackerStateUpdate)``: the line saw the issue's live state.
     ``agent_started(AgentStarted)``: from the ``run_agent`` activity, once its host had a slot.
 Update:
-    ``decide(DecideRequest) -> DecideResult``: retry or abandon a halted issue.
+    ``decide(DecideRequest) -> DecideResult``: retry (with a note for the agent) or abandon a
+    halted issue; after a ``protected_paths`` or ``tests_weakened`` stop, also accept: the
+    person's consent is recorded and the held work judged again.
 Query:
     ``status() -> IssueStatus``.
 
@@ -53,18 +55,21 @@ from workflows.issue_reports import IssueReports
 from workflows.tracker_calls import ReadFailed, TrackerCalls, TrackerWriteFailed, Unreadable
 
 with workflow.unsafe.imports_passed_through():
-    from jidoka import comments, policy
+    from jidoka import comments, judge, policy
     from jidoka import search_attributes as sa
     from jidoka.config import WorkflowConfig
     from jidoka.models import (
         AgentRunResult,
         AttemptRecord,
+        Consent,
         Decision,
         Evidence,
         HaltRecord,
+        HeldWork,
         HookResult,
         Issue,
         IssueState,
+        JudgeFindings,
         LoadedWorkflow,
         PendingEvaluation,
         ShipEvidence,
@@ -357,7 +362,8 @@ class IssueWorkflow:
                 agent = pending.agent
                 s.pending = None
             evidence = await self._host.collect(loaded, workspace)
-            if policy.needs_verify(evidence, config):
+            findings = self._judge_findings(evidence)
+            if policy.needs_verify(evidence, config, findings):
                 await self._enter(Phase.VERIFYING)
                 verify = await self._hook(
                     HookName.VERIFY, workspace, number, fatal=False, sha=evidence.git.head_sha
@@ -365,8 +371,14 @@ class IssueWorkflow:
                 evidence = evidence.model_copy(update={"verify": verify})
                 if verify is not None and verify.timed_out:
                     s.pending = PendingEvaluation(attempt=number, agent=agent)
-            outcome = policy.classify_attempt(agent, evidence, config)
+                findings = self._judge_findings(evidence)
+            outcome = policy.classify_attempt(agent, evidence, config, findings)
             detail = agent.detail
+            if outcome in (Outcome.PROTECTED_PATHS, Outcome.TESTS_WEAKENED):
+                s.held = HeldWork(
+                    attempt=number, agent=agent, head_sha=evidence.git.head_sha, findings=findings
+                )
+                detail = judge.describe(findings)
         except AttemptEnded as ended:
             outcome, detail = ended.outcome, ended.detail
             if ended.hook is not None:
@@ -378,6 +390,9 @@ class IssueWorkflow:
         self._finish_attempt(record, agent, evidence, outcome, detail)
         await self._decide_and_act(record, outcome, agent, evidence)
 
+    def _judge_findings(self, evidence: Evidence) -> JudgeFindings:
+        return judge.findings(evidence, self._config, self._s.issue, self._s.consents)
+
     async def _prepare(self, loaded: LoadedWorkflow, issue: Issue, number: int) -> WorkspaceInfo:
         """Prepare on the issue's host; if that host does not pick it up, on another one (from
         the pushed branch when there is one)."""
@@ -387,7 +402,7 @@ class IssueWorkflow:
                 s.host_queue = await self._host.claim_host()
             try:
                 workspace = await self._host.prepare(
-                    loaded, issue, s.base_sha, number, s.host_queue
+                    loaded, issue, s.base_sha, number, s.host_queue, rejudge=s.pending is not None
                 )
             except HostLost:
                 workflow.logger.warning("host %s did not pick up the workspace", s.host_queue)
@@ -603,7 +618,12 @@ class IssueWorkflow:
         config = loaded.config
         # Told up front, so the line never reads our own move to done as a person's edit.
         await self._enter(Phase.SHIPPING, moving_to=config.tracker.done_state)
-        ship = policy.ship_evidence(evidence, config, s.counters.tokens.total_tokens)
+        ship = policy.ship_evidence(
+            evidence,
+            config,
+            s.counters.tokens.total_tokens,
+            protected=judge.shipped_protected(evidence, config, s.issue, s.consents),
+        )
         try:
             if config.workspace.push_on_ship:
                 pushed = await self._host.push(loaded, s.workspace, ship.head_sha)
@@ -806,11 +826,31 @@ class IssueWorkflow:
             )
             s.halt = None
             s.halts = [*s.halts[:-1], resolved] if s.halts else [resolved]
+        held, s.held = s.held, None
         match decision.decision:
             case OperatorDecision.RETRY:
                 s.counters = s.counters.model_copy(
                     update={"failures": 0, "continuations": 0, "infra_failures": 0}
                 )
+                if held is not None:
+                    s.guidance = judge.send_back_guidance(held.findings, decision.note)
+                elif decision.note:
+                    s.guidance = decision.note
+                await self._enter(Phase.QUEUED)
+            case OperatorDecision.ACCEPT:
+                assert held is not None, "the validator accepts only a held judge stop"
+                consent = Consent(
+                    at=workflow.now(),
+                    operator=decision.operator,
+                    root_cause=decision.root_cause,
+                    attempt=held.attempt,
+                    head_sha=held.head_sha,
+                    paths=held.findings.protected,
+                    tests=held.findings.tests,
+                )
+                s.consents = [*s.consents, consent][-MAX_RECORDS:]
+                # Judged again, not run again: the same work, now with the person's consent.
+                s.pending = PendingEvaluation(attempt=held.attempt, agent=held.agent)
                 await self._enter(Phase.QUEUED)
             case OperatorDecision.ABANDON:
                 await self._abandon(f"abandoned by {decision.operator}: {decision.root_cause}")
@@ -984,6 +1024,11 @@ class IssueWorkflow:
             raise ValueError(f"the issue is not halted (phase {self._s.phase.value})")
         if self._operator is not None:
             raise ValueError("a decision is already pending")
+        if request.decision is OperatorDecision.ACCEPT and self._s.held is None:
+            raise ValueError(
+                "accept is for a protected_paths or tests_weakened stop only: nothing is held "
+                "for consent here (retry or abandon)"
+            )
 
     @workflow.query
     def status(self) -> IssueStatus:

@@ -103,6 +103,23 @@ class SealedRepo:
                 deletions += int(removed)
         return DiffStat(files_changed=files, insertions=insertions, deletions=deletions)
 
+    def changed_paths(self, base: str, head: str) -> list[tuple[str, str]]:
+        """Every path the net diff ``base..head`` touches (content, mode, type; a rename is
+        its two paths) with its object id at ``head`` (``""``: deleted there)."""
+        output = self.git(
+            "diff", "--raw", "-z", "--no-abbrev", "--no-renames", "--no-ext-diff",
+            "--no-textconv", base, head,
+        )  # fmt: skip
+        fields = output.split("\0")
+        changes: list[tuple[str, str]] = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.split()
+            if len(parts) < 5 or not path:
+                continue
+            new_blob = parts[3]
+            changes.append((path, "" if set(new_blob) == {"0"} else new_blob))
+        return changes
+
     def checkout(self, sha: str, destination: Path) -> None:
         """A fresh work tree of exactly ``sha`` (its own ``.git``: what runs there cannot
         change this repository's refs)."""

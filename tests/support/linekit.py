@@ -412,3 +412,30 @@ async def retry_and_resume(
     await line.execute_update(
         LineWorkflow.resume_update, ResumeRequest(root_cause=root_cause, operator="ops")
     )
+
+
+def resuming(handle: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[LineStatus]]:
+    """A status probe that resumes the line whenever an issue halted it (every issue halt
+    halts the line), so that the other issues run on; halted issues stay halted."""
+
+    async def probe() -> LineStatus:
+        status = await line_status(handle)
+        if status.halted:
+            await handle.signal(
+                LineWorkflow.resume,
+                ResumeRequest(root_cause="test: these issues halt on purpose", operator="test"),
+            )
+        return status
+
+    return probe
+
+
+def settled(identifiers: Sequence[str]) -> Callable[[LineStatus], bool]:
+    """Every issue shipped, released, abandoned or halted for a person."""
+
+    def check(status: LineStatus) -> bool:
+        done = {f.identifier for f in status.finished}
+        halted = {e.identifier for e in status.running if e.phase is Phase.HALTED}
+        return set(identifiers) <= done | halted
+
+    return check

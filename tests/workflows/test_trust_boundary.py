@@ -9,15 +9,14 @@ verified at that very commit.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from jidoka.outcomes import HaltCategory, Outcome, Phase
-from jidoka.payloads import IssueStatus, LineStatus, ResumeRequest
+from jidoka.payloads import IssueStatus
 from tests.support.agents.lab import AGENTS
 from tests.support.git import run_git
 from tests.support.linekit import (
@@ -27,11 +26,12 @@ from tests.support.linekit import (
     issue_status,
     line_status,
     make_line,
+    resuming,
     retry_and_resume,
+    settled,
     start_line,
     wait_for_phase,
 )
-from workflows.line import LineWorkflow
 
 CANARY_TOKEN = "ghp_CanaryOfTheWorker0123456789abcdef"
 CANARY_PLAIN = "canary-named-like-nothing-secret-4242"
@@ -72,33 +72,6 @@ def hostile_line(tmp_path: Path, **overrides: Any) -> LineKit:
             **overrides,
         },
     )
-
-
-def resuming(handle: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[LineStatus]]:
-    """A status probe that resumes the line whenever an attack halted it (every issue halt
-    halts the line), so that the other attacks run on; halted issues stay halted."""
-
-    async def probe() -> LineStatus:
-        status = await line_status(handle)
-        if status.halted:
-            await handle.signal(
-                LineWorkflow.resume,
-                ResumeRequest(root_cause="test: the attacks halt on purpose", operator="test"),
-            )
-        return status
-
-    return probe
-
-
-def settled(identifiers: list[str]) -> Any:
-    """Every issue shipped, released, abandoned or halted for a person."""
-
-    def check(status: LineStatus) -> bool:
-        done = {f.identifier for f in status.finished}
-        halted = {e.identifier for e in status.running if e.phase is Phase.HALTED}
-        return set(identifiers) <= done | halted
-
-    return check
 
 
 def outcomes(status: IssueStatus) -> list[Outcome | None]:
