@@ -10,6 +10,7 @@ from pathlib import Path
 from activities.sandbox import probe
 from cli.errors import SubParsers
 from jidoka.config import LocalTrackerConfig, SandboxMode
+from jidoka.judge import config_warnings
 from jidoka.models import LoadedWorkflow, Problem
 from jidoka.policy import config_risks
 from jidoka.workflow_file import WorkflowFileError, env_reference_names, load_workflow
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     config = loaded.config
     machine_notes = notes(loaded)
     risks = config_risks(config)
+    warnings = config_warnings(config)
     if args.json:
         print(
             json.dumps(
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                     "problems": [],
                     "notes": machine_notes,
                     "risks": risks,
+                    "warnings": warnings,
                 }
             )
         )
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     for risk in risks:
         print(f"  risk: {risk}")
+    for warning in warnings:
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -94,6 +99,7 @@ def _report_problems(path: str, problems: list[Problem], *, as_json: bool) -> in
                     "problems": [p.model_dump() for p in problems],
                     "notes": [],
                     "risks": [],
+                    "warnings": [],
                 }
             )
         )

@@ -1,4 +1,5 @@
-"""``jidoka server``, ``jidoka worker`` and ``jidoka setup``: the process edges."""
+"""``jidoka server``, ``jidoka worker`` and ``jidoka setup``: the process edges (``jidoka setup
+judge`` lives in :mod:`cli.setup`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from cli import setup as judge_setup
 from cli.common import StopSignals, client_or_fail, temporal_address
 from cli.errors import CliError, SubParsers
 from runtime.devserver import (
@@ -46,11 +48,19 @@ def add_parsers(subparsers: SubParsers) -> None:
 
     setup = subparsers.add_parser(
         "setup",
-        help="register Jidoka's search attributes on a cluster",
-        description="Register JidokaLine, JidokaIssue, JidokaPhase, JidokaOutcome, JidokaHalted, "
-        "JidokaTokens and JidokaConfigInvalid on the namespace (idempotent).",
+        help="register the search attributes on a cluster; 'setup judge': propose a judge",
+        description="Without a subcommand (or with 'search-attributes'): register JidokaLine, "
+        "JidokaIssue, JidokaPhase, JidokaOutcome, JidokaHalted, JidokaTokens and "
+        "JidokaConfigInvalid on the namespace (idempotent). 'setup judge [PATH]': propose "
+        "hooks.verify and the judge: section for a project repository.",
     )
     setup.set_defaults(handler=run_setup)
+    what = setup.add_subparsers(dest="setup_command", metavar="WHAT")
+    attributes = what.add_parser(
+        "search-attributes", help="register Jidoka's search attributes (the default)"
+    )
+    attributes.set_defaults(handler=run_setup)
+    judge_setup.add_parser(what)
 
 
 def run_server(args: argparse.Namespace) -> int:

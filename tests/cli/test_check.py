@@ -75,6 +75,22 @@ def test_check_reports_a_weaker_sandbox_as_a_risk(tmp_path: Path) -> None:
     ]
 
 
+def test_check_warns_while_verify_runs_without_a_judge(tmp_path: Path) -> None:
+    front = base_front_matter("x")  # verify set, no judge: section
+    done = run_check(str(write_workflow(tmp_path, front)))
+    assert done.returncode == 0
+    assert "warning: hooks.verify is set but judge.protected_paths is empty" in done.stdout
+    assert "warning: hooks.verify is set but judge.test_report is not" in done.stdout
+
+    front["judge"] = {"protected_paths": ["test_*.py"], "test_report": "r.xml"}
+    report = json.loads(run_check("--json", str(write_workflow(tmp_path, front))).stdout)
+    assert report["warnings"] == []
+
+    front["judge"] = {"test_report": "../r.xml"}
+    done = run_check(str(write_workflow(tmp_path, front)))
+    assert done.returncode == 1 and "judge.test_report" in done.stdout
+
+
 NASTY_FILES: dict[str, tuple[bytes, str]] = {
     "invalid-date": (
         document(edited("base_branch: main", "base_branch: !!timestamp 2024-13-45")),
