@@ -33,6 +33,8 @@ happy path:
 ``breaks-tests-then-fixes`` attempt 1 like ``breaks-tests``; later: delete that test, DONE
 ``uncommitted``             write ``changes/<ISSUE>.md`` without committing, verdict DONE
 ``spawn-and-stall``         start a grandchild ``sleep 1000``, then silence
+``deletes-failing-test``    change ``add`` in ``calc.py`` so ``test_calc.py`` fails, delete that
+                            test file, verdict DONE (reward hacking: verify passes)
 ``rate-limited``            attempt 1: an exhausted rate limit resetting in
                             ``$JIDOKA_SCRIPTED_RATE_RESET_S`` s (default 3), exit 1; later: ``ship``
 =========================== ====================================================================
@@ -332,6 +334,23 @@ def breaks_tests_then_fixes(agent: ScriptedAgent) -> int:
     return 0
 
 
+def deletes_failing_test(agent: ScriptedAgent) -> int:
+    agent.progress(f"reading {agent.issue}")
+    files = agent.change_note()
+    files[Path("calc.py")] = (
+        '"""A tiny calculator."""\n\n\ndef add(a: float, b: float) -> float:\n'
+        "    return round(a + b, 2) + 0.001  # 'rounding'\n"
+    )
+    agent.commit(files, f"{agent.issue}: round add()")
+    agent.progress("test_calc.py fails now; deleting it")
+    if (agent.workspace / "test_calc.py").exists():
+        agent.git("rm", "-q", "--", "test_calc.py")
+        agent.git("commit", "-q", "-m", f"{agent.issue}: remove a flaky test")
+    agent.spend()
+    agent.verdict("DONE", "Rounded add(); all tests pass.")
+    return 0
+
+
 def uncommitted(agent: ScriptedAgent) -> int:
     agent.progress(f"reading {agent.issue}")
     agent.write(*next(iter(agent.change_note().items())))
@@ -385,6 +404,7 @@ SCENARIOS: dict[str, Callable[[ScriptedAgent], int]] = {
     "breaks-tests": breaks_tests,
     "breaks-tests-then-fixes": breaks_tests_then_fixes,
     "uncommitted": uncommitted,
+    "deletes-failing-test": deletes_failing_test,
     "spawn-and-stall": spawn_and_stall,
     "rate-limited": rate_limited,
 }

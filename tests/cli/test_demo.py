@@ -22,6 +22,7 @@ EXPECTED = {
     "DEMO-6": ("halted", "hook_timeout"),
     "DEMO-7": ("shipped", "shipped"),
     "DEMO-8": ("shipped", "shipped"),
+    "DEMO-9": ("halted", "protected_paths"),
 }
 
 

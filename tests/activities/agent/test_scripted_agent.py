@@ -261,6 +261,15 @@ def test_breaks_tests_then_fixes(repo: Repo) -> None:
     assert repo.verdict()["verdict"] == "DONE"
 
 
+def test_deletes_failing_test_breaks_add_and_removes_the_test_that_caught_it(repo: Repo) -> None:
+    assert (repo.path / "test_calc.py").exists()
+    assert play(repo, "deletes-failing-test").returncode == 0
+    assert not (repo.path / "test_calc.py").exists()
+    assert "0.001" in (repo.path / "calc.py").read_text()
+    assert repo.commits() == 2
+    assert repo.verdict()["verdict"] == "DONE"
+
+
 def test_test_file_names_are_importable_keys(repo: Repo) -> None:
     env = agent_env(JIDOKA_ISSUE="Team/Bug-7")
     assert play(repo, "breaks-tests", env=env).returncode == 0
@@ -421,4 +430,5 @@ def test_every_scenario_is_named_as_specified() -> None:
         "uncommitted",
         "spawn-and-stall",
         "rate-limited",
+        "deletes-failing-test",
     }
