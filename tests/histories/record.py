@@ -35,9 +35,10 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from jidoka.outcomes import HaltCategory, Outcome, Phase
+from jidoka.outcomes import HaltCategory, OperatorDecision, Outcome, Phase
 from jidoka.payloads import (
     AnswerRequest,
+    DecideRequest,
     ResumeRequest,
     ResumeResult,
 )
@@ -147,6 +148,46 @@ async def issue_ask_pause_answer(client: Client, root: Path) -> Recorded:
     return {"issue_ask_pause_answer": history}
 
 
+async def issue_judge_accept(client: Client, root: Path) -> Recorded:
+    """The work changes a protected path: held before verify (protected_paths); an operator
+    accepts it with a root cause; the same run is judged again, verify and the test ratchet
+    (a JUnit report against the base's) pass, and it ships."""
+    kit = make_line(
+        root,
+        {
+            "hooks": {
+                "verify": '"$JIDOKA_PYTHON" -m pytest -q -p no:cacheprovider '
+                '--junitxml="$JIDOKA_TEST_REPORT"'
+            },
+            "judge": {"protected_paths": ["changes/**"], "test_report": "junit.xml"},
+        },
+    )
+    kit.add_issue("REC-6", "ship")
+    async with factory(client) as f:
+        handle = await f.start_issue(kit, "REC-6")
+        status = await wait_for_phase(handle, Phase.HALTED, timeout=TIMEOUT, what="REC-6 held")
+        _expect(
+            status.halt is not None and status.halt.category is HaltCategory.PROTECTED_PATHS,
+            f"REC-6 halt {status.halt}",
+        )
+        await handle.execute_update(
+            IssueWorkflow.decide,
+            DecideRequest(
+                decision=OperatorDecision.ACCEPT,
+                root_cause="change notes are fine to add",
+                operator="ops",
+            ),
+        )
+        result = await asyncio.wait_for(handle.result(), TIMEOUT)
+        history = await handle.fetch_history()
+    _expect(result.phase is Phase.SHIPPED, f"REC-6 ended {result.phase}")
+    _expect(
+        result.ship is not None and result.ship.tests is not None and result.ship.tests.compared,
+        "REC-6 shipped with a test comparison",
+    )
+    return {"issue_judge_accept": history}
+
+
 async def line_halt_resume_continue_as_new(client: Client, root: Path) -> Recorded:
     """A line: the first issue's HALT verdict halts it, a resume without a root cause is
     refused (signal), one with a root cause is accepted (update), the next issue ships, and the
@@ -214,6 +255,7 @@ SCENARIOS: dict[str, Scenario] = {
     "issue_ship": issue_ship,
     "issue_hallucinate_halt_resume": issue_hallucinate_halt_resume,
     "issue_ask_pause_answer": issue_ask_pause_answer,
+    "issue_judge_accept": issue_judge_accept,
     "line_halt_resume_continue_as_new": line_halt_resume_continue_as_new,
 }
 
