@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from cli.common import ago, table, workflow_url
 from jidoka.models import Evidence, HaltRecord, RunningEntry
+from jidoka.outcomes import HaltCategory
 from jidoka.payloads import IssueStatus, LineStatus
 
 
@@ -206,12 +207,16 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
     if status.halt:
         out.append(f"  HALTED: {halt_line(status.halt)}")
         out.append("  decide:")
+        identifier = status.identifier or status.issue_id
         out += [
             f"    {cmd}"
-            for cmd in decide_commands(
-                status.line or "?", status.identifier or status.issue_id, status.workflow_id
-            )
+            for cmd in decide_commands(status.line or "?", identifier, status.workflow_id)
         ]
+        if status.halt.category in (HaltCategory.PROTECTED_PATHS, HaltCategory.TESTS_WEAKENED):
+            out.append(
+                f"    jidoka issue decide {identifier} --line {status.line or '?'} accept "
+                '--root-cause "<why this change of the judge is right>"  (consent: judged again)'
+            )
     if status.line_halted:
         out.append("  waiting: the line is halted")
     if status.retry_at is not None:

@@ -184,7 +184,12 @@ async def test_an_operator_accepts_a_protected_change_or_sends_the_work_back(
             resuming(handle), settled(["A-CI", "A-SENDBACK"]), timeout=120, what="both held"
         )
 
-        # Accept is only for a judge stop, and a retry's note reaches the agent.
+        env = cli_env(dev_env)
+        code, shown, _ = await jidoka("issue", "status", "A-CI", "--line", kit.line, env=env)
+        assert code == 0 and "HALTED: protected_paths" in shown
+        assert f"jidoka issue decide A-CI --line {kit.line} accept --root-cause" in shown
+
+        # The operator consents to one change and sends the other back with a note.
         await accept.execute_update(
             IssueWorkflow.decide,
             DecideRequest(
@@ -210,7 +215,6 @@ async def test_an_operator_accepts_a_protected_change_or_sends_the_work_back(
         )
         accepted = await issue_status(accept)
         sent_back = await issue_status(back)
-        env = cli_env(dev_env)
         code, why, _ = await jidoka("why", "A-CI", "--line", kit.line, env=env)
         await handle.terminate("test done")
 
