@@ -40,6 +40,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/line_throughput.py
+	$(PY) bench/report_parse.py
 
 # After an intentional workflow change only (see tests/histories/record.py): re-record the
 # histories tests/workflows/test_replay.py replays.
