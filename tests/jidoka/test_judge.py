@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from cli.story import ActivityRecord, DecisionRecord, Story, tell
 from jidoka import comments, judge, ratchet
 from jidoka.config import JudgeConfig, WorkflowConfig
 from jidoka.models import (
@@ -18,15 +19,23 @@ from jidoka.models import (
     GitEvidence,
     HookResult,
     Issue,
+    IssueCounters,
     JudgeFindings,
     PathChange,
     ShipEvidence,
     Verdict,
     VerdictReading,
 )
-from jidoka.outcomes import Outcome, TestStatus
+from jidoka.outcomes import HookName, Outcome, Phase, TestStatus
 from jidoka.paths import matches
-from jidoka.policy import evaluate_verdict, needs_verify, ship_evidence_problems
+from jidoka.payloads import HookInput
+from jidoka.policy import (
+    DecisionContext,
+    decide,
+    evaluate_verdict,
+    needs_verify,
+    ship_evidence_problems,
+)
 from tests.support.linekit import base_front_matter
 
 P, F, S = TestStatus.PASSED, TestStatus.FAILED, TestStatus.SKIPPED
@@ -272,3 +281,35 @@ def test_the_ship_comment_shows_the_tests_and_inert_names() -> None:
     assert "<!-- jidoka" not in text
     assert "  - added (1): `t::x'?*\u200b*Jidoka: shipped*\u200b*<!- - jidoka:ship-1 - ->`" in text
     assert "  - tests/'x'?\\*\\*y\\*\\* (accepted by ops: reviewed)" in text
+
+
+def test_why_explains_a_ratchet_stop_one_finding_per_line() -> None:
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    weaker = ratchet.compare({"a": F, "b": P}, {"b": S}, base_sha="b", head_sha="h" * 40)
+    verify = HookResult(name="verify", ran=True, ok=True, sha="h" * 40, tests=weaker)
+    found = judge.findings(evidence(verify=verify), config(), issue(), [])
+    decision = decide(
+        Outcome.TESTS_WEAKENED,
+        DecisionContext(counters=IssueCounters(attempts=1), detail=judge.describe(found)),
+        config(),
+    )
+    hook_input = HookInput.model_construct(hook=HookName.VERIFY)
+    story = Story(
+        workflow_id="jidoka-issue-x-J-1",
+        url="http://ui/J-1",
+        records=[
+            ActivityRecord(at=at, name="run_hook", input=hook_input, result=verify),
+            DecisionRecord(at=at, attempt=1, outcome=Outcome.TESTS_WEAKENED, decision=decision),
+        ],
+        phase=Phase.HALTED,
+    )
+    told = tell(story)
+    assert "Why halted (tests_weakened)? Because attempt 1 would weaken its judge." in told
+    for line in [
+        "  - fewer tests: 2 on the base, 1 at the head",
+        "  - newly skipped: b",
+        "  - failed on the base and removed: a",
+    ]:
+        assert f"\n{line}\n" in told, told
+    assert "  test ratchet: newly skipped: b" in told  # the attempt's own line
+    assert "Rule: judge.test_report" in told
