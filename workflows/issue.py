@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import assert_never
 
 from temporalio import workflow
@@ -104,6 +104,9 @@ MAX_RECORDS = 50
 """Attempts and halts kept in state (and so in continue-as-new inputs)."""
 REASON_LIMIT = 2000
 """Characters of a halt reason kept: reasons carry errors and outputs of unbounded size."""
+FRESH = timedelta(seconds=30)
+"""A WORKFLOW.md load or an issue read this recent (in workflow time, with no wait between)
+serves the next attempt as it is: a second read would only lengthen the history."""
 
 
 @workflow.defn
@@ -129,6 +132,8 @@ class IssueWorkflow:
         self._woken_state: str | None = None
         self._notice: str | None = None
         self._agent_started: AgentStarted | None = None
+        self._config_loaded_at: datetime | None = None
+        self._issue_read_at: datetime | None = None
         self._reports = IssueReports(self._s, input.issue_id, input.line_workflow_id)
         self._host = HostCalls(cancelled=lambda: self._cancel.reason if self._cancel else None)
         self._tracker = TrackerCalls(input.issue_id, idempotency=write_keys())
@@ -214,7 +219,8 @@ class IssueWorkflow:
                 )
             )
             return
-        await self._load_config()
+        if not self._fresh(self._config_loaded_at, "lean-config-loads"):
+            await self._load_config()
         if s.phase.is_final:
             return
         if s.issue is None:
@@ -261,6 +267,7 @@ class IssueWorkflow:
                 continue
             self._workflow = loaded
             self._s.config_error = None
+            self._config_loaded_at = workflow.now()
             return
 
     async def _start_issue(self) -> None:
@@ -271,6 +278,7 @@ class IssueWorkflow:
             return
         s.issue = issue
         s.tracker_state = issue.state
+        self._issue_read_at = workflow.now()
         workflow.upsert_memo({"title": issue.title, "url": issue.url or ""})
         self._reports.upsert((sa.LINE, self._config.line), (sa.ISSUE, issue.identifier))
 
@@ -334,7 +342,14 @@ class IssueWorkflow:
         number = s.counters.attempts + 1
         record = AttemptRecord(number=number, started_at=workflow.now())
         await self._enter(Phase.PREPARING)
-        issue = await self._read_issue()
+        # Each attempt judges with the WORKFLOW.md and the issue it starts with: both are read
+        # once, here or just before, never again during the attempt.
+        self._config_loaded_at = None
+        if self._fresh(self._issue_read_at, "lean-issue-reads") and s.issue is not None:
+            issue = s.issue
+        else:
+            issue = await self._read_issue()
+        self._issue_read_at = None
         if issue is None:
             return
         s.issue = issue
@@ -389,6 +404,11 @@ class IssueWorkflow:
             detail = f"{error.activity_type or 'an activity'} failed: {cause_message(error)}"
         self._finish_attempt(record, agent, evidence, outcome, detail)
         await self._decide_and_act(record, outcome, agent, evidence)
+
+    def _fresh(self, at: datetime | None, patch: str) -> bool:
+        """Whether a read made at ``at`` still serves (histories recorded before the patch
+        read again, and replay as they ran)."""
+        return at is not None and workflow.now() - at < FRESH and workflow.patched(patch)
 
     def _judge_findings(self, evidence: Evidence) -> JudgeFindings:
         return judge.findings(evidence, self._config, self._s.issue, self._s.consents)

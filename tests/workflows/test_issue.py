@@ -24,9 +24,18 @@ async def test_ship_moves_the_issue_to_done_with_evidence(client: Client, tmp_pa
     async with factory(client) as f:
         handle = await f.start_issue(kit, "T-1")
         result = await asyncio.wait_for(handle.result(), TIMEOUT)
+        history = await handle.fetch_history()
     assert result.phase is Phase.SHIPPED
     assert result.outcome is Outcome.SHIPPED
     assert kit.state_of("T-1") == "Done"
+    # One attempt reads WORKFLOW.md once and the issue once: nothing read twice for nothing.
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("load_workflow_config") == 1, scheduled
+    assert scheduled.count("tracker_fetch_issue") == 1, scheduled
     assert result.ship is not None and result.ship.commits_ahead >= 1
     assert result.ship.verify_passed is True
     text = kit.issue_text("T-1")
