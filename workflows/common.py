@@ -7,11 +7,18 @@ Deterministic code only (it runs inside the workflows).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
@@ -135,13 +142,33 @@ def host_lost(error: ActivityError) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+LEAN_HISTORY = "lean-history"
+"""The patch of the leaner issue history: WORKFLOW.md and the issue read once per attempt, no
+upsert of what the workflow started with, an attempt's outcome upserted with the next phase.
+Histories recorded before it replay on the old branch."""
+
+
 class SearchAttributes:
     """Upserts only what changed since the last upsert: every upsert is a history event."""
 
     def __init__(self) -> None:
         self._last: dict[str, object] = {}
+        self._held: list[tuple[SearchAttributeKey[Any], object | None]] = []
+
+    def seed(self) -> None:
+        """Count what the workflow started with as already upserted."""
+        started: TypedSearchAttributes = workflow.info().typed_search_attributes
+        pairs: Sequence[SearchAttributePair[Any]] = started.search_attributes  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        for pair in pairs:
+            self._last.setdefault(pair.key.name, cast(object, pair.value))
+
+    def hold(self, *pairs: tuple[SearchAttributeKey[Any], object | None]) -> None:
+        """Upsert these with the next upsert (one event instead of two)."""
+        self._held.extend(pairs)
 
     def upsert(self, *pairs: tuple[SearchAttributeKey[Any], object | None]) -> None:
+        pairs = (*self._held, *pairs)
+        self._held = []
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in pairs:
             if value is None or self._last.get(key.name) == value:
@@ -149,7 +176,7 @@ class SearchAttributes:
             self._last[key.name] = value
             updates.append(key.value_set(value))
         if updates:
-            workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType]
+            workflow.upsert_search_attributes(updates)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 
 async def signal_quietly(workflow_id: str, signal: str, payload: Any) -> bool:

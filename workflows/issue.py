@@ -43,6 +43,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from workflows.common import (
+    LEAN_HISTORY,
     cause_message,
     history_is_long,
     load_config,
@@ -219,7 +220,7 @@ class IssueWorkflow:
                 )
             )
             return
-        if not self._fresh(self._config_loaded_at, "lean-config-loads"):
+        if not self._fresh(self._config_loaded_at):
             await self._load_config()
         if s.phase.is_final:
             return
@@ -345,7 +346,7 @@ class IssueWorkflow:
         # Each attempt judges with the WORKFLOW.md and the issue it starts with: both are read
         # once, here or just before, never again during the attempt.
         self._config_loaded_at = None
-        if self._fresh(self._issue_read_at, "lean-issue-reads") and s.issue is not None:
+        if self._fresh(self._issue_read_at) and s.issue is not None:
             issue = s.issue
         else:
             issue = await self._read_issue()
@@ -405,10 +406,10 @@ class IssueWorkflow:
         self._finish_attempt(record, agent, evidence, outcome, detail)
         await self._decide_and_act(record, outcome, agent, evidence)
 
-    def _fresh(self, at: datetime | None, patch: str) -> bool:
+    def _fresh(self, at: datetime | None) -> bool:
         """Whether a read made at ``at`` still serves (histories recorded before the patch
         read again, and replay as they ran)."""
-        return at is not None and workflow.now() - at < FRESH and workflow.patched(patch)
+        return at is not None and workflow.now() - at < FRESH and workflow.patched(LEAN_HISTORY)
 
     def _judge_findings(self, evidence: Evidence) -> JudgeFindings:
         return judge.findings(evidence, self._config, self._s.issue, self._s.consents)
@@ -550,7 +551,7 @@ class IssueWorkflow:
         record.decision = decision
         s.last_decision = decision
         s.attempts = [*s.attempts, record][-MAX_RECORDS:]
-        self._reports.upsert((sa.OUTCOME, outcome.value))
+        self._reports.upsert_with_next((sa.OUTCOME, outcome.value))
         # Sent with the phase the decision leads to (the next report), not in a signal of its own.
         self._reports.attempt_ended(record.tokens, outcome, agent.rate_limit if agent else None)
         await self._act(decision, outcome, evidence, agent)

@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
-from workflows.common import SearchAttributes, signal_quietly
+from workflows.common import LEAN_HISTORY, SearchAttributes, signal_quietly
 
 with workflow.unsafe.imports_passed_through():
     from jidoka import search_attributes as sa
@@ -31,6 +31,7 @@ class IssueReports:
         self._issue_id = issue_id
         self._line = line_workflow_id
         self._attributes = SearchAttributes()
+        self._seeded = False
         self._tokens_delta = 0
         self._outcome: Outcome | None = None
         self._rate_limit: RateLimitInfo | None = None
@@ -39,7 +40,18 @@ class IssueReports:
 
     def upsert(self, *pairs: tuple[SearchAttributeKey[Any], object]) -> None:
         """One upsert (one history event) with what changed, the token count included."""
+        if not self._seeded:
+            self._seeded = True
+            if workflow.patched(LEAN_HISTORY):
+                self._attributes.seed()
         self._attributes.upsert(*pairs, (sa.TOKENS, self._s.counters.tokens.total_tokens))
+
+    def upsert_with_next(self, *pairs: tuple[SearchAttributeKey[Any], object]) -> None:
+        """Upsert with the next phase change (histories before the patch: now)."""
+        if workflow.patched(LEAN_HISTORY):
+            self._attributes.hold(*pairs)
+        else:
+            self.upsert(*pairs)
 
     def attempt_ended(
         self, tokens: int, outcome: Outcome, rate_limit: RateLimitInfo | None
