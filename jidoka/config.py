@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -39,6 +41,14 @@ Seconds = Annotated[int, Field(gt=0, le=7 * 24 * 3600)]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Only the keys the file set: the config travels in most activity inputs, and every
+        default it repeats costs history bytes. Parsing restores the defaults; frozen, so
+        nothing set later can be left out."""
+        dumped: dict[str, Any] = handler(self)
+        return {key: value for key, value in dumped.items() if key in self.model_fields_set}
 
 
 class TrackerStates(Section):

@@ -128,7 +128,11 @@ class HostCalls:
             return await workflow.execute_activity(
                 prepare_workspace,
                 PrepareWorkspaceInput(
-                    workflow=loaded, issue=issue, base_sha=base_sha, attempt=number, rejudge=rejudge
+                    workflow=loaded,
+                    issue=issue.slim(),
+                    base_sha=base_sha,
+                    attempt=number,
+                    rejudge=rejudge,
                 ),
                 start_to_close_timeout=timedelta(seconds=config.hooks.timeout_s + 600),
                 retry_policy=QUICK_RETRY,

@@ -144,7 +144,7 @@ class TrackerCalls:
         Raises ActivityError when the tracker failed."""
         return await workflow.execute_activity(
             tracker_publish,
-            PublishInput(config=config, issue=issue, branch=branch, title=title, body=body),
+            PublishInput(config=config, issue=issue.slim(), branch=branch, title=title, body=body),
             start_to_close_timeout=timedelta(seconds=120),
             retry_policy=TRACKER_RETRY,
         )
