@@ -46,6 +46,7 @@ from workflows.common import (
     LEAN_HISTORY,
     cause_message,
     history_is_long,
+    host_lost,
     load_config,
     resume_problem,
     signal_quietly,
@@ -661,6 +662,11 @@ class IssueWorkflow:
                 if url:
                     ship = ship.model_copy(update={"pull_request_url": url})
         except ActivityError as error:
+            if host_lost(error) and workflow.patched("ship-host-lost"):
+                # The host died before the push: like a host lost mid-attempt, an
+                # infrastructure fault retried within budgets.max_infra_failures.
+                await self._lost_before_the_ship(cause_message(error))
+                return
             await self._halt(
                 HaltCategory.OTHER,
                 f"shipping failed before the tracker was touched: {cause_message(error)}",
@@ -680,6 +686,24 @@ class IssueWorkflow:
         s.ship = ship
         s.finished_at = workflow.now()
         await self._enter(Phase.SHIPPED, final=True)
+
+    async def _lost_before_the_ship(self, detail: str) -> None:
+        s = self._s
+        outcome = Outcome.WORKER_LOST
+        s.counters = policy.count_outcome(s.counters, outcome)
+        decision = policy.decide(
+            outcome,
+            policy.DecisionContext(
+                counters=s.counters, detail=f"the host was lost before the push: {detail}"
+            ),
+            self._config,
+        )
+        self._record_decision(s.counters.attempts, outcome, decision)
+        s.last_outcome = outcome
+        if s.attempts:
+            s.attempts[-1].outcome = outcome
+            s.attempts[-1].decision = decision
+        await self._act(decision, outcome, None, None)
 
     # ------------------------------------------------------------------------------------------
     # Waits for people: a pause for answers, a halt for an operator's decision

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.agent.run import run_agent
 from activities.line import ISSUE_WORKFLOW, LineActivities
+from activities.workspace import push_branch
 from jidoka import search_attributes as sa
 from jidoka.models import AgentRunResult
 from jidoka.outcomes import HaltCategory, Outcome, Phase
@@ -33,6 +34,8 @@ from jidoka.payloads import (
     EvidenceInput,
     IssueWorkflowInput,
     LineStatus,
+    PushInput,
+    PushResult,
     StartedIssue,
     StartIssuesInput,
 )
@@ -49,6 +52,7 @@ from tests.support.linekit import (
     start_line,
     wait_for_phase,
 )
+from workflows.common import QUICK_RETRY
 from workflows.line import LineWorkflow
 
 SLOW_AGENT = {"stall_timeout_s": 60, "silence_timeout_s": 60, "turn_timeout_s": 120}
@@ -547,3 +551,35 @@ async def test_an_agent_that_finished_unseen_is_judged_not_run_again(
     ]
     assert len(timed_out) == 1, "the agent's activity should have timed out once"
     assert kit.issue_text("O-1").count("**Jidoka: shipped**") == 1
+
+
+class HostDyingAtFirstPush:
+    """``push_branch`` whose host goes silent (no heartbeat, no answer) through every retry of
+    the first push, as a worker killed mid-push; then the real push."""
+
+    def __init__(self) -> None:
+        self.silenced = 0
+
+    @activity.defn(name="push_branch")
+    async def push_branch(self, input: PushInput) -> PushResult:
+        if activity.info().attempt <= (QUICK_RETRY.maximum_attempts or 1) and not self.silenced:
+            if activity.info().attempt == QUICK_RETRY.maximum_attempts:
+                self.silenced += 1
+            await asyncio.sleep(3600)  # cancelled when its heartbeat timeout fires
+        return await push_branch(input)
+
+
+async def test_a_host_lost_during_the_push_is_an_infrastructure_retry_not_a_halt(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(tmp_path, {"timeouts": {"heartbeat_s": 2}})
+    kit.add_issue("E-PUSH", "ship")
+    dying = HostDyingAtFirstPush()
+    async with factory(client, replace=[dying.push_branch]) as f:
+        handle = await f.start_issue(kit, "E-PUSH")
+        result = await asyncio.wait_for(handle.result(), 90)
+    assert dying.silenced == 1
+    assert result.phase is Phase.SHIPPED, result.halts
+    assert result.counters.infra_failures == 1 and result.counters.failures == 0
+    assert kit.state_of("E-PUSH") == "Done"
+    assert kit.issue_text("E-PUSH").count("**Jidoka: shipped**") == 1
