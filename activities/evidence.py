@@ -95,8 +95,9 @@ def _read_verdict_in(dir_fd: int) -> VerdictReading:
 def parse_verdict(raw: bytes) -> VerdictReading:
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return VerdictReading(present=True, error=f"not valid JSON: {error}")
+    # ValueError: JSONDecodeError, UnicodeDecodeError, and a number of over 4,300 digits
+    except ValueError as error:
+        return VerdictReading(present=True, error=f"not valid JSON: {error}"[:1000])
     except RecursionError:
         return VerdictReading(present=True, error="not a verdict: nested too deeply")
     if not isinstance(data, dict):

@@ -38,12 +38,11 @@ command adapter below; :mod:`~activities.agent.selection` picks one for ``agent.
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, assert_never, cast
+from typing import Any, Protocol, assert_never
 
 from activities.agent.events import (
     AgentEvent,
@@ -52,6 +51,7 @@ from activities.agent.events import (
     UsageReading,
     raw_event,
 )
+from activities.agent.jsonline import parse_object
 from activities.agent.usage import matches, reading_from_fields, token_count
 from jidoka.config import UsageFields
 from jidoka.models import RateLimitInfo
@@ -230,7 +230,7 @@ class CommandAdapter(AgentAdapter):
         return Launch(command=self.profile.command, stdin=StdinMode.PROMPT, env=self.profile.env)
 
     def parse(self, line: str) -> list[AgentEvent]:
-        obj = _json_object(line)
+        obj = parse_object(line)
         if obj is None:
             return [raw_event(line)]
         native = _native_event(obj)
@@ -243,17 +243,6 @@ class CommandAdapter(AgentAdapter):
         if any(matches(obj, shape) for shape in self.profile.progress_match):
             return [AgentEvent(EventKind.PROGRESS, obj)]
         return [raw_event(line)]
-
-
-def _json_object(line: str) -> dict[str, object] | None:
-    text = line.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return cast(dict[str, object], value) if isinstance(value, dict) else None
 
 
 def _native_event(obj: dict[str, object]) -> AgentEvent | None:
@@ -296,9 +285,12 @@ def _rate_limit(obj: dict[str, object]) -> RateLimitInfo:
         except ValueError:
             resets_at = None
     used = obj.get("used_percent")
-    used_percent = (
-        float(used) if isinstance(used, int | float) and not isinstance(used, bool) else None
-    )
+    used_percent: float | None = None
+    if isinstance(used, int | float) and not isinstance(used, bool):
+        try:
+            used_percent = float(used)
+        except OverflowError:  # an integer past the largest float
+            used_percent = None
     return RateLimitInfo(
         resets_at=resets_at,
         used_percent=used_percent,

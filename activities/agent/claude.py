@@ -216,7 +216,7 @@ class ClaudeAdapter(AgentAdapter):
         info = jsonline.obj(event, "rate_limit_info")
         resets = jsonline.number(info, "resetsAt")
         self._rate_limit = RateLimitInfo(
-            resets_at=datetime.fromtimestamp(resets, UTC) if resets and resets > 0 else None,
+            resets_at=_epoch(resets),
             used_percent=jsonline.number(info, "utilization"),
             exhausted=jsonline.text(info, "status") == "rejected",
             source="claude",
@@ -318,3 +318,13 @@ def _prompt_tokens(usage: Mapping[str, object]) -> int:
         + jsonline.count(usage, "cache_creation_input_tokens")
         + jsonline.count(usage, "cache_read_input_tokens")
     )
+
+
+def _epoch(seconds: float | None) -> datetime | None:
+    """``resetsAt`` as a moment; None when absent or past what a datetime holds (year 9999)."""
+    if seconds is None or not seconds > 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

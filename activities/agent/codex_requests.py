@@ -150,7 +150,11 @@ def _inside(path: str, workspace: Path) -> bool:
     """Whether ``path`` (absolute, or relative to the workspace) stays inside the workspace,
     following symlinks that exist: a link out of the workspace is outside."""
     root = workspace.resolve()
-    target = (root / path).resolve() if not os.path.isabs(path) else Path(path).resolve()
+    try:
+        target = (root / path).resolve() if not os.path.isabs(path) else Path(path).resolve()
+    # ValueError: a NUL, or a lone surrogate (not encodable); RuntimeError: a symlink loop
+    except (ValueError, OSError, RuntimeError):
+        return False
     return target == root or root in target.parents
 
 

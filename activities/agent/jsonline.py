@@ -7,9 +7,10 @@ becomes raw activity), never an exception inside the supervisor.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import cast
+
+from activities.jsontext import loads
 
 JsonObject = Mapping[str, object]
 
@@ -20,8 +21,8 @@ def parse_object(line: str) -> dict[str, object] | None:
     if not text.startswith("{"):
         return None
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         return None
     return cast(dict[str, object], value) if isinstance(value, dict) else None
 
@@ -48,7 +49,10 @@ def number(value: object, key: str) -> float | None:
     found = cast(Mapping[str, object], value).get(key)
     if isinstance(found, bool) or not isinstance(found, int | float):
         return None
-    return float(found)
+    try:
+        return float(found)
+    except OverflowError:  # an integer past the largest float
+        return None
 
 
 def count(value: object, key: str) -> int:

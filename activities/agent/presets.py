@@ -25,6 +25,7 @@ downgrades yolo to asking, and asking would wait for nobody.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -155,6 +156,8 @@ def aider_tokens(number: str, suffix: str) -> int | None:
     try:
         value = float(number.replace(",", ""))
     except ValueError:
+        return None
+    if not math.isfinite(value):  # "1e999", or more digits than a float holds
         return None
     return round(value * _SCALE[suffix.lower()])
 

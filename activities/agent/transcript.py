@@ -30,7 +30,9 @@ class Transcript:
         self._scrub = scrub
         path.parent.mkdir(parents=True, exist_ok=True)
         # Appending: a retried activity for the same attempt keeps what the first one saw.
-        self._file: TextIO | None = path.open("a", encoding="utf-8")
+        # backslashreplace: a lone surrogate (a JSON escape in an agent's line) is written as
+        # the same escape, \udXXX, instead of failing the session
+        self._file: TextIO | None = path.open("a", encoding="utf-8", errors="backslashreplace")
         self._written = path.stat().st_size
         self._full = False
 

@@ -103,7 +103,8 @@ def token_count(value: object) -> int | None:
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.isdigit():
+    # isdigit() holds for "²" and other digits int() refuses; over 4,300 digits int() refuses too
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4_300:
         return int(value)
     return None
 

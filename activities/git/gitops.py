@@ -228,7 +228,11 @@ def branch_ref_ok(name: str) -> bool:
         return False
     if any(c in name for c in " ~^:?*[\\") or "//" in name or "@{" in name:
         return False
-    return all(part and not part.startswith(".") for part in name.split("/"))
+    if name == "HEAD" or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return False
+    return all(
+        part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/")
+    )
 
 
 def exclude_jidoka_dir(path: str) -> None:

@@ -13,7 +13,6 @@ scrubbed, and nothing here logs headers or bodies.
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import logging
 import math
 from collections import OrderedDict
@@ -25,6 +24,7 @@ from typing import Any, cast
 
 import httpx
 
+from activities.jsontext import loads
 from activities.secrets import Scrubber
 from activities.tracker.base import TrackerError, TrackerErrorCategory
 
@@ -36,6 +36,8 @@ SECONDARY_LIMIT_WAIT_S = 60.0
 """GitHub: a secondary rate limit without Retry-After or reset means 'wait at least a minute'."""
 MESSAGE_CHARS = 300
 """Provider messages are quoted in errors, truncated: they end up in workflow histories."""
+ERROR_CHARS = 1_000
+"""The whole message of a TrackerError, whatever it quotes."""
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -269,9 +271,12 @@ class ApiClient:
         retryable: bool = False,
         retry_after_s: float | None = None,
     ) -> TrackerError:
+        text = self.scrub(f"{self.provider}: {message}")
+        if len(text) > ERROR_CHARS:  # a payload's value echoed in it can be megabytes
+            text = text[:ERROR_CHARS] + "..."
         return TrackerError(
             category,
-            self.scrub(f"{self.provider}: {message}"),
+            text,
             retryable=retryable,
             retry_after_s=retry_after_s,
         )
@@ -300,7 +305,12 @@ class ApiClient:
         transport failures and 5xx; others are sent once, since a lost answer to a create
         must not become two creates. ``conditional`` GETs send ``If-None-Match`` and turn a
         304 into the cached body."""
-        request = self._client.build_request(method, url, params=params, json=json)
+        try:
+            request = self._client.build_request(method, url, params=params, json=json)
+        except httpx.InvalidURL as exc:  # a next-page link the provider sent, say
+            raise self.error(
+                TrackerErrorCategory.UNKNOWN_PAYLOAD, f"{method} {url[:200]!r}: {exc}"
+            ) from None
         self._check_origin(request.url)
         key = str(request.url)
         cached = self._cache.get(key) if conditional else None
@@ -383,8 +393,8 @@ class ApiClient:
         body: Any = None
         if content.strip():
             try:
-                body = jsonlib.loads(content)
-            except ValueError:
+                body = loads(content)
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 if 200 <= response.status_code < 300:
                     raise self.error(
                         TrackerErrorCategory.UNKNOWN_PAYLOAD,
@@ -438,8 +448,8 @@ def _provider_message(text: str) -> str:
     """The human part of an error body: GitHub's ``message`` with its ``errors[]`` details
     (a 422 says *what* failed validation there), or GraphQL's ``errors[].message``."""
     try:
-        body = as_object(jsonlib.loads(text))
-    except ValueError:
+        body = as_object(loads(text))
+    except (ValueError, RecursionError):
         return text.strip()[:MESSAGE_CHARS]
     if body is None:
         return ""

@@ -199,7 +199,8 @@ def _priority(value: object) -> int | None:
     """Linear: 0 = no priority, 1 urgent .. 4 low. The API types it Float."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if value != int(value) or not 1 <= value <= 4:
+    # the range first: int() of an infinity raises, and a NaN is in no range
+    if not 1 <= value <= 4 or value != int(value):
         return None
     return int(value)
 
