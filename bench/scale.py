@@ -269,6 +269,8 @@ def missed(measured: dict[str, float]) -> list[str]:
 
 
 async def main() -> int:
+    # A SIGTERM unwinds like an error, so the workers and the server are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

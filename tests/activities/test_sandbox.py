@@ -19,6 +19,7 @@ from activities.process import group_alive
 from activities.sandbox import SANDBOX_HOME, SandboxUnavailable, confinement
 from jidoka.models import LoadedWorkflow
 from tests.support.agents.lab import Lab, make_lab
+from tests.support.secret_scan import register_secret
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_only_the_workspace_is_in_reach(lab: Lab) -> None:
 def test_the_environment_is_an_allow_list(lab: Lab) -> None:
     environ = {
         **os.environ,
-        "GITHUB_TOKEN": "ghp_NeverInsideTheSandbox0000",
+        "GITHUB_TOKEN": register_secret("ghp_NeverInsideTheSandbox0000"),
         "ORDINARY_NAME": "not-a-secret-but-not-passed",
         "PASSED_ON": "passed",
     }

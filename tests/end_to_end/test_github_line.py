@@ -53,6 +53,7 @@ from tests.support.linekit import (
     start_line,
     wait_for_phase,
 )
+from tests.support.secret_scan import register_secret
 from workflows.issue import IssueWorkflow
 
 REPO = "acme/widgets"
@@ -294,7 +295,7 @@ async def test_a_github_line_ships_pauses_halts_and_never_leaks_the_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    token = f"ghp_{secrets.token_hex(18)}"
+    token = register_secret(f"ghp_{secrets.token_hex(18)}")
     monkeypatch.setenv("GITHUB_TOKEN", token)  # the worker runs in this process
     kit = make_line(tmp_path)
     fake = FakeGitHub(REPO, now=datetime.now(UTC), token=token)

@@ -49,6 +49,7 @@ from tests.fuzz.support import (
     wire,
 )
 from tests.support.paths import FIXTURES
+from tests.support.secret_scan import register_secret
 
 GITHUB_ISSUE: dict[str, Any] = json.loads((FIXTURES / "github" / "issue.json").read_text())
 GITHUB_PULL: dict[str, Any] = json.loads(
@@ -84,7 +85,7 @@ LINEAR_CONFIG = LinearTrackerConfig.model_validate(
         "done_state": "Done",
     }
 )
-TOKEN = "ghp_FuzzT0kenValue_0123456789abcdefABCD"
+TOKEN = register_secret("ghp_FuzzT0kenValue_0123456789abcdefABCD")
 
 # --------------------------------------------------------------------------------------------
 # The normalisers

@@ -32,9 +32,10 @@ from tests.support.linekit import (
     start_line,
     wait_for_phase,
 )
+from tests.support.secret_scan import register_secret
 
-CANARY_TOKEN = "ghp_CanaryOfTheWorker0123456789abcdef"
-CANARY_PLAIN = "canary-named-like-nothing-secret-4242"
+CANARY_TOKEN = register_secret("ghp_CanaryOfTheWorker0123456789abcdef")
+CANARY_PLAIN = register_secret("canary-named-like-nothing-secret-4242")
 """In the worker's environment: one under a secret's name, one under an ordinary name (an
 allow-list keeps both out, a denylist only the first)."""
 

@@ -38,10 +38,11 @@ from jidoka.models import BlockerRef, Issue
 from jidoka.outcomes import AgentStop
 from tests.support.agents.lab import Lab, make_lab
 from tests.support.git import run_git
+from tests.support.secret_scan import allow_secret_in, register_secret
 from tests.support.workerproc import group_members, wait_group_gone
 
-GITHUB_TOKEN = "ghp_TestOnlyTokenValue1234567890"
-MODEL_KEY = "sk-test-model-key-abcdef123456"
+GITHUB_TOKEN = register_secret("ghp_TestOnlyTokenValue1234567890")
+MODEL_KEY = register_secret("sk-test-model-key-abcdef123456")
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def lab(tmp_path: Path) -> Lab:
 @pytest.fixture
 def worker_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("GITHUB_TOKEN", GITHUB_TOKEN)
-    monkeypatch.setenv("LINEAR_API_KEY", "lin_api_TestOnlyKey9876543210")
+    monkeypatch.setenv("LINEAR_API_KEY", register_secret("lin_api_TestOnlyKey9876543210"))
     monkeypatch.setenv("JIDOKA_TEST_MODEL_KEY", MODEL_KEY)
     monkeypatch.setenv("JIDOKA_SCENARIO", "leaked-from-the-worker")
     yield
@@ -127,6 +128,9 @@ async def test_environment_prompt_and_secrets(lab: Lab, worker_secrets: None) ->
             "env": {"MODEL_KEY": "$JIDOKA_TEST_MODEL_KEY", "AGENT_MODE": "quiet"},
         }
     )
+    # This test's own files hold them: the agent's script, the agent's dump of its environment.
+    allow_secret_in(GITHUB_TOKEN, agent)
+    allow_secret_in(MODEL_KEY, lab.path / "seen.json")
     result = await lab.run(lab.input(workflow, attempt=2, template_attempt=2))
 
     assert result.stop is AgentStop.EXITED

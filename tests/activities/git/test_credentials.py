@@ -22,8 +22,9 @@ from activities.git.access import RepoAccess
 from activities.git.credentials import TOKEN_ENV, TOKEN_USERNAME, credential_options
 from tests.support.fakes.git_server import REAL_GIT, GitServer, serve_git
 from tests.support.git import make_origin, run_git
+from tests.support.secret_scan import register_secret
 
-TOKEN = "ghs_PushT0kenThatMustNeverLeak_0123456789"
+TOKEN = register_secret("ghs_PushT0kenThatMustNeverLeak_0123456789")
 BRANCH = "jidoka/widgets_7"
 
 
@@ -137,7 +138,7 @@ def test_pushing_again_is_fine_whether_or_not_there_is_news(
 def test_a_wrong_token_fails_without_a_prompt_and_without_the_token(
     server: GitServer, workspace: Workspace
 ) -> None:
-    wrong = "ghs_WrongT0kenAlsoSecret_9876543210"
+    wrong = register_secret("ghs_WrongT0kenAlsoSecret_9876543210")
     with pytest.raises(gitops.GitError) as caught:
         push(workspace, server.url, wrong)
     assert f"{TOKEN_USERNAME}:{wrong}" in server.credentials_seen  # it really was tried

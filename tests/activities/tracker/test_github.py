@@ -31,8 +31,9 @@ from tests.support.fakes.github_server import (
     make_issue,
     make_pr_issue,
 )
+from tests.support.secret_scan import register_secret
 
-TOKEN = "ghp_S3cretT0kenValue_0123456789abcdefABCD"
+TOKEN = register_secret("ghp_S3cretT0kenValue_0123456789abcdefABCD")
 
 
 def config(**overrides: Any) -> GitHubTrackerConfig:

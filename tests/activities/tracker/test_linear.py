@@ -24,9 +24,10 @@ from activities.tracker.http import RetryPolicy
 from activities.tracker.linear import LinearTracker, marker_tag
 from jidoka.config import LinearTrackerConfig
 from tests.support.paths import FIXTURES as ALL_FIXTURES
+from tests.support.secret_scan import register_secret
 
 FIXTURES = ALL_FIXTURES / "linear"
-TOKEN = "lin_api_S3cretT0kenValue0123456789abcdefABCDEF"
+TOKEN = register_secret("lin_api_S3cretT0kenValue0123456789abcdefABCDEF")
 ENDPOINT = "https://api.linear.app/graphql"
 SLUG = "f3a9c2b71e04"
 TEAM_ID = "2b3f9c1e-7d44-4c8e-9a55-0f1d2e3c4b5a"

@@ -33,14 +33,15 @@ from jidoka.policy import classify_attempt
 from jidoka.workflow_file import load_workflow
 from tests.support.agents.codex_install import CACHE as CODEX_CACHE
 from tests.support.git import make_origin, run_git
+from tests.support.secret_scan import register_secret
 
 AGENTS = Path(__file__).parent
 TRANSCRIPTS = AGENTS / "transcripts"
 PROMPT = "You are working on {{ issue.identifier }}: {{ issue.title }}\n\n{{ issue.description }}"
 TRACKER_SECRET_NAME = "LINEAR_TEST_TRACKER_KEY"
 """A tracker's own ``api_key`` reference (not one of the default names): withheld too."""
-GITHUB_TOKEN = "ghp_AgentTestOnlyToken0123456789"
-TRACKER_KEY = "lin_api_AgentTestOnlyKey0123456789"
+GITHUB_TOKEN = register_secret("ghp_AgentTestOnlyToken0123456789")
+TRACKER_KEY = register_secret("lin_api_AgentTestOnlyKey0123456789")
 """The worker's secrets in the ``tracker_secrets`` fixture: no agent may ever see them."""
 
 
