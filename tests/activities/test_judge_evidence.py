@@ -40,7 +40,7 @@ def workspace_with_branch(tmp_path: Path) -> tuple[Path, str]:
 
 def test_every_kind_of_change_to_a_protected_path_is_seen(tmp_path: Path) -> None:
     repo, base = workspace_with_branch(tmp_path)
-    (repo / "tests/test_a.py").write_text("def test_a():\n    assert True\n")  # edited
+    (repo / "tests/test_a.py").write_text("def test_a():\n    assert 1 + 1 == 2\n")  # edited
     run_git(repo, "rm", "-q", "pyproject.toml")  # deleted
     run_git(repo, "mv", "tests/helpers.py", "helpers.py")  # moved out of tests/
     os.chmod(repo / "tests/test_b.py", 0o755)  # a mode change

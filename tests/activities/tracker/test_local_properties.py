@@ -8,11 +8,8 @@ so the check covers every thread the adapter uses, not just the code paths a rea
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sys
-from collections.abc import Generator
 from datetime import UTC, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.local import LocalBoard, parse_issue_file, render_issue_file
 from jidoka.config import LocalTrackerConfig
 from jidoka.models import Issue
+from tests.support.opened_paths import opened_paths
 
 PROPERTY_SETTINGS = settings(
     max_examples=200,
@@ -37,58 +35,6 @@ PROPERTY_SETTINGS = settings(
 # --------------------------------------------------------------------------------------------
 # Watching what the adapter touches
 # --------------------------------------------------------------------------------------------
-
-_PATH_EVENTS = {
-    "open": 1,
-    "os.scandir": 1,
-    "os.listdir": 1,
-    "os.remove": 1,
-    "os.chmod": 1,
-    "os.truncate": 1,
-    "os.mkdir": 1,
-    "os.rename": 2,
-    "os.link": 2,
-    "os.symlink": 2,
-}
-_recorders: list[list[str]] = []
-
-
-_IMPORT_ROOTS = tuple(
-    os.path.realpath(root) + os.sep
-    for root in {*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix}
-    if root
-)
-
-
-def _is_import(path: str) -> bool:
-    """The import system opens module files and lists their folders (a lazy import inside
-    asyncio, say): that is Python loading code, not the adapter reading data."""
-    real = os.path.realpath(path)
-    return (real + os.sep).startswith(_IMPORT_ROOTS) and (
-        os.path.isdir(real) or real.endswith((".py", ".pyc", ".so", ".pth"))
-    )
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if not _recorders or event not in _PATH_EVENTS:
-        return
-    for path in args[: _PATH_EVENTS[event]]:
-        if isinstance(path, str | bytes) and not _is_import(os.fsdecode(path)):
-            for recorder in _recorders:
-                recorder.append(os.fsdecode(path))
-
-
-sys.addaudithook(_audit)
-
-
-@contextlib.contextmanager
-def touched_paths() -> Generator[list[str]]:
-    recorder: list[str] = []
-    _recorders.append(recorder)
-    try:
-        yield recorder
-    finally:
-        _recorders.remove(recorder)
 
 
 def assert_inside(board: Path, paths: list[str]) -> None:
@@ -295,7 +241,7 @@ async def test_any_file_reads_as_an_issue_or_a_tracker_error(
     path.write_bytes(content)
     tracker = LocalBoard(make_config(board))
 
-    with touched_paths() as touched:
+    with opened_paths() as touched:
         try:
             issue = await tracker.fetch_issue("P-1")
         except TrackerError as exc:
@@ -350,7 +296,7 @@ async def test_any_identifier_stays_on_the_board(
     tracker = LocalBoard(make_config(board))
     probe = Issue.model_construct(id=identifier, identifier="x", title="x", state="Todo")
 
-    with touched_paths() as touched:
+    with opened_paths() as touched:
         try:
             issue = await tracker.fetch_issue(identifier)
         except TrackerError as exc:
