@@ -29,7 +29,7 @@ from temporalio.workflow import _Definition as WorkflowDefinition  # pyright: ig
 from activities.agent.results import recover_agent_result
 from activities.agent.run import run_agent
 from activities.agent.slots import AGENT_SLOTS, DEFAULT_MAX_AGENTS
-from activities.config import load_workflow_config
+from activities.config import load_workflow_config, reload_workflow_config
 from activities.evidence import collect_evidence
 from activities.hooks import run_hook
 from activities.line import LineActivities
@@ -39,6 +39,7 @@ from activities.tracker.activities import (
     tracker_fetch_by_ids,
     tracker_fetch_issue,
     tracker_publish,
+    tracker_states_by_ids,
     tracker_transition,
 )
 from activities.workspace import (
@@ -72,9 +73,11 @@ def shared_activities(client: Client, host: HostIdentity) -> list[Callable[..., 
         line.reset_stale_claims,
         cleanup_workspaces,
         load_workflow_config,
+        reload_workflow_config,
         tracker_fetch_issue,
         tracker_dispatch_plan,
         tracker_fetch_by_ids,
+        tracker_states_by_ids,
         tracker_transition,
         tracker_comment,
         tracker_publish,
@@ -134,6 +137,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+STICKY_PICKUP = timedelta(seconds=3)
+"""How long a workflow task waits on the queue of the worker that last ran the workflow before
+any worker may take it (the SDK's default is 10 s). A worker that died leaves its workflows
+waiting that long at their next event; a live worker takes its tasks in milliseconds, and one
+that is merely busy only costs the next worker a replay of the history."""
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     client: Client,
@@ -159,6 +169,7 @@ async def running_worker(
         workflows=_replaced(WORKFLOWS, replace),
         activities=_replaced(shared_activities(client, host), replace),
         graceful_shutdown_timeout=settings.graceful_shutdown,
+        sticky_queue_schedule_to_start_timeout=STICKY_PICKUP,
     )
     pinned = Worker(
         client,

@@ -21,13 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from jidoka.outcomes import HaltCategory, Outcome, Phase
-from jidoka.payloads import IssueStatus, LineStatus, TransitionInput
+from jidoka.payloads import IssueStatus, LineStatus
+from runtime import history
 from tests.support.git import make_origin
 from tests.support.linekit import LineKit, base_front_matter, deep_merge
 
@@ -174,29 +173,15 @@ def board_comments(text: str) -> BoardComments:
 
 
 async def transition_targets(client: Client, workflow_id: str) -> list[str]:
-    """Every tracker transition the issue workflow scheduled, over all of its runs
-    (continue-as-new included). An activity retry is the same scheduled event: a state
-    written twice by the workflow shows twice here."""
+    """Every tracker transition the issue workflow made, over all of its runs (continue-as-new
+    included): a state written twice by the workflow shows twice here."""
     targets: list[list[str]] = []
     run_id: str | None = None
     while True:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        found: list[str] = []
-        previous = ""
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-                previous = (
-                    event.workflow_execution_started_event_attributes.continued_execution_run_id
-                )
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                scheduled = event.activity_task_scheduled_event_attributes
-                if scheduled.activity_type.name == "tracker_transition":
-                    (value,) = pydantic_data_converter.payload_converter.from_payloads(
-                        scheduled.input.payloads, [TransitionInput]
-                    )
-                    assert isinstance(value, TransitionInput)
-                    found.append(value.target_state)
-        targets.insert(0, found)
+        events = [event async for event in handle.fetch_history_events()]
+        previous = events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        targets.insert(0, history.transition_targets(history.steps(events)))
         if not previous:
             return [target for run in targets for target in run]
         run_id = previous

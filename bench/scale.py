@@ -43,6 +43,7 @@ from temporalio.service import RPCError  # noqa: E402
 from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key  # noqa: E402
 from jidoka.payloads import LineStatus  # noqa: E402
 from jidoka.workflow_file import load_workflow  # noqa: E402
+from runtime import history  # noqa: E402
 from runtime.devserver import DevServerSettings, connect_when_ready, embedded_server  # noqa: E402
 from starter import start_line  # noqa: E402
 
@@ -58,7 +59,7 @@ TARGETS = {
 """A free slot filled within seconds at the 95th percentile; memory as for the throughput bench;
 no run of the line's history above 2 MB (Temporal warns at 10 MB, refuses at 50 MB)."""
 
-TRACKER_ACTIVITIES = ("tracker_dispatch_plan", "tracker_fetch_by_ids")
+TRACKER_ACTIVITIES = ("tracker_dispatch_plan", "tracker_fetch_by_ids", "tracker_states_by_ids")
 """The line's reads of the tracker: candidates and the states of its running issues."""
 JIDOKA = Path(sys.executable).parent / "jidoka"
 
@@ -108,23 +109,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
 
 
-def agent_window(history: WorkflowHistory) -> tuple[datetime, datetime] | None:
+def agent_window(run: WorkflowHistory) -> tuple[datetime, datetime] | None:
     """When the issue's agent ran: its ``run_agent`` activity started and completed."""
-    scheduled: dict[int, str] = {}
-    started: dict[int, datetime] = {}
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled[event.event_id] = (
-                event.activity_task_scheduled_event_attributes.activity_type.name
-            )
-        elif event.HasField("activity_task_started_event_attributes"):
-            attrs = event.activity_task_started_event_attributes
-            if scheduled.get(attrs.scheduled_event_id) == "run_agent":
-                started[attrs.scheduled_event_id] = event.event_time.ToDatetime()
-        elif event.HasField("activity_task_completed_event_attributes"):
-            attrs = event.activity_task_completed_event_attributes
-            if attrs.scheduled_event_id in started:
-                return started[attrs.scheduled_event_id], event.event_time.ToDatetime()
+    for step in history.steps(run.events):
+        if step.name == "run_agent" and step.started_at and step.ended_at and step.result:
+            return step.started_at, step.ended_at
     return None
 
 
@@ -194,11 +183,7 @@ async def measure(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
         await asyncio.gather(*(read(workflow_id) for workflow_id in issue_ids))
         await handle.terminate("bench done")
     tracker_calls = sum(
-        1
-        for run in runs
-        for event in run.events
-        if event.HasField("activity_task_scheduled_event_attributes")
-        and event.activity_task_scheduled_event_attributes.activity_type.name in TRACKER_ACTIVITIES
+        1 for run in runs for step in history.steps(run.events) if step.name in TRACKER_ACTIVITIES
     )
     latencies = dispatch_latencies(windows, args.concurrency)
     run_kb = [len(run.to_json()) / 1024 for run in runs]

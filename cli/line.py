@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from cli.common import (
@@ -21,6 +21,7 @@ from cli.common import (
     rpc_failure,
 )
 from cli.errors import CliError, SubParsers
+from cli.line_view import read_line_status
 from cli.render import line_status_text
 from jidoka.outcomes import HaltCategory, HaltSource
 from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
@@ -62,16 +63,17 @@ async def _handle(args: argparse.Namespace) -> WorkflowHandle[object, object]:
     return client.get_workflow_handle(line_id(args))
 
 
-async def line_status(handle: WorkflowHandle[object, object]) -> LineStatus:
+async def line_status(client: Client, handle: WorkflowHandle[object, object]) -> LineStatus:
     try:
-        return await handle.query("status", result_type=LineStatus)
+        return await read_line_status(client, handle)
     except RPCError as error:
         raise rpc_failure(error, handle.id) from None
 
 
 def run_status(args: argparse.Namespace) -> int:
     async def go() -> int:
-        status = await line_status(await _handle(args))
+        client = await client_or_fail()
+        status = await line_status(client, client.get_workflow_handle(line_id(args)))
         print(
             json.dumps(status.model_dump(mode="json"), indent=2)
             if args.json
@@ -136,12 +138,13 @@ def run_refresh(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     async def go() -> int:
-        handle = await _handle(args)
+        client = await client_or_fail()
+        handle = client.get_workflow_handle(line_id(args))
         # On a terminal each frame replaces the last; piped (a log, `tee`), frames follow one
         # another without escape codes.
         clear = "\033[2J\033[H" if sys.stdout.isatty() else ""
         while True:
-            status = await line_status(handle)
+            status = await line_status(client, handle)
             frame = line_status_text(status)
             print(clear + frame if clear else f"{frame}\n", flush=True)
             await asyncio.sleep(args.interval)

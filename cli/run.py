@@ -38,6 +38,7 @@ from cli.common import (
     web_ui_url,
 )
 from cli.errors import CliError, SubParsers
+from cli.line_view import read_line_status
 from cli.render import ISSUE_HEADERS, halt_line, issue_row, resume_commands
 from jidoka.models import LoadedWorkflow, RunningEntry
 from jidoka.outcomes import Phase
@@ -214,6 +215,7 @@ async def _run_line(
         async with running_worker(connection.client, settings):
             handle = await start_line(connection.client, loaded, settings.task_queue)
             follower = Follower(
+                client=connection.client,
                 handle=handle,
                 line=loaded.config.line,
                 out=say,
@@ -239,7 +241,7 @@ async def _run_line(
             # The summary is read while this worker can still answer queries, and printed
             # before its shutdown, which may take the whole grace.
             try:
-                status = await query_line(handle)
+                status = await read_line_status(connection.client, handle)
                 issues = await issue_statuses(connection.client, status)
             except RPCError as error:
                 raise CliError(f"cannot read the line's status: {error.message}") from None
@@ -263,14 +265,11 @@ async def _run_line(
     return code
 
 
-async def query_line(handle: WorkflowHandle[object, object]) -> LineStatus:
-    return await handle.query("status", result_type=LineStatus)
-
-
 @dataclass
 class Follower:
     """Prints the line's progress and handles halts (auto-resume, or stop)."""
 
+    client: Client
     handle: WorkflowHandle[object, object]
     line: str
     out: TextIO
@@ -284,7 +283,7 @@ class Follower:
         announced_halts = 0
         idle_ticks: int | None = None
         while True:
-            status = await query_line(self.handle)
+            status = await read_line_status(self.client, self.handle)
             progress.update(status)
             if status.halted:
                 idle_ticks = None

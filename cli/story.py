@@ -194,6 +194,15 @@ def tell(story: Story) -> str:
                     f"Tracker: moved from '{move.expected_state}' to '{move.target_state}'"
                     + (" with the evidence comment" if move.evidence else "")
                 )
+            case ActivityRecord(
+                name="tracker_transition",
+                input=None,
+                result=TransitionResult(moved_from=str() as moved_from) as moved,
+            ):
+                lines.append(
+                    f"Tracker: moved from '{moved_from}' to '{moved.issue.state}'"
+                    + (" with the evidence comment" if moved.with_evidence else "")
+                )
             case ActivityRecord(name="push_branch", result=PushResult() as pushed):
                 lines.append(f"  pushed {pushed.sha[:10]} to {pushed.remote}")
             case ActivityRecord(name="preserve_work", result=PreserveResult() as kept):

@@ -50,6 +50,7 @@ from jidoka.payloads import (
     TransitionInput,
     TransitionResult,
 )
+from runtime.history import local_activity
 
 ACTIVITY_TYPES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "tracker_fetch_issue": (None, Issue),
@@ -191,6 +192,13 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
             records.append(
                 ActivityRecord(at=at, name=name, failure=f"timed out ({attrs.failure.message})")
             )
+        elif (local := local_activity(event)) is not None:
+            result_type = ACTIVITY_TYPES.get(local.name, (None, None))[1]
+            if local.failure is not None:
+                records.append(ActivityRecord(at=at, name=local.name, failure=local.failure))
+            elif result_type is not None and local.result is not None:
+                result = await _decode(client, local.result, result_type)
+                records.append(ActivityRecord(at=at, name=local.name, result=result))
         elif event.HasField("workflow_properties_modified_event_attributes"):
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
             if "decision" in fields:

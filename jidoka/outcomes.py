@@ -147,8 +147,17 @@ class Phase(StrEnum):
         """Waiting on a human: it holds no agent slot and does not keep a line busy."""
         return self in (Phase.PAUSED, Phase.HALTED)
 
+    @property
+    def concerns_the_line(self) -> bool:
+        """The line acts on it: a parked issue holds no slot and a paused one is woken, a
+        shipping one's move is its own, a backing-off one is in the retry queue, a final one is
+        done. The other phases are progress only, shown live by the ``JidokaPhase`` search
+        attribute: an issue does not signal its line for them."""
+        return self in _LINE_PHASES
+
 
 _FINAL_PHASES = frozenset({Phase.SHIPPED, Phase.ABANDONED, Phase.RELEASED})
+_LINE_PHASES = _FINAL_PHASES | {Phase.PAUSED, Phase.HALTED, Phase.SHIPPING, Phase.BACKING_OFF}
 
 
 class LinePhase(StrEnum):

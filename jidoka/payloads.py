@@ -166,6 +166,11 @@ class TransitionInput(Model):
 class TransitionResult(Model):
     issue: Issue
     already_applied: bool = False
+    moved_from: str | None = None
+    """The state the move was guarded on (its input's ``expected_state``), recorded with the
+    result: a tracker call runs as a local activity, whose input the history does not keep."""
+    with_evidence: bool = False
+    """The move carried the evidence of a ship."""
 
 
 class CommentInput(Model):
@@ -414,6 +419,20 @@ class CleanupResult(Model):
 
 class LoadWorkflowInput(Model):
     path: str
+
+
+class ReloadWorkflowInput(Model):
+    path: str
+    known_fingerprint: str | None = None
+    """The fingerprint of the config the caller holds: the same config comes back as None."""
+
+
+class ReloadedWorkflow(Model):
+    """A re-read of WORKFLOW.md: ``workflow`` is None when it is the config the caller holds."""
+
+    fingerprint: str
+    """A hash of the loaded config (the file and whatever the load resolved from it)."""
+    workflow: LoadedWorkflow | None = None
 
 
 class HaltRequest(Model):

@@ -7,9 +7,9 @@ Deterministic code only (it runs inside the workflows).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import (
@@ -19,13 +19,16 @@ from temporalio.common import (
     SearchAttributeUpdate,
     TypedSearchAttributes,
 )
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.config import load_workflow_config
+    from activities.config import load_workflow_config, reload_workflow_config
     from jidoka.models import LoadedWorkflow
-    from jidoka.payloads import LoadWorkflowInput
+    from jidoka.payloads import LoadWorkflowInput, ReloadedWorkflow, ReloadWorkflowInput
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
 
 # ---------------------------------------------------------------------------------------------
 # Retry policies. Activity retries are for transient infrastructure errors only: a failed agent,
@@ -89,9 +92,90 @@ def history_is_long(limit: int | None = None) -> bool:
         limit or HISTORY_SOFT_LIMIT
     ):
         return True
-    return info.get_current_history_size() > HISTORY_SOFT_BYTES and workflow.patched(
-        "history-bytes-limit"
+    return info.get_current_history_size() > HISTORY_SOFT_BYTES and patched("history-bytes-limit")
+
+
+# ---------------------------------------------------------------------------------------------
+# Short steps on the shared queue
+# ---------------------------------------------------------------------------------------------
+
+LEAN_STEPS = "lean-steps"
+"""The patch that runs the short steps of the shared queue (config reads, tracker calls) as
+local activities (one marker event each, in the workflow task that asked for them, instead of
+three events and a workflow task of their own), and sends an issue's reports to its line only
+when the line acts on them. Histories recorded before it replay on the old branch."""
+
+
+def start_lean_steps() -> bool:
+    """Ask for ``lean-steps`` in the run's first activation, before any command: the first thing
+    each workflow's ``run`` does. A patch first asked for just after a local activity resolved
+    is seen live in the workflow task that ran the activity but on replay in the next one, so
+    replay would take the other branch; asked here, the answer is fixed for the whole run."""
+    return workflow.patched(LEAN_STEPS)
+
+
+def patched(patch_id: str) -> bool:
+    """``workflow.patched`` for the patches older than ``lean-steps``. A run that started on
+    ``lean-steps`` was started by code that has every older patch, so they are all on with no
+    marker of their own (and none is first asked for after a local activity); a run started
+    before asks for each where it always did, and replays as it ran."""
+    return workflow.patched(LEAN_STEPS) or workflow.patched(patch_id)
+
+
+async def run_step(
+    activity: Callable[[ArgT], Awaitable[ResultT]],
+    arg: ArgT,
+    *,
+    start_to_close: timedelta,
+    retry_policy: RetryPolicy,
+) -> ResultT:
+    """A short call on the shared queue (WORKFLOW.md, the tracker).
+
+    It runs as a local activity: on the worker that runs the workflow, which has the same
+    activities and credentials as any worker of the shared queue, and recorded as one marker
+    with its result (its input, which repeats the config, is not stored). Retries, timeouts and
+    the errors the caller sees are those of an activity; a worker that dies mid-call has the
+    call run again by the next worker, like an activity. What must run on a chosen host (the
+    workspace, the agent, hooks) stays an ordinary activity."""
+    if workflow.patched(LEAN_STEPS):
+        return await run_local(
+            activity, arg, start_to_close=start_to_close, retry_policy=retry_policy
+        )
+    return await workflow.execute_activity(
+        activity, arg, start_to_close_timeout=start_to_close, retry_policy=retry_policy
     )
+
+
+async def run_local(
+    activity: Callable[[ArgT], Awaitable[ResultT]],
+    arg: ArgT,
+    *,
+    start_to_close: timedelta,
+    retry_policy: RetryPolicy,
+) -> ResultT:
+    """A local activity whose failure is always an ActivityError, as an activity's is."""
+    try:
+        return await workflow.execute_local_activity(
+            activity, arg, start_to_close_timeout=start_to_close, retry_policy=retry_policy
+        )
+    except ActivityError:
+        raise
+    except FailureError as error:
+        # A local activity can fail with its bare cause (a non-retryable application error,
+        # a timeout): callers classify failures by an ActivityError's cause.
+        raise ActivityError(
+            f"{_name(activity)} failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=_name(activity),
+            activity_id="",
+            retry_state=None,
+        ) from error
+
+
+def _name(activity: Callable[..., object]) -> str:
+    return getattr(activity, "__name__", "activity")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,10 +186,21 @@ def history_is_long(limit: int | None = None) -> bool:
 async def load_config(path: str) -> LoadedWorkflow:
     """Read and validate WORKFLOW.md on a worker; raises ActivityError when it is invalid
     (each workflow decides what an invalid edit means for it)."""
-    return await workflow.execute_activity(
+    return await run_step(
         load_workflow_config,
         LoadWorkflowInput(path=path),
-        start_to_close_timeout=timedelta(seconds=30),
+        start_to_close=timedelta(seconds=30),
+        retry_policy=QUICK_RETRY,
+    )
+
+
+async def reload_config(path: str, fingerprint: str | None) -> ReloadedWorkflow:
+    """Like :func:`load_config`, but the config comes back only when it differs from the one
+    ``fingerprint`` names: a line re-reads its file every tick, and most ticks it is the same."""
+    return await run_local(
+        reload_workflow_config,
+        ReloadWorkflowInput(path=path, known_fingerprint=fingerprint),
+        start_to_close=timedelta(seconds=30),
         retry_policy=QUICK_RETRY,
     )
 

@@ -48,8 +48,10 @@ from workflows.common import (
     history_is_long,
     host_lost,
     load_config,
+    patched,
     resume_problem,
     signal_quietly,
+    start_lean_steps,
     write_keys,
 )
 from workflows.host_calls import AttemptEnded, HostCalls, HostLost
@@ -146,6 +148,7 @@ class IssueWorkflow:
 
     @workflow.run
     async def run(self, input: IssueWorkflowInput) -> IssueResult:
+        start_lean_steps()
         s = self._s
         if s.started_at is None:
             s.started_at = workflow.now()
@@ -270,6 +273,7 @@ class IssueWorkflow:
             self._workflow = loaded
             self._s.config_error = None
             self._config_loaded_at = workflow.now()
+            self._reports.tokens_count_now = loaded.config.budgets.fleet.tokens_per_hour is not None
             return
 
     async def _start_issue(self) -> None:
@@ -410,7 +414,7 @@ class IssueWorkflow:
     def _fresh(self, at: datetime | None) -> bool:
         """Whether a read made at ``at`` still serves (histories recorded before the patch
         read again, and replay as they ran)."""
-        return at is not None and workflow.now() - at < FRESH and workflow.patched(LEAN_HISTORY)
+        return at is not None and workflow.now() - at < FRESH and patched(LEAN_HISTORY)
 
     def _judge_findings(self, evidence: Evidence) -> JudgeFindings:
         return judge.findings(evidence, self._config, self._s.issue, self._s.consents)
@@ -662,7 +666,7 @@ class IssueWorkflow:
                 if url:
                     ship = ship.model_copy(update={"pull_request_url": url})
         except ActivityError as error:
-            if host_lost(error) and workflow.patched("ship-host-lost"):
+            if host_lost(error) and patched("ship-host-lost"):
                 # The host died before the push: like a host lost mid-attempt, an
                 # infrastructure fault retried within budgets.max_infra_failures.
                 await self._lost_before_the_ship(cause_message(error))
@@ -955,8 +959,9 @@ class IssueWorkflow:
         moving = policy.norm_state(target) != policy.norm_state(s.tracker_state or "")
         if (
             moving
-            and workflow.patched("report-own-transitions")
+            and patched("report-own-transitions")
             and self._reports.announced_moving_to != target
+            and self._reports.line_would_misread(target, self._config)
         ):
             # The line must hear it before its reconciliation can see the new state, or it
             # reads our own ship or pause as a person's edit and cancels us.

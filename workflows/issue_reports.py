@@ -1,9 +1,13 @@
-"""What the world sees of an issue while it runs: its search attributes (the Web UI's filters)
-and its reports to the line (``issue_report``), kept in step with every change of phase.
+"""What the world sees of an issue while it runs: its search attributes (the Web UI's filters,
+kept in step with every change of phase) and its reports to the line (``issue_report``).
 
-An attempt's tokens, outcome and rate limit travel with the next report rather than in a
-signal of their own; a report also says which tracker state the issue is about to move itself
-to, so the line never reads the issue's own move as a person's edit. Deterministic code only.
+A report is a signal, and a signal costs history in both workflows, so an issue reports only
+what its line acts on: phases that free or hold a slot, its own ship, a back-off, its end
+(``Phase.concerns_the_line``), a move of its own the line would otherwise read as a person's
+edit, a rate limit, and its tokens at once when a fleet budget counts them. Everything else
+(the tokens and outcome of an attempt) travels with the next report. Progress between (preparing,
+running the agent, verifying) is in the ``JidokaPhase`` search attribute, which ``jidoka line
+status`` reads. Deterministic code only.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
-from workflows.common import LEAN_HISTORY, SearchAttributes, signal_quietly
+from workflows.common import LEAN_HISTORY, LEAN_STEPS, SearchAttributes, patched, signal_quietly
 
 with workflow.unsafe.imports_passed_through():
+    from jidoka import policy
     from jidoka import search_attributes as sa
+    from jidoka.config import WorkflowConfig
     from jidoka.models import IssueState, RateLimitInfo
-    from jidoka.outcomes import Outcome, Phase
+    from jidoka.outcomes import Outcome, Phase, ReconcileAction
     from jidoka.payloads import IssueReport
 
 
@@ -37,18 +43,24 @@ class IssueReports:
         self._rate_limit: RateLimitInfo | None = None
         self.announced_moving_to: str | None = None
         """The state the last report said the issue was moving to (None after any other)."""
+        self.tokens_count_now = False
+        """A fleet token budget is configured: the line needs an attempt's tokens at once."""
+        self._line_knows: Phase | None = (
+            Phase.QUEUED if workflow.info().continued_run_id is None else None
+        )
+        """The phase the line last heard (None: not known in this run)."""
 
     def upsert(self, *pairs: tuple[SearchAttributeKey[Any], object]) -> None:
         """One upsert (one history event) with what changed, the token count included."""
         if not self._seeded:
             self._seeded = True
-            if workflow.patched(LEAN_HISTORY):
+            if patched(LEAN_HISTORY):
                 self._attributes.seed()
         self._attributes.upsert(*pairs, (sa.TOKENS, self._s.counters.tokens.total_tokens))
 
     def upsert_with_next(self, *pairs: tuple[SearchAttributeKey[Any], object]) -> None:
         """Upsert with the next phase change (histories before the patch: now)."""
-        if workflow.patched(LEAN_HISTORY):
+        if patched(LEAN_HISTORY):
             self._attributes.hold(*pairs)
         else:
             self.upsert(*pairs)
@@ -66,13 +78,29 @@ class IssueReports:
     ) -> None:
         """Move to ``phase``: the search attributes and the line hear it as it happens."""
         s = self._s
-        changed = phase is not s.phase
+        before = s.phase
         s.phase = phase
         if phase is not Phase.BACKING_OFF:
             s.retry_at = None
         self.upsert((sa.PHASE, phase.value), (sa.HALTED, phase is Phase.HALTED))
-        if changed or final or moving_to is not None or self._held():
+        if final or moving_to is not None or self._line_needs(before, phase):
             await self.report(identifier=identifier, final=final, moving_to=moving_to)
+
+    def line_would_misread(self, target: str, config: WorkflowConfig) -> bool:
+        """Would the line, seeing the issue in ``target`` before its next report, take the
+        issue's own move for a person's edit? Then it must hear of the move first."""
+        if not workflow.patched(LEAN_STEPS) or self._line_knows is None:
+            return True
+        action = policy.reconcile_action(target, self._line_knows, config)
+        return action is not ReconcileAction.KEEP
+
+    def _line_needs(self, before: Phase, phase: Phase) -> bool:
+        if not workflow.patched(LEAN_STEPS):
+            return phase is not before or self._held()
+        if phase is not before and (before.concerns_the_line or phase.concerns_the_line):
+            return True
+        urgent_tokens = self.tokens_count_now and self._tokens_delta != 0
+        return urgent_tokens or (self._rate_limit is not None and self._rate_limit.exhausted)
 
     async def report(
         self, *, identifier: str, final: bool = False, moving_to: str | None = None
@@ -99,6 +127,7 @@ class IssueReports:
         )
         self._tokens_delta, self._outcome, self._rate_limit = 0, None, None
         self.announced_moving_to = moving_to
+        self._line_knows = s.phase
         await signal_quietly(self._line, "issue_report", report)
 
     def _held(self) -> bool:

@@ -35,6 +35,7 @@ from temporalio.exceptions import ActivityError
 
 from workflows.common import (
     FETCH_RETRY,
+    LEAN_STEPS,
     QUICK_RETRY,
     TICK_RETRY,
     SearchAttributes,
@@ -42,8 +43,12 @@ from workflows.common import (
     history_is_long,
     is_permanent,
     load_config,
+    patched,
+    reload_config,
     resume_problem,
+    run_step,
     signal_quietly,
+    start_lean_steps,
 )
 from workflows.tracker_calls import TrackerCalls
 
@@ -52,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.tracker.activities import (
         tracker_dispatch_plan,
         tracker_fetch_by_ids,
+        tracker_states_by_ids,
     )
     from activities.workspace import cleanup_workspaces
     from jidoka import comments, policy
@@ -116,12 +122,15 @@ class LineWorkflow:
             input.state.model_copy(deep=True) if input.state is not None else LineState()
         )
         self._workflow: LoadedWorkflow | None = None
+        self._fingerprint: str | None = None
+        """Of ``_workflow``, as the last reload said: an unchanged file comes back as this."""
         self._refresh = False
         self._attributes = SearchAttributes()
         self._broadcasting = asyncio.Lock()
 
     @workflow.run
     async def run(self, input: LineWorkflowInput) -> None:
+        start_lean_steps()
         s = self._s
         while self._workflow is None:
             await self._load_config()
@@ -167,7 +176,13 @@ class LineWorkflow:
         """Reload; an invalid edit keeps the last good config and shows in
         ``status`` and the ``JidokaConfigInvalid`` search attribute."""
         try:
-            loaded = await load_config(self._input.workflow_path)
+            if workflow.patched(LEAN_STEPS):
+                reloaded = await reload_config(self._input.workflow_path, self._fingerprint)
+                self._fingerprint = reloaded.fingerprint
+                loaded = reloaded.workflow or self._workflow
+                assert loaded is not None, "a reload came back unchanged with no config held"
+            else:
+                loaded = await load_config(self._input.workflow_path)
         except ActivityError as error:
             self._s.config_error = cause_message(error)
             self._upsert(config_invalid=True)
@@ -247,7 +262,7 @@ class LineWorkflow:
             # good config (docs/workflow-file.md#choices-made-on-purpose).
             return
         try:
-            plan = await workflow.execute_activity(
+            plan = await run_step(
                 tracker_dispatch_plan,
                 DispatchQuery(
                     config=config,
@@ -256,7 +271,7 @@ class LineWorkflow:
                         for e in s.running.values()
                     ],
                 ),
-                start_to_close_timeout=timedelta(seconds=60),
+                start_to_close=timedelta(seconds=60),
                 retry_policy=FETCH_RETRY,
             )
         except ActivityError as error:
@@ -367,20 +382,28 @@ class LineWorkflow:
         s = self._s
         if not s.running:
             return
+        query = TrackerQuery(config=config, issue_ids=sorted(s.running))
         try:
-            live = await workflow.execute_activity(
-                tracker_fetch_by_ids,
-                TrackerQuery(config=config, issue_ids=sorted(s.running)),
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=TICK_RETRY,
-            )
+            if workflow.patched(LEAN_STEPS):
+                live = await run_step(
+                    tracker_states_by_ids,
+                    query,
+                    start_to_close=timedelta(seconds=60),
+                    retry_policy=TICK_RETRY,
+                )
+            else:
+                issues = await run_step(
+                    tracker_fetch_by_ids,
+                    query,
+                    start_to_close=timedelta(seconds=60),
+                    retry_policy=TICK_RETRY,
+                )
+                live = {issue.id: issue.state for issue in issues}
         except ActivityError as error:
             s.tracker_error = f"reconciliation skipped: {cause_message(error)}"
             return
-        by_id = {issue.id: issue for issue in live}
         for entry in list(s.running.values()):
-            issue = by_id.get(entry.issue_id)
-            state = issue.state if issue is not None else None
+            state = live.get(entry.issue_id)
             action = policy.reconcile_action(state, entry.phase, config, moving_to=entry.moving_to)
             match action:
                 case ReconcileAction.KEEP:
@@ -631,7 +654,7 @@ class LineWorkflow:
         self._refresh = True
 
     async def _broadcast(self, signal: str, payload: Any) -> None:
-        if not workflow.patched("serialize-andon-broadcasts"):
+        if not patched("serialize-andon-broadcasts"):
             await self._send_to_running(signal, payload)
             return
         # A resume arriving while a halt is still being sent issue by issue would otherwise

@@ -15,7 +15,7 @@ from enum import StrEnum
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.common import TRACKER_RETRY, cause_message, cause_type, is_permanent
+from workflows.common import TRACKER_RETRY, cause_message, cause_type, is_permanent, run_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.tracker.activities import (
@@ -71,10 +71,10 @@ class TrackerCalls:
 
     async def read(self, config: WorkflowConfig) -> Issue | ReadFailed:
         try:
-            return await workflow.execute_activity(
+            return await run_step(
                 tracker_fetch_issue,
                 TrackerIssueInput(config=config, issue_id=self._issue_id),
-                start_to_close_timeout=timedelta(seconds=60),
+                start_to_close=timedelta(seconds=60),
                 retry_policy=TRACKER_RETRY,
             )
         except ActivityError as error:
@@ -97,7 +97,7 @@ class TrackerCalls:
     ) -> TransitionResult:
         """The guarded, compare-and-set state change (plus its comment)."""
         try:
-            return await workflow.execute_activity(
+            return await run_step(
                 tracker_transition,
                 TransitionInput(
                     config=config,
@@ -108,7 +108,7 @@ class TrackerCalls:
                     comment=comment,
                     idempotency_key=f"{self._idempotency}:{key}",
                 ),
-                start_to_close_timeout=timedelta(seconds=120),
+                start_to_close=timedelta(seconds=120),
                 retry_policy=TRACKER_RETRY,
             )
         except ActivityError as error:
@@ -123,7 +123,7 @@ class TrackerCalls:
     async def comment(self, config: WorkflowConfig, body: str, *, key: str) -> None:
         """Best effort: a comment that cannot be written is logged, never a reason to stop."""
         try:
-            await workflow.execute_activity(
+            await run_step(
                 tracker_comment,
                 CommentInput(
                     config=config,
@@ -131,7 +131,7 @@ class TrackerCalls:
                     body=body,
                     idempotency_key=f"{self._idempotency}:{key}",
                 ),
-                start_to_close_timeout=timedelta(seconds=60),
+                start_to_close=timedelta(seconds=60),
                 retry_policy=TRACKER_RETRY,
             )
         except ActivityError as error:
@@ -142,9 +142,9 @@ class TrackerCalls:
     ) -> str | None:
         """Make the pushed branch reviewable (a pull request on GitHub): its URL, or None.
         Raises ActivityError when the tracker failed."""
-        return await workflow.execute_activity(
+        return await run_step(
             tracker_publish,
             PublishInput(config=config, issue=issue.slim(), branch=branch, title=title, body=body),
-            start_to_close_timeout=timedelta(seconds=120),
+            start_to_close=timedelta(seconds=120),
             retry_policy=TRACKER_RETRY,
         )

@@ -144,6 +144,18 @@ async def tracker_fetch_by_ids(input: TrackerQuery) -> list[Issue]:
         return [issue.slim() for issue in await tracker.fetch_issues_by_ids(input.issue_ids)]
 
 
+@activity.defn(name="tracker_states_by_ids")
+async def tracker_states_by_ids(input: TrackerQuery) -> dict[str, str]:
+    """Reconciliation's read: each issue's state by its id, nothing else (the line asks every
+    tick, for every running issue). An issue the tracker no longer shows is absent."""
+    if not input.issue_ids:
+        return {}
+    async with tracker_session(input.config) as tracker:
+        return {
+            issue.id: issue.state for issue in await tracker.fetch_issues_by_ids(input.issue_ids)
+        }
+
+
 async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> TransitionResult:
     """Read the live issue, apply the transition guard, write state then comment. A retry of
     a write that already landed only completes its comment."""
@@ -152,7 +164,12 @@ async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> 
     if norm_state(current.state) == target and target != expected:
         if input.comment:
             await tracker.add_comment(current, input.comment, input.idempotency_key)
-        return TransitionResult(issue=current.bounded(), already_applied=True)
+        return TransitionResult(
+            issue=current.bounded(),
+            already_applied=True,
+            moved_from=input.expected_state,
+            with_evidence=input.evidence is not None,
+        )
     refusal = transition_refusal(
         current=current,
         expected_state=input.expected_state,
@@ -170,7 +187,11 @@ async def guarded_transition(tracker: TrackerClient, input: TransitionInput) -> 
     updated = await tracker.set_state(current, input.target_state)
     if input.comment:
         await tracker.add_comment(updated, input.comment, input.idempotency_key)
-    return TransitionResult(issue=updated.bounded())
+    return TransitionResult(
+        issue=updated.bounded(),
+        moved_from=input.expected_state,
+        with_evidence=input.evidence is not None,
+    )
 
 
 @activity.defn(name="tracker_transition")

@@ -29,3 +29,12 @@ def recorded() -> list[Path]:
 def load(path: Path) -> WorkflowHistory:
     """A committed history; its file name stands in for the workflow ID."""
     return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+
+
+async def assert_replays(history: WorkflowHistory) -> None:
+    """A live run's history replays on the code that made it: what a worker restarted
+    mid-run, or one answering a query without the run in its cache, does."""
+    result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, (
+        f"the live history does not replay: {result.replay_failure}"
+    )

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.workspace import HostIdentity
+from cli.line_view import read_line_status
 from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key
 from jidoka.outcomes import OperatorDecision, Phase
 from jidoka.payloads import (
@@ -350,8 +351,15 @@ async def eventually(
 
 
 async def line_status(handle: WorkflowHandle[Any, Any]) -> LineStatus:
-    """The line's own ``status`` query."""
+    """The line's own ``status`` query: each running issue's phase as the line last heard it
+    (an issue reports only the phases the line acts on)."""
     return await handle.query(LineWorkflow.status)
+
+
+async def live_line_status(client: Client, handle: WorkflowHandle[Any, Any]) -> LineStatus:
+    """What ``jidoka line status`` shows: the line's status with each running issue's live
+    phase (preparing, running the agent, verifying) read from visibility."""
+    return await read_line_status(client, handle)
 
 
 async def refreshed_status(handle: WorkflowHandle[Any, Any]) -> LineStatus:

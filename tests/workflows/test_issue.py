@@ -11,6 +11,8 @@ from temporalio.client import Client
 
 from jidoka.outcomes import HaltCategory, OperatorDecision, Outcome, Phase
 from jidoka.payloads import AnswerRequest, DecideRequest
+from runtime.history import steps
+from tests.histories import assert_replays
 from tests.support.git import run_git
 from tests.support.linekit import board_text, eventually, factory, make_line, wait_for_phase
 from workflows.issue import IssueWorkflow
@@ -29,13 +31,15 @@ async def test_ship_moves_the_issue_to_done_with_evidence(client: Client, tmp_pa
     assert result.outcome is Outcome.SHIPPED
     assert kit.state_of("T-1") == "Done"
     # One attempt reads WORKFLOW.md once and the issue once: nothing read twice for nothing.
-    scheduled = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
-    assert scheduled.count("load_workflow_config") == 1, scheduled
-    assert scheduled.count("tracker_fetch_issue") == 1, scheduled
+    ran = [step.name for step in steps(history.events)]
+    assert ran.count("load_workflow_config") == 1, ran
+    assert ran.count("tracker_fetch_issue") == 1, ran
+    # The short steps of the shared queue are local activities: one marker each, no input
+    # (the config) copied into the history; what runs on the host stays an activity.
+    await assert_replays(history)
+    local = {step.name for step in steps(history.events) if step.local}
+    assert {"load_workflow_config", "tracker_fetch_issue", "tracker_transition"} <= local
+    assert local.isdisjoint({"prepare_workspace", "run_agent", "collect_evidence", "run_hook"})
     assert result.ship is not None and result.ship.commits_ahead >= 1
     assert result.ship.verify_passed is True
     text = kit.issue_text("T-1")

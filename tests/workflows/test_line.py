@@ -8,16 +8,25 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from jidoka import search_attributes as sa
 from jidoka.outcomes import HaltCategory, HaltSource, Outcome, Phase
-from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
+from jidoka.payloads import HaltRequest, IssueReport, LineStatus, ResumeRequest, ResumeResult
+from runtime.history import steps
+from tests.histories import assert_replays
 from tests.support.git import run_git
 from tests.support.linekit import (
     eventually,
     factory,
     line_status,
+    live_line_status,
     make_line,
     retry_and_resume,
     start_line,
@@ -142,7 +151,7 @@ async def test_reconciliation_cancels_on_tracker_edits(client: Client, tmp_path:
     async with factory(client) as f:
         handle = await start_line(f, kit)
         await eventually(
-            lambda: line_status(handle),
+            lambda: live_line_status(client, handle),
             lambda s: len([e for e in s.running if e.phase is Phase.RUNNING_AGENT]) == 2,
             what="both agents running",
         )
@@ -327,7 +336,7 @@ async def test_tracker_requests_per_tick_do_not_grow_with_running_issues(
         # The host has fewer agent slots than the line dispatches: the rest wait, visibly.
         busy = (Phase.RUNNING_AGENT, Phase.WAITING_FOR_SLOT)
         await eventually(
-            lambda: line_status(handle),
+            lambda: live_line_status(client, handle),
             lambda s: len([e for e in s.running if e.phase in busy]) == 6,
             what="six running or waiting for a slot",
         )
@@ -336,13 +345,9 @@ async def test_tracker_requests_per_tick_do_not_grow_with_running_issues(
         await handle.terminate("test done")
         for n in range(6):
             await client.get_workflow_handle(kit.workflow_id(f"P-{n}")).terminate("test done")
-    scheduled = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
-    tracker_calls = [name for name in scheduled if name.startswith("tracker_")]
-    ticks_seen = scheduled.count("load_workflow_config")
+    ran = [step.name for step in steps(history.events)]
+    tracker_calls = [name for name in ran if name.startswith("tracker_")]
+    ticks_seen = ran.count("reload_workflow_config")
     # Per tick: one batch refresh by ids and one candidate fetch, whatever the number running.
     assert len(tracker_calls) <= 2 * ticks_seen + 1
     assert tracker_calls.count("tracker_fetch_issue") == 0
@@ -456,3 +461,63 @@ async def test_a_resume_right_after_a_halt_reaches_every_issue_after_the_halt(
     assert not status.halted
     assert left_halted == [], "halted on a running line"
     assert [h.root_cause for h in status.halts] == ["false alarm"] * CYCLES
+
+
+def reports_sent(history: WorkflowHistory) -> list[IssueReport]:
+    """The ``issue_report`` signals an issue's history shows it sent to its line."""
+    sent: list[IssueReport] = []
+    for event in history.events:
+        if event.HasField("signal_external_workflow_execution_initiated_event_attributes"):
+            attrs = event.signal_external_workflow_execution_initiated_event_attributes
+            if attrs.signal_name == "issue_report":
+                (report,) = pydantic_data_converter.payload_converter.from_payloads(
+                    attrs.input.payloads, [IssueReport]
+                )
+                assert isinstance(report, IssueReport)
+                sent.append(report)
+    return sent
+
+
+@pytest.mark.parametrize("fleet_budget", [False, True], ids=["no-fleet-budget", "fleet-budget"])
+async def test_an_issue_reports_to_its_line_only_what_the_line_acts_on(
+    client: Client, tmp_path: Path, fleet_budget: bool
+) -> None:
+    """Each report is a signal, paid for in both histories. An issue whose first attempt breaks
+    the tests and whose second ships sends its ship (before its own move to the done state,
+    which the line must not read as a person's edit) and its end; both attempts' tokens ride
+    with the ship, or reach the line attempt by attempt when a fleet budget counts them. The
+    progress in between is in its search attribute, and the operator's view shows it."""
+    budgets = {"budgets": {"fleet": {"tokens_per_hour": 10_000_000}}} if fleet_budget else {}
+    verify = 'sleep 1; "$JIDOKA_PYTHON" -m unittest discover -q'
+    kit = make_line(tmp_path, {"hooks": {"verify": verify}, **budgets})
+    kit.add_issue("S-1", "breaks-tests-then-fixes")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        live = await eventually(
+            lambda: live_line_status(client, handle),
+            lambda s: any(e.phase is Phase.VERIFYING for e in s.running),
+            what="the operator's view shows the issue verifying",
+        )
+        heard = await line_status(handle)
+        status = await eventually(
+            lambda: line_status(handle), lambda s: len(s.finished) == 1, what="shipped"
+        )
+        issue = await client.get_workflow_handle(kit.workflow_id("S-1")).fetch_history()
+        await handle.terminate("test done")
+    assert [e.phase for e in live.running] == [Phase.VERIFYING]
+    # The line itself never heard of the verification: no signal was spent on it.
+    assert [e.phase for e in heard.running] != [Phase.VERIFYING]
+    shipped = status.finished[0]
+    assert shipped.phase is Phase.SHIPPED
+    await assert_replays(issue)
+    sent = reports_sent(issue)
+    ship, end = sent[-2:]
+    assert (ship.phase, ship.moving_to, ship.attempt) == (Phase.SHIPPING, "Done", 2)
+    assert end.phase is Phase.SHIPPED and end.final
+    assert sum(r.tokens_delta for r in sent) == shipped.tokens > 0
+    with_tokens = [r for r in sent if r.tokens_delta > 0]
+    if fleet_budget:
+        assert len(with_tokens) == 2, sent  # one per attempt, as each ended
+    else:
+        assert [r.phase for r in sent] == [Phase.SHIPPING, Phase.SHIPPED]
+        assert len(with_tokens) == 1, sent

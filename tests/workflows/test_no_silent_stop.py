@@ -47,6 +47,7 @@ from tests.support.linekit import (
     factory,
     issue_status,
     line_status,
+    live_line_status,
     make_line,
     refreshed_status,
     start_line,
@@ -99,7 +100,7 @@ async def test_waiting_for_a_slot_is_its_own_phase_and_never_agent_time(
     seen_waiting: set[str] = set()
 
     async def watch() -> LineStatus:
-        status = await line_status(handle)
+        status = await live_line_status(client, handle)
         seen_waiting.update(
             e.identifier for e in status.running if e.phase is Phase.WAITING_FOR_SLOT
         )

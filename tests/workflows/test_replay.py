@@ -85,4 +85,7 @@ async def test_an_altered_workflow_is_reported_as_non_deterministic(path: Path) 
         load(path), raise_on_replay_failure=False
     )
     assert isinstance(result.replay_failure, workflow.NondeterminismError), result.replay_failure
-    assert "claim_host" in str(result.replay_failure)
+    # What the altered code did first meets what the history recorded first: the lean-steps
+    # patch marker in a history that starts with it, else the config load.
+    expected = "lean-steps" if ".steps." in path.name else "claim_host"
+    assert expected in str(result.replay_failure)

@@ -44,6 +44,8 @@ from jidoka.models import IssueCounters
 from jidoka.outcomes import DecisionKind, HaltCategory, Outcome, Phase
 from jidoka.payloads import AnswerRequest, IssueResult, IssueStatus, LineStatus
 from jidoka.workflow_file import load_workflow
+from runtime.history import steps
+from tests.histories import assert_replays
 from tests.support.git import run_git
 from tests.support.linekit import (
     Factory,
@@ -113,10 +115,9 @@ class ActivityStart:
 
 def scheduled(history: WorkflowHistory, activity: str) -> list[ActivityStart]:
     return [
-        ActivityStart(event_id=e.event_id, scheduled_at=e.event_time.ToDatetime())
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
+        ActivityStart(event_id=step.event_id, scheduled_at=step.scheduled_at)
+        for step in steps(history.events)
+        if step.name == activity
     ]
 
 
@@ -337,6 +338,8 @@ async def test_paused_issue_waits_days_polling_the_tracker_then_ships_once_answe
         await ts_env.sleep(wait)
 
         assert await ts_env.get_current_time() - paused_at >= wait
+        # Days of tracker polls (local activities) between timers replay as they ran.
+        await assert_replays(await handle.fetch_history())
         status = await issue_status(handle)
         assert status.phase is Phase.PAUSED and status.counters.attempts == 1
         assert len(status.questions) == 2
