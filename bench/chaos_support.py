@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from jidoka.models import Issue
 from jidoka.outcomes import HaltCategory, Outcome, Phase
 from jidoka.payloads import IssueStatus, LineStatus
 from runtime import history
@@ -172,19 +174,37 @@ def board_comments(text: str) -> BoardComments:
     return BoardComments(markers=markers, kinds=kinds)
 
 
-async def transition_targets(client: Client, workflow_id: str) -> list[str]:
+@dataclass
+class TrackerRecord:
+    transitions: list[str]
     """Every tracker transition the issue workflow made, over all of its runs (continue-as-new
     included): a state written twice by the workflow shows twice here."""
-    targets: list[list[str]] = []
+    first_read_state: str | None
+    """The state its first recorded read of the issue saw."""
+
+
+async def tracker_record(client: Client, workflow_id: str) -> TrackerRecord:
+    runs: list[list[history.Step]] = []
     run_id: str | None = None
     while True:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         events = [event async for event in handle.fetch_history_events()]
         previous = events[0].workflow_execution_started_event_attributes.continued_execution_run_id
-        targets.insert(0, history.transition_targets(history.steps(events)))
+        runs.insert(0, history.steps(events))
         if not previous:
-            return [target for run in targets for target in run]
+            break
         run_id = previous
+    steps = [step for run in runs for step in run]
+    first_read: str | None = None
+    for step in steps:
+        if step.name == "tracker_fetch_issue" and step.result is not None:
+            (issue,) = pydantic_data_converter.payload_converter.from_payloads(
+                step.result.payloads, [Issue]
+            )
+            assert isinstance(issue, Issue)
+            first_read = issue.state
+            break
+    return TrackerRecord(history.transition_targets(steps), first_read)
 
 
 @dataclass
@@ -198,6 +218,7 @@ class IssueFacts:
     board_state: str | None
     comments: BoardComments
     transitions: list[str]
+    first_read_state: str | None
     line_view: str
     """``running/<phase>``, ``finished/<phase>`` or ``absent`` in the line's final status."""
 
@@ -220,7 +241,7 @@ async def gather_facts(
     handle = client.get_workflow_handle(workflow_id)
     execution: str | None
     status: IssueStatus | None = None
-    transitions: list[str] = []
+    record = TrackerRecord([], None)
     try:
         execution = _execution_name((await handle.describe()).status)
     except RPCError as error:
@@ -235,7 +256,7 @@ async def gather_facts(
             )
         except Exception as error:  # a closed workflow that cannot replay says so, below
             print(f"  {identifier}: status query failed: {error!r}")
-        transitions = await transition_targets(client, workflow_id)
+        record = await tracker_record(client, workflow_id)
     text = kit.issue_text(identifier)
     board_state = kit.state_of(identifier)
     view = "absent"
@@ -253,7 +274,8 @@ async def gather_facts(
         status=status,
         board_state=board_state,
         comments=board_comments(text),
-        transitions=transitions,
+        transitions=record.transitions,
+        first_read_state=record.first_read_state,
         line_view=view,
     )
 
@@ -330,6 +352,11 @@ def judge(facts: IssueFacts) -> Judgement:
         want_board, want_view = DONE, "finished/shipped"
         kinds = Counter({"shipped": 1, "paused": asked, "answered": asked})
         moves = Counter({WORKING: 1 + asked, PAUSED: asked, DONE: 1})
+    if facts.first_read_state == WORKING:
+        # The claim landed, but the workflow task that made it died with its worker before
+        # recording it: the next worker ran that task again, read the issue already claimed
+        # and wrote nothing (the board shows one claim, the history none).
+        moves[WORKING] -= 1
     if facts.board_state != want_board:
         judgement.wrong.append(f"board state {facts.board_state!r}, expected {want_board!r}")
     if facts.line_view != want_view:

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -138,12 +139,21 @@ def process_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+@dataclass
+class TemporalRun:
+    wall_s: float
+    events_per_issue: float
+    history_kb_per_issue: float
+    """JSON, as the Web UI and ``temporal workflow show --output json`` export it."""
+    stored_kb_per_issue: float
+    """The events' protobuf size: what the server stores (payloads unencoded, no indentation)."""
+    server_rss_mb: float
+
+
 async def run_with_temporal(
-    workflow_md: Path, issues: int, concurrency: int
-) -> tuple[float, float, float, float]:
-    """Returns (wall seconds, history events per issue, history KB per issue (JSON, as the
-    Web UI and ``temporal workflow show`` export it), the server's peak RSS in MB); the
-    line's own history is shared out over the issues."""
+    workflow_md: Path, issues: int, concurrency: int, keep_histories: Path | None = None
+) -> TemporalRun:
+    """The line's own history is shared out over the issues."""
     loaded = load_workflow(workflow_md)
     settings = DevServerSettings(
         db_path=workflow_md.parent / ".jidoka" / "temporal.db",
@@ -168,10 +178,17 @@ async def run_with_temporal(
             line_history = await handle.fetch_history()
             total = len(line_history.events)
             total_bytes = len(line_history.to_json())
+            stored = sum(event.ByteSize() for event in line_history.events)
+            if keep_histories is not None:
+                keep_histories.mkdir(parents=True, exist_ok=True)
+                (keep_histories / "line.json").write_text(line_history.to_json())
             for item in status.finished:
                 history = await client.get_workflow_handle(item.workflow_id).fetch_history()
                 total += len(history.events)
                 total_bytes += len(history.to_json())
+                stored += sum(event.ByteSize() for event in history.events)
+                if keep_histories is not None:
+                    (keep_histories / f"{item.identifier}.json").write_text(history.to_json())
             await handle.terminate("bench done")
             server_rss = process_peak_rss_mb(server.process.pid)
             unshipped = [f for f in status.finished if f.phase.value != "shipped"]
@@ -180,7 +197,13 @@ async def run_with_temporal(
                 + "; ".join(f"{f.identifier} {f.phase.value} {f.outcome}" for f in unshipped)
                 + f"; halts: {[h.reason for h in status.halts]}"
             )
-    return wall, total / issues, total_bytes / issues / 1024, server_rss
+    return TemporalRun(
+        wall_s=wall,
+        events_per_issue=total / issues,
+        history_kb_per_issue=total_bytes / issues / 1024,
+        stored_kb_per_issue=stored / issues / 1024,
+        server_rss_mb=server_rss,
+    )
 
 
 async def run_plain(workflow_md: Path, issues: int, concurrency: int) -> float:
@@ -232,6 +255,13 @@ async def main() -> int:
     )
     parser.add_argument("--issues", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--keep-histories",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the line's history and every issue's history (JSON) into DIR",
+    )
     args = parser.parse_args()
     os.environ.setdefault("GIT_AUTHOR_NAME", "bench")
     os.environ.setdefault("GIT_AUTHOR_EMAIL", "bench@jidoka.invalid")
@@ -243,8 +273,14 @@ async def main() -> int:
         temporal_md = build_line(scratch / "temporal", args.issues, args.concurrency, "bench")
         plain_wall = await run_plain(plain_md, args.issues, args.concurrency)
         print(f"plain asyncio loop: {args.issues} issues in {plain_wall:.1f}s")
-        wall, events, history_kb, server_rss = await run_with_temporal(
-            temporal_md, args.issues, args.concurrency
+        run = await run_with_temporal(
+            temporal_md, args.issues, args.concurrency, args.keep_histories
+        )
+        wall, events, history_kb, server_rss = (
+            run.wall_s,
+            run.events_per_issue,
+            run.history_kb_per_issue,
+            run.server_rss_mb,
         )
         per_min = args.issues / wall * 60
         print(
@@ -252,6 +288,7 @@ async def main() -> int:
         )
         print(f"history events per issue (line events shared out): {events:.1f}")
         print(f"history JSON per issue (line history shared out): {history_kb:.1f} KB")
+        print(f"history as stored (protobuf) per issue: {run.stored_kb_per_issue:.1f} KB")
         rss = peak_rss_mb()
         print(f"peak RSS of this process (worker + both runs): {rss:.0f} MB")
         print(f"peak RSS of the embedded Temporal server: {server_rss:.0f} MB")
