@@ -128,6 +128,21 @@ def missed_targets(measured: dict[str, float]) -> list[str]:
     return misses
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (git, the agents, hooks)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of another process (Linux); 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def process_peak_rss_mb(pid: int) -> float:
     """Peak resident memory of another process (Linux ``VmHWM``); 0 when unknown."""
     try:
@@ -148,6 +163,11 @@ class TemporalRun:
     stored_kb_per_issue: float
     """The events' protobuf size: what the server stores (payloads unencoded, no indentation)."""
     server_rss_mb: float
+    worker_cpu_s: float
+    """CPU seconds of this process (worker, activities, agents' Python) during the run."""
+    server_cpu_s: float
+    children_cpu_s: float
+    """CPU seconds of the subprocesses (git, agents) during the run."""
 
 
 async def run_with_temporal(
@@ -161,6 +181,8 @@ async def run_with_temporal(
         ui_port=free_port(),
         headless=True,
     )
+    cpu_before = time.process_time()
+    children_before = children_cpu_s()
     async with embedded_server(settings) as server:
         client = await connect_when_ready(settings.address)
         worker_settings = WorkerSettings(
@@ -190,7 +212,10 @@ async def run_with_temporal(
                 if keep_histories is not None:
                     (keep_histories / f"{item.identifier}.json").write_text(history.to_json())
             await handle.terminate("bench done")
+            worker_cpu = time.process_time() - cpu_before
+            children_cpu = children_cpu_s() - children_before
             server_rss = process_peak_rss_mb(server.process.pid)
+            server_cpu = process_cpu_s(server.process.pid)
             unshipped = [f for f in status.finished if f.phase.value != "shipped"]
             assert not unshipped, (
                 "not every issue shipped: "
@@ -203,6 +228,9 @@ async def run_with_temporal(
         history_kb_per_issue=total_bytes / issues / 1024,
         stored_kb_per_issue=stored / issues / 1024,
         server_rss_mb=server_rss,
+        worker_cpu_s=worker_cpu,
+        server_cpu_s=server_cpu,
+        children_cpu_s=children_cpu,
     )
 
 
@@ -271,7 +299,10 @@ async def main() -> int:
     try:
         plain_md = build_line(scratch / "plain", args.issues, args.concurrency, "benchplain")
         temporal_md = build_line(scratch / "temporal", args.issues, args.concurrency, "bench")
+        plain_cpu, plain_children = time.process_time(), children_cpu_s()
         plain_wall = await run_plain(plain_md, args.issues, args.concurrency)
+        plain_cpu = time.process_time() - plain_cpu
+        plain_children = children_cpu_s() - plain_children
         print(f"plain asyncio loop: {args.issues} issues in {plain_wall:.1f}s")
         run = await run_with_temporal(
             temporal_md, args.issues, args.concurrency, args.keep_histories
@@ -289,6 +320,11 @@ async def main() -> int:
         print(f"history events per issue (line events shared out): {events:.1f}")
         print(f"history JSON per issue (line history shared out): {history_kb:.1f} KB")
         print(f"history as stored (protobuf) per issue: {run.stored_kb_per_issue:.1f} KB")
+        print(
+            f"CPU seconds: plain loop {plain_cpu:.1f} + subprocesses {plain_children:.1f}; "
+            f"jidoka worker {run.worker_cpu_s:.1f} + subprocesses {run.children_cpu_s:.1f} "
+            f"+ Temporal server {run.server_cpu_s:.1f}"
+        )
         rss = peak_rss_mb()
         print(f"peak RSS of this process (worker + both runs): {rss:.0f} MB")
         print(f"peak RSS of the embedded Temporal server: {server_rss:.0f} MB")
