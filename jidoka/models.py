@@ -552,6 +552,9 @@ class RunningEntry(Model):
     """Its workflow task keeps failing (seen by the sweep; the line halted once for it)."""
     phase_at: datetime | None = None
     """When the line heard of the current phase."""
+    unconfirmed: str | None = None
+    """A tracker state that would stop this issue, seen by one reconciliation and waiting for
+    the next to confirm it (the issue's report of its own move may still be on its way)."""
 
 
 class FinishedEntry(Model):

@@ -871,6 +871,39 @@ def reconcile_action(
     return ReconcileAction.CANCEL_KEEP_WORKSPACE
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    act: bool
+    """Act on the reconciliation's action now."""
+    unconfirmed: str | None
+    """What the issue's entry keeps for the next reconciliation to confirm."""
+
+
+def confirm_stop(
+    action: ReconcileAction, tracker_state: str | None, unconfirmed: str | None
+) -> Confirmation:
+    """Whether a reconciliation acts now. Keeping an issue or waking a paused one, yes. A state
+    that would stop it (cancel, release, done without a ship) only when the previous
+    reconciliation saw the same state: the line reads the tracker inside its own workflow
+    task, so the issue's report of its own move can still be on its way while the read already
+    sees the move. ``unconfirmed`` is what the previous one saw ("" for an issue gone from the
+    tracker)."""
+    match action:
+        case ReconcileAction.KEEP | ReconcileAction.WAKE_PAUSED:
+            return Confirmation(act=True, unconfirmed=None)
+        case (
+            ReconcileAction.CANCEL_AND_CLEAN
+            | ReconcileAction.CANCEL_KEEP_WORKSPACE
+            | ReconcileAction.DONE_WITHOUT_SHIP
+        ):
+            seen = tracker_state if tracker_state is not None else ""
+            if unconfirmed == seen:
+                return Confirmation(act=True, unconfirmed=None)
+            return Confirmation(act=False, unconfirmed=seen)
+        case _:
+            assert_never(action)
+
+
 def dispatches_in_window(times: Sequence[datetime], now: datetime, window_s: int) -> int:
     start = now - timedelta(seconds=window_s)
     return sum(1 for t in times if t > start)

@@ -105,6 +105,8 @@ with workflow.unsafe.imports_passed_through():
 MAX_HALTS = 100
 MAX_FINISHED = 500
 SWEEP_EVERY_TICKS = 10
+CONFIRM_AFTER_S = 2.0
+"""How soon a tracker state that would stop an issue is read again to confirm it."""
 MAX_TRACKER_FAILURES = 10
 """Ticks in a row whose candidate fetch failed before the line halts: a tracker that stays
 unreachable must stop the line visibly, not leave it idle with nothing dispatched."""
@@ -154,7 +156,15 @@ class LineWorkflow:
                         history_limit=input.history_limit,
                     )
                 )
-            await self._wait(timedelta(seconds=self._config.polling.interval_s))
+            await self._wait(self._next_tick_in())
+
+    def _next_tick_in(self) -> timedelta:
+        """The polling interval, or sooner when a reconciliation waits to be confirmed (after
+        a timer, so that the reports already sent reach the line first)."""
+        interval = float(self._config.polling.interval_s)
+        if any(e.unconfirmed is not None and not e.cancel_sent for e in self._s.running.values()):
+            interval = min(interval, CONFIRM_AFTER_S)
+        return timedelta(seconds=interval)
 
     async def _wait(self, interval: timedelta) -> None:
         with contextlib.suppress(TimeoutError):
@@ -405,6 +415,8 @@ class LineWorkflow:
         for entry in list(s.running.values()):
             state = live.get(entry.issue_id)
             action = policy.reconcile_action(state, entry.phase, config, moving_to=entry.moving_to)
+            if not self._confirmed(entry, state, action):
+                continue
             match action:
                 case ReconcileAction.KEEP:
                     if state is not None:
@@ -433,6 +445,15 @@ class LineWorkflow:
                     await self._done_without_ship(entry, state)
                 case _:
                     assert_never(action)
+
+    def _confirmed(self, entry: RunningEntry, state: str | None, action: ReconcileAction) -> bool:
+        """``policy.confirm_stop``: a state that would stop an issue waits for the next
+        reconciliation (runs started before lean steps act at once, as they did)."""
+        if not workflow.patched(LEAN_STEPS):
+            return True
+        confirmation = policy.confirm_stop(action, state, entry.unconfirmed)
+        entry.unconfirmed = confirmation.unconfirmed
+        return confirmation.act
 
     async def _done_without_ship(self, entry: RunningEntry, state: str) -> None:
         """Stop the issue keeping its work, halt the line, and say so on the tracker: a done

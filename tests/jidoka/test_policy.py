@@ -531,3 +531,40 @@ def test_an_attempt_whose_workflow_file_changed_cannot_ship(config: WorkflowConf
     # A change that does not matter to a non-ship (a question, a halt) is judged as usual.
     asked = evidence("AWAITING_ANSWERS").model_copy(update={"workflow_changed": True})
     assert policy.classify_attempt(agent(), asked, config) is Outcome.AWAITING_ANSWERS
+
+
+# ---------------------------------------------------------------------------------------------
+# A stopping state waits for the next reconciliation
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        ReconcileAction.CANCEL_AND_CLEAN,
+        ReconcileAction.CANCEL_KEEP_WORKSPACE,
+        ReconcileAction.DONE_WITHOUT_SHIP,
+    ],
+)
+def test_a_stopping_state_is_acted_on_when_two_reconciliations_in_a_row_see_it(
+    action: ReconcileAction,
+) -> None:
+    first = policy.confirm_stop(action, "Done", None)
+    assert first == policy.Confirmation(act=False, unconfirmed="Done")
+    second = policy.confirm_stop(action, "Done", first.unconfirmed)
+    assert second == policy.Confirmation(act=True, unconfirmed=None)
+    # Another stopping state is a new sighting, not a confirmation.
+    assert policy.confirm_stop(action, "Cancelled", "Done").act is False
+    # An issue gone from the tracker is a state of its own, confirmed the same way.
+    gone = policy.confirm_stop(action, None, None)
+    assert gone == policy.Confirmation(act=False, unconfirmed="")
+    assert policy.confirm_stop(action, None, gone.unconfirmed).act is True
+
+
+@pytest.mark.parametrize("action", [ReconcileAction.KEEP, ReconcileAction.WAKE_PAUSED])
+def test_keeping_or_waking_acts_at_once_and_forgets_a_sighting(action: ReconcileAction) -> None:
+    """A state seen once and gone by the next read (the issue's own report arrived, or a
+    person changed their mind) is forgotten: the next stopping sighting starts over."""
+    assert policy.confirm_stop(action, "In Progress", "Done") == policy.Confirmation(
+        act=True, unconfirmed=None
+    )

@@ -168,6 +168,41 @@ async def test_reconciliation_cancels_on_tracker_edits(client: Client, tmp_path:
     assert kit.state_of("R-1") == "Cancelled" and kit.state_of("R-2") == "Someday"
 
 
+async def test_a_done_state_nobody_shipped_halts_the_line_once_a_second_read_confirms_it(
+    client: Client, tmp_path: Path
+) -> None:
+    """The tracker is read inside the line's workflow task, so an issue's report of its own
+    move can still be on its way when the read already sees the move (seen at 200 issues: a
+    ship read as "done without a ship", and the line halted). A stopping state is acted on
+    when the next reconciliation, after a timer that lets the reports in, sees it again
+    (``policy.confirm_stop``): a person's Done still halts the line, a few seconds later."""
+    patient = {"stall_timeout_s": 60, "silence_timeout_s": 60, "turn_timeout_s": 120}
+    kit = make_line(tmp_path, {"agent": patient, "polling": {"interval_s": 30}})
+    kit.add_issue("U-1", "spawn-and-stall")
+    async with factory(client) as f:
+        handle = await start_line(f, kit)
+        await eventually(
+            lambda: live_line_status(client, handle),
+            lambda s: [e.phase for e in s.running] == [Phase.RUNNING_AGENT],
+            what="the agent running",
+        )
+        before = (await line_status(handle)).ticks
+        kit.set_state("U-1", "Done")
+        # One refresh: the line reads Done once, then confirms it by itself, well before its
+        # 30 s polling interval.
+        await handle.signal(LineWorkflow.refresh)
+        halted = await eventually(
+            lambda: line_status(handle), lambda s: s.halted, timeout=20, what="halt"
+        )
+        await handle.terminate("test done")
+        await client.get_workflow_handle(kit.workflow_id("U-1")).terminate("test done")
+    assert [h.category for h in halted.open_halts] == [HaltCategory.DONE_WITHOUT_SHIP]
+    assert halted.ticks >= before + 2, "acted on the first read"
+    assert [(e.identifier, e.cancel_sent, e.unconfirmed) for e in halted.running] == [
+        ("U-1", True, None)
+    ]
+
+
 async def test_an_invalid_edit_keeps_the_last_good_config(client: Client, tmp_path: Path) -> None:
     kit = make_line(tmp_path, {"agent": {"env": {"JIDOKA_SCRIPTED_PACE": "0.6"}}})
     kit.add_issue("C-1", "ship")
