@@ -32,6 +32,20 @@ def workspace_state(workspace: str | Path) -> Path:
     return folder
 
 
+def claim_workspace(workspace: str | Path, identifier: str) -> str | None:
+    """Record ``identifier`` as the issue this workspace is for, the first time; the identifier
+    of another issue already recorded for it, else None. Two identifiers can map to one key
+    (``A/B`` is kept as ``A_B-<hash>``, which is also a valid identifier of its own): their work
+    must never share a workspace or a branch."""
+    owner = workspace_state(workspace) / "issue"
+    try:
+        recorded = owner.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        owner.write_text(identifier, encoding="utf-8")
+        return None
+    return None if recorded == identifier else recorded
+
+
 def sealed_repository(workspace: str | Path) -> Path:
     return workspace_state(workspace) / "sealed.git"
 

@@ -3,14 +3,17 @@ noticing issue workflows that ended without reporting, and resetting stale claim
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.tracker.activities import guarded_transition, tracker_session
@@ -33,6 +36,29 @@ from jidoka.policy import ready_state
 ISSUE_WORKFLOW = "IssueWorkflow"
 FAILING_TASK_ATTEMPTS = 3
 """A workflow task failed this many times in a row: not a blip, the workflow is stuck."""
+
+
+WORKFLOW_ID_TAKEN = "WorkflowIdTaken"
+
+
+async def _refuse_another_issues_workflow(
+    handle: WorkflowHandle[Any, Any], line: str, identifier: str
+) -> None:
+    """A start that joined a running workflow must have joined this issue's. Workflow IDs are
+    ``jidoka-issue-<line>-<key>``: the lines ``demo`` and ``demo-ENG`` give issue ``ENG-1`` of the
+    first and issue ``1`` of the second the same ID, and joining would silently run one issue
+    as the other. Such a start fails for good, and the line halts saying why."""
+    attributes = (await handle.describe()).typed_search_attributes
+    owner = (attributes.get(sa.LINE), attributes.get(sa.ISSUE))
+    if None in owner or owner == (line, identifier):
+        return  # ours, or too new to say (a workflow upserts both in its first task)
+    raise ApplicationError(
+        f"the workflow ID {handle.id!r} is already the workflow of issue {owner[1]!r} of line "
+        f"{owner[0]!r}, not of issue {identifier!r} of line {line!r}: the two lines' names make "
+        "one ID for both; rename one of the lines",
+        type=WORKFLOW_ID_TAKEN,
+        non_retryable=True,
+    )
 
 
 class LineActivities:
@@ -70,6 +96,7 @@ class LineActivities:
                 memo={"title": issue.title, "url": issue.url or ""},
                 static_summary=f"{issue.identifier}: {issue.title}"[:200],
             )
+            await _refuse_another_issues_workflow(handle, input.line, issue.identifier)
             if input.line_halted:
                 await handle.signal(
                     "halt",

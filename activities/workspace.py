@@ -38,7 +38,7 @@ from activities.git.sealed import (
 )
 from activities.heartbeats import heartbeating
 from activities.hooks import run_hook_script
-from activities.host_state import sealed_repository, workspace_state
+from activities.host_state import claim_workspace, sealed_repository, workspace_state
 from activities.secrets import Scrubber
 from activities.tracker.activities import tracker_session
 from activities.workspace_files import open_jidoka_dir
@@ -144,6 +144,15 @@ async def _prepare_workspace(input: PrepareWorkspaceInput) -> WorkspaceInfo:
     workflow = input.workflow
     config = workflow.config.workspace
     root, key, path = locate(workflow, input.issue.identifier)
+    other = await asyncio.to_thread(claim_workspace, path, input.issue.identifier)
+    if other is not None:
+        raise ApplicationError(
+            f"the workspace {key!r} is already the workspace of issue {other!r}: the identifiers "
+            f"{other!r} and {input.issue.identifier!r} map to one workspace key and one branch; "
+            "rename one of the issues",
+            type=ErrorType.WORKSPACE_INVALID,
+            non_retryable=True,
+        )
     branch = work_branch(config.branch_prefix, key)
     if not gitops.branch_ref_ok(branch):
         raise ApplicationError(

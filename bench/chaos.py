@@ -12,7 +12,9 @@ At seeded random moments (when a seeded share of the issues has settled) it SIGK
 process ``--worker-kills`` times, preferring one with an agent at work, and restarts it: the
 1st, 3rd, 5th... under the same host id (its workspaces are still on its disk), the 2nd, 4th...
 under a new host id with a new disk (the issues pinned to the dead host must move). Once, it
-SIGKILLs the server's process group and starts it again on the same database. After each kill it
+SIGKILLs the server's process group and starts it again on the same database, after a seeded 1
+to 4 s or ``--server-outage-s`` (``--server-outage-s 45``: a 45 s outage, during which agents
+keep working and their hosts keep trying to report). After each kill it
 measures the recovery: the time until the line's ``status`` query answers again and an issue
 makes progress (and, apart, until every issue stranded on the dead host has moved on).
 
@@ -436,6 +438,8 @@ class Chaos:
     rng: random.Random
     schedule: list[tuple[float, str]]
     """(share of the issues settled, ``worker`` | ``server``), in order."""
+    outage_s: float | None = None
+    """How long the server stays down after a kill (None: a seeded 1 to 4 s)."""
     kills: list[Kill] = field(default_factory=list[Kill])
     measures: list[asyncio.Task[None]] = field(default_factory=list[asyncio.Task[None]])
     _worker_kills: int = 0
@@ -521,7 +525,7 @@ class Chaos:
         on the same database."""
         baseline = await self.operator.next_status()
         active = await self._hosts_of_active(baseline)
-        outage = self.rng.uniform(1.0, 4.0)
+        outage = self.outage_s if self.outage_s is not None else self.rng.uniform(1.0, 4.0)
         kill = Kill(
             number=len(self.kills) + 1,
             kind="server",
@@ -834,6 +838,7 @@ async def chaos_run(args: argparse.Namespace, scratch: Path) -> Report:
             hosts=hosts,
             rng=rng,
             schedule=Chaos.schedule_for(rng, args.worker_kills, args.server_kills),
+            outage_s=args.server_outage_s,
         )
         deadline = started + args.timeout_s
         settle_task = asyncio.create_task(wait_settled(operator, len(plan), deadline))
@@ -897,6 +902,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--worker-kills", type=int, default=5)
     parser.add_argument("--server-kills", type=int, default=1)
+    parser.add_argument(
+        "--server-outage-s",
+        type=float,
+        default=None,
+        help="how long the server stays down after each kill (default: a seeded 1 to 4 s)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-agents", type=int, default=4, help="JIDOKA_MAX_AGENTS per worker")
     parser.add_argument("--timeout-s", type=float, default=1200, help="give up on the line after")

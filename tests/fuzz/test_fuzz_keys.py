@@ -167,7 +167,9 @@ def test_workflow_ids_fit_temporal(line: str, identifier: str) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="finding: two lines whose names share a '-' prefix can give two issues one "
-    "workflow id (jidoka/keys.py issue_workflow_id)",
+    "workflow id (jidoka/keys.py issue_workflow_id). The scheme stays (changing it renames "
+    "every running workflow); a start that would join another issue's workflow is refused "
+    "(tests/activities/test_key_collisions.py)",
 )
 def test_issues_of_two_lines_never_share_a_workflow_id() -> None:
     assert issue_workflow_id("demo-ENG", "1") != issue_workflow_id("demo", "ENG-1")
@@ -175,8 +177,10 @@ def test_issues_of_two_lines_never_share_a_workflow_id() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding: an identifier spelled like another's hashed key shares its workspace "
-    "(jidoka/keys.py workspace_key)",
+    reason="finding: an identifier spelled like another's hashed key gets the same key "
+    "(jidoka/keys.py workspace_key). The scheme stays (changing it renames every workspace "
+    "and branch); preparing a workspace another issue owns is refused "
+    "(tests/activities/test_key_collisions.py)",
 )
 def test_an_identifier_spelled_like_a_hashed_key_gets_its_own_workspace() -> None:
     hashed = workspace_key("A/B")
