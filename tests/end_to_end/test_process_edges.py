@@ -13,6 +13,8 @@ Proven here:
 * ``jidoka run`` stopped by SIGTERM while an agent (and its grandchild) runs: it still prints
   the summary, exits 143, the attempt is recorded as ``worker_shutdown``, no process is left
   behind, and the next run starts on the same port; stopped while its server starts, likewise;
+  SIGKILLed while an agent works, its server and agent die with it and the next run ships
+  every issue once;
 * an orphaned server on the port (the jidoka that started it is gone) is reported by
   ``jidoka run`` and ``jidoka server`` in one line naming its pid, never used;
 * a live ``jidoka server`` is used by ``jidoka run`` and named; a Temporal server jidoka did not
@@ -320,6 +322,37 @@ async def test_sigterm_stops_jidoka_run_with_its_agents_and_server_and_the_port_
     second.process.send_signal(signal.SIGTERM)
     assert await second.exit_code(60) == 143, second.output()
     await nothing_left(processes)
+
+
+async def test_a_sigkilled_jidoka_run_takes_its_server_and_agents_with_it_and_the_next_run_ships_all(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """The laptop case: ``jidoka run`` (worker and embedded server in one) killed outright
+    while an agent works. Nothing survives it (the kernel tells the server and the agent's
+    sandbox), and the next ``jidoka run`` on the same folder carries the line on from the
+    server's database: every issue ships, once."""
+    kit = make_line(tmp_path, {"agent": {"env": {"JIDOKA_SCRIPTED_PACE": "1.5"}}})
+    kit.add_issue("K-1", "ship")
+    kit.add_issue("K-2", "ship")
+    port, ui_port = free_port(), free_port()
+    env = line_env(processes, kit)
+
+    first = processes.start(*run_args(kit, port, ui_port, "--until-idle"), env=env)
+    await until_output(first, "running_agent")
+    first.process.kill()
+    assert await first.exit_code(10) == -signal.SIGKILL
+    await nothing_left(processes)
+
+    second = processes.start(*run_args(kit, port, ui_port, "--until-idle", "--json"), env=env)
+    assert await second.exit_code(DEADLINE_S) == 0, second.output()
+    await nothing_left(processes)
+    summary = json.loads(second.out())
+    issues = {i["identifier"]: i for i in summary["issues"]}
+    assert {name: i["phase"] for name, i in issues.items()} == {"K-1": "shipped", "K-2": "shipped"}
+    assert kit.state_of("K-1") == "Done" and kit.state_of("K-2") == "Done"
+    for identifier in ("K-1", "K-2"):
+        assert kit.issue_text(identifier).count("Jidoka: shipped") == 1, identifier
+    assert {i["outcome"] for i in issues.values()} == {"shipped"}
 
 
 async def test_sigterm_while_jidoka_run_starts_its_server_leaves_nothing_behind(
