@@ -54,10 +54,13 @@ TARGETS = {
     "dispatch_p95_s": ("<=", 5.0),
     "worker_rss_mb": ("<=", 512.0),
     "server_rss_mb": ("<=", 1024.0),
-    "line_run_kb": ("<=", 2048.0),
+    "line_run_stored_kb": ("<=", 2048.0),
 }
 """A free slot filled within seconds at the 95th percentile; memory as for the throughput bench;
-no run of the line's history above 2 MB (Temporal warns at 10 MB, refuses at 50 MB)."""
+no run of the line's history above 2 MB as Temporal counts it (the stored events: Temporal warns
+at 10 MB and refuses at 50 MB of the same measure, and the line continues as new past 2 MB of
+it). The JSON export of the largest run is printed beside it (``line_run_json_kb``), about 3x
+larger: every payload base64-encoded, and indented."""
 
 TRACKER_ACTIVITIES = ("tracker_dispatch_plan", "tracker_fetch_by_ids", "tracker_states_by_ids")
 """The line's reads of the tracker: candidates and the states of its running issues."""
@@ -187,6 +190,7 @@ async def measure(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
     )
     latencies = dispatch_latencies(windows, args.concurrency)
     run_kb = [len(run.to_json()) / 1024 for run in runs]
+    stored_kb = [sum(event.ByteSize() for event in run.events) / 1024 for run in runs]
     line_events = sum(len(run.events) for run in runs)
     line_bytes = sum(len(run.to_json()) for run in runs)
     if unshipped:
@@ -201,7 +205,8 @@ async def measure(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
         "worker_rss_mb": worker_rss,
         "server_rss_mb": server_rss,
         "line_runs": float(len(runs)),
-        "line_run_kb": max(run_kb, default=0.0),
+        "line_run_stored_kb": max(stored_kb, default=0.0),
+        "line_run_json_kb": max(run_kb, default=0.0),
         "status_query_failures": float(len(QUERY_TIMEOUTS)),
         "events_per_issue": (issue_events + line_events) / args.issues,
         "history_kb_per_issue": (issue_bytes + line_bytes) / args.issues / 1024,
