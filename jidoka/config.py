@@ -308,6 +308,42 @@ class JudgeConfig(Section):
         return value
 
 
+class MergeMode(StrEnum):
+    MANUAL = "manual"
+    """A person merges; Jidoka watches until the change is merged or closed."""
+    AUTO = "auto"
+    """Jidoka merges, with the head it shipped pinned, once approved and green there."""
+
+
+class ReviewConfig(Section):
+    """After the ship: the change request watched through review, CI and rework until it is
+    merged or closed (the ``review:`` section of WORKFLOW.md once the loop is wired in; until
+    then WORKFLOW.md refuses the key, so that nobody configures a loop that does not run)."""
+
+    state: NonEmpty
+    """Where a shipped issue waits while its change request is reviewed (e.g. ``Human Review``)."""
+    merge: MergeMode = MergeMode.MANUAL
+    poll_interval_s: int = Field(default=300, ge=30)
+    """How often the change request is read while nothing signals a change."""
+    max_rounds: int = Field(default=3, ge=1)
+    """Rework attempts after the ship; the round past them halts the issue."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Tokens all rework rounds may spend together (None: only the issue's own budgets)."""
+    max_time: int | str = "7d"
+    """How long a change request may stay in review before the issue halts."""
+    required_checks: list[NonEmpty] = Field(default_factory=list[str])
+    """Checks that must pass at the shipped head; empty: every check reported there."""
+
+    @field_validator("max_time")
+    @classmethod
+    def _a_duration(cls, value: int | str) -> int | str:
+        parse_duration(value)
+        return value
+
+    def max_time_s(self) -> int:
+        return parse_duration(self.max_time)
+
+
 class WorkflowConfig(Section):
     """The whole front matter. Key names are a contract: add keys, never rename."""
 

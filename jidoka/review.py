@@ -1,0 +1,367 @@
+"""After the ship: what a change request's state calls for. Pure policy, no I/O.
+
+An issue whose work shipped with ``review:`` configured waits while its change request (a pull
+request on GitHub; a person's edit on the local board) is reviewed. Each time the workflow reads
+the change request (on its polling cadence, or when a webhook relay signals a change) it asks
+:func:`next_step` what to do: wait, send the agent back to rework with exactly what to fix,
+merge, close the loop, or stop the line with a named reason. Every loop here is capped: rounds,
+tokens, time, and the same failure twice.
+
+The forges report checks, reviews and comments in their own shapes; adapters translate them into
+the models below (a snapshot of the change request at one moment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import assert_never
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jidoka.config import MergeMode, ReviewConfig, TrackerStates
+
+# ---------------------------------------------------------------------------------------------
+# What a forge tells of a change request
+# ---------------------------------------------------------------------------------------------
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestState(StrEnum):
+    OPEN = "open"
+    MERGED = "merged"
+    CLOSED = "closed"
+    """Closed without a merge."""
+    GONE = "gone"
+    """The forge no longer shows it (deleted, or the repository moved)."""
+
+
+class CheckState(StrEnum):
+    PENDING = "pending"
+    """Queued or running."""
+    PASSED = "passed"
+    FAILED = "failed"
+    """Failed, timed out, cancelled or needing action: anything that is not a pass."""
+    SKIPPED = "skipped"
+    """Neutral or skipped: counts as passed."""
+
+
+class Check(Model):
+    name: str
+    state: CheckState
+    summary: str = ""
+    """The useful tail of its output, bounded by the adapter."""
+
+
+class ReviewVerdict(StrEnum):
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+    COMMENTED = "commented"
+    DISMISSED = "dismissed"
+
+
+class Review(Model):
+    author: str
+    verdict: ReviewVerdict
+    commit_sha: str
+    """The head the reviewer looked at."""
+    submitted_at: datetime
+
+
+class ReviewComment(Model):
+    id: str
+    author: str
+    body: str
+    path: str | None = None
+    line: int | None = None
+
+
+class ChangeRequest(Model):
+    """One reading of a change request."""
+
+    url: str
+    state: RequestState
+    head_sha: str
+    checks: list[Check] = Field(default_factory=list[Check])
+    """The checks reported at ``head_sha``."""
+    reviews: list[Review] = Field(default_factory=list[Review])
+    comments: list[ReviewComment] = Field(default_factory=list[ReviewComment])
+    """Review comments addressed to the agent (the forge's own bot excluded)."""
+    mergeable: bool | None = None
+    """None: the forge has not computed it yet."""
+    conflicting_files: list[str] = Field(default_factory=list[str])
+
+
+# ---------------------------------------------------------------------------------------------
+# What the issue keeps of its review
+# ---------------------------------------------------------------------------------------------
+
+
+class ReviewLedger(Model):
+    shipped_head: str
+    """The head Jidoka shipped (pushed, verified): the only head it judges as its own."""
+    started_at: datetime
+    rounds: int = 0
+    tokens: int = 0
+    addressed: list[str] = Field(default_factory=list[str])
+    """Ids of the review comments already sent to the agent: never sent twice."""
+    last_failure: str | None = None
+    """The signature of the check failure the last rework round was sent for."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What to do
+# ---------------------------------------------------------------------------------------------
+
+
+class StepKind(StrEnum):
+    WAIT = "wait"
+    REWORK = "rework"
+    MERGE = "merge"
+    MERGED = "merged"
+    """Merged (by Jidoka or a person): the tracker's done state, with the evidence."""
+    CLOSED = "closed"
+    """Closed without a merge: the issue is released, its work kept on its branch."""
+    STOP = "stop"
+
+
+class StopReason(StrEnum):
+    """Why the review loop stops the line; each is a halt a person resolves."""
+
+    ROUNDS_CAP = "review_rounds_cap"
+    TOKENS_CAP = "review_tokens_cap"
+    TIME_CAP = "review_time_cap"
+    SAME_FAILURE = "review_same_failure"
+    """The same check failed the same way after a rework round: the agent is not fixing it."""
+    HEAD_MOVED = "review_head_moved"
+    """The change request's head is not the one Jidoka shipped: a person pushed to it."""
+    GONE = "review_request_gone"
+
+
+class Feedback(Model):
+    """Exactly what a rework round must fix: nothing else goes into its prompt."""
+
+    failed_checks: list[Check] = Field(default_factory=list[Check])
+    changes_requested_by: list[str] = Field(default_factory=list[str])
+    comments: list[ReviewComment] = Field(default_factory=list[ReviewComment])
+    conflicting_files: list[str] = Field(default_factory=list[str])
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.failed_checks
+            or self.changes_requested_by
+            or self.comments
+            or self.conflicting_files
+        )
+
+
+class Step(Model):
+    kind: StepKind
+    reason: str
+    feedback: Feedback | None = None
+    """For a rework round."""
+    failure_signature: str | None = None
+    """For a rework round sent for failing checks: kept to spot the same failure twice."""
+    stop: StopReason | None = None
+    merge_sha: str | None = None
+    """For a merge: the head it must still be, or the forge refuses it."""
+
+
+def next_step(
+    request: ChangeRequest, ledger: ReviewLedger, config: ReviewConfig, now: datetime
+) -> Step:
+    """What one reading of the change request calls for. The order matters: how it ended
+    first, then whether it is still ours, then the caps, then what needs fixing, then
+    whether it is ready."""
+    match request.state:
+        case RequestState.MERGED:
+            return Step(kind=StepKind.MERGED, reason="the change request was merged")
+        case RequestState.CLOSED:
+            return Step(kind=StepKind.CLOSED, reason="the change request was closed unmerged")
+        case RequestState.GONE:
+            return _stop(StopReason.GONE, "the forge no longer shows the change request")
+        case RequestState.OPEN:
+            pass
+        case _:
+            assert_never(request.state)
+    if request.head_sha != ledger.shipped_head:
+        return _stop(
+            StopReason.HEAD_MOVED,
+            f"its head is {request.head_sha[:12]}, not {ledger.shipped_head[:12]} as shipped: "
+            "someone else pushed to it, so it is no longer judged as Jidoka's work",
+        )
+    if now - ledger.started_at > timedelta(seconds=config.max_time_s()):
+        return _stop(
+            StopReason.TIME_CAP, f"in review longer than review.max_time ({config.max_time})"
+        )
+    feedback = _feedback(request, ledger, config)
+    if not feedback.empty:
+        signature = _failure_signature(feedback.failed_checks)
+        if signature is not None and signature == ledger.last_failure:
+            names = ", ".join(c.name for c in feedback.failed_checks)
+            return _stop(
+                StopReason.SAME_FAILURE,
+                f"{names} failed the same way after a rework round",
+            )
+        if ledger.rounds >= config.max_rounds:
+            return _stop(
+                StopReason.ROUNDS_CAP,
+                f"{ledger.rounds} rework round(s) done, review.max_rounds is {config.max_rounds}",
+            )
+        if config.max_tokens is not None and ledger.tokens >= config.max_tokens:
+            return _stop(
+                StopReason.TOKENS_CAP,
+                f"{ledger.tokens} tokens spent in review, review.max_tokens is {config.max_tokens}",
+            )
+        return Step(
+            kind=StepKind.REWORK,
+            reason=_rework_reason(feedback),
+            feedback=feedback,
+            failure_signature=signature,
+        )
+    if not _green(request, config) or not _approved(request) or request.mergeable is not True:
+        return Step(kind=StepKind.WAIT, reason=_waiting_for(request, config))
+    match config.merge:
+        case MergeMode.AUTO:
+            return Step(
+                kind=StepKind.MERGE,
+                reason="approved and every required check passed at the shipped head",
+                merge_sha=request.head_sha,
+            )
+        case MergeMode.MANUAL:
+            return Step(
+                kind=StepKind.WAIT, reason="ready: approved and green, for a person to merge"
+            )
+        case _:
+            assert_never(config.merge)
+
+
+def _stop(reason: StopReason, why: str) -> Step:
+    return Step(kind=StepKind.STOP, reason=why, stop=reason)
+
+
+def _required(request: ChangeRequest, config: ReviewConfig) -> list[Check]:
+    if not config.required_checks:
+        return list(request.checks)
+    wanted = set(config.required_checks)
+    return [c for c in request.checks if c.name in wanted]
+
+
+def _green(request: ChangeRequest, config: ReviewConfig) -> bool:
+    """Every required check reported at the head and passed (or skipped)."""
+    checks = _required(request, config)
+    reported = {c.name for c in checks}
+    if any(name not in reported for name in config.required_checks):
+        return False  # a required check that has not reported at this head yet
+    return all(c.state in (CheckState.PASSED, CheckState.SKIPPED) for c in checks)
+
+
+def _latest_verdicts(request: ChangeRequest) -> dict[str, ReviewVerdict]:
+    """Each reviewer's latest approving or blocking verdict on the shipped head (a comment
+    leaves an earlier verdict standing; a dismissal clears it)."""
+    latest: dict[str, ReviewVerdict] = {}
+    for review in sorted(request.reviews, key=lambda r: r.submitted_at):
+        if review.commit_sha != request.head_sha:
+            continue  # a review of another head is not a review of this work
+        match review.verdict:
+            case ReviewVerdict.APPROVED | ReviewVerdict.CHANGES_REQUESTED:
+                latest[review.author] = review.verdict
+            case ReviewVerdict.DISMISSED:
+                latest.pop(review.author, None)
+            case ReviewVerdict.COMMENTED:
+                pass
+            case _:
+                assert_never(review.verdict)
+    return latest
+
+
+def _approved(request: ChangeRequest) -> bool:
+    verdicts = _latest_verdicts(request).values()
+    return ReviewVerdict.APPROVED in verdicts and ReviewVerdict.CHANGES_REQUESTED not in verdicts
+
+
+def _feedback(request: ChangeRequest, ledger: ReviewLedger, config: ReviewConfig) -> Feedback:
+    failed = [c for c in _required(request, config) if c.state is CheckState.FAILED]
+    blocking = sorted(
+        author
+        for author, verdict in _latest_verdicts(request).items()
+        if verdict is ReviewVerdict.CHANGES_REQUESTED
+    )
+    addressed = set(ledger.addressed)
+    comments = [c for c in request.comments if c.id not in addressed]
+    conflicts = list(request.conflicting_files) if request.mergeable is False else []
+    if request.mergeable is False and not conflicts:
+        conflicts = ["(the forge names no file)"]
+    return Feedback(
+        failed_checks=failed,
+        changes_requested_by=blocking,
+        comments=comments,
+        conflicting_files=conflicts,
+    )
+
+
+def _failure_signature(failed: list[Check]) -> str | None:
+    if not failed:
+        return None
+    text = "\n".join(f"{c.name}\0{c.summary}" for c in sorted(failed, key=lambda c: c.name))
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _rework_reason(feedback: Feedback) -> str:
+    parts: list[str] = []
+    if feedback.failed_checks:
+        parts.append("failing checks: " + ", ".join(c.name for c in feedback.failed_checks))
+    if feedback.changes_requested_by:
+        parts.append("changes requested by " + ", ".join(feedback.changes_requested_by))
+    if feedback.comments:
+        parts.append(f"{len(feedback.comments)} new review comment(s)")
+    if feedback.conflicting_files:
+        parts.append("conflicts with the base")
+    return "; ".join(parts)
+
+
+def _waiting_for(request: ChangeRequest, config: ReviewConfig) -> str:
+    checks = _required(request, config)
+    missing = [n for n in config.required_checks if n not in {c.name for c in checks}]
+    pending = [c.name for c in checks if c.state is CheckState.PENDING]
+    if missing or pending:
+        return "waiting for checks: " + ", ".join([*pending, *missing])
+    if request.mergeable is None:
+        return "waiting for the forge to compute mergeability"
+    return "waiting for an approving review"
+
+
+def addressed_after(ledger: ReviewLedger, step: Step) -> ReviewLedger:
+    """The ledger once ``step``'s rework round is sent: one more round, its comments never
+    sent again, its failure remembered."""
+    if step.kind is not StepKind.REWORK or step.feedback is None:
+        return ledger
+    return ledger.model_copy(
+        update={
+            "rounds": ledger.rounds + 1,
+            "addressed": [*ledger.addressed, *(c.id for c in step.feedback.comments)],
+            "last_failure": step.failure_signature,
+        }
+    )
+
+
+def reshipped(ledger: ReviewLedger, head: str, tokens: int) -> ReviewLedger:
+    """The ledger once a rework round's work shipped as ``head``, spending ``tokens``: only
+    that head is Jidoka's from now on, and reviews of the old one no longer count."""
+    return ledger.model_copy(update={"shipped_head": head, "tokens": ledger.tokens + tokens})
+
+
+def review_state_problem(review: ReviewConfig, tracker: TrackerStates) -> str | None:
+    """Why ``review.state`` cannot be where a change request waits, or None."""
+    ends = [tracker.done_state, *tracker.terminal_states]
+    if review.state.casefold() in {state.casefold() for state in ends}:
+        return (
+            f"review.state {review.state!r} is a state where issues end; a change request in "
+            "review waits in a state of its own (e.g. Human Review)"
+        )
+    return None

@@ -1,0 +1,294 @@
+"""The review loop's policy (``jidoka.review``): what one reading of a change request calls for,
+and the ``review:`` section of WORKFLOW.md."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from jidoka.config import MergeMode, ReviewConfig
+from jidoka.review import (
+    ChangeRequest,
+    Check,
+    CheckState,
+    RequestState,
+    Review,
+    ReviewComment,
+    ReviewLedger,
+    ReviewVerdict,
+    StepKind,
+    StopReason,
+    addressed_after,
+    next_step,
+    reshipped,
+    review_state_problem,
+)
+from jidoka.workflow_file import WorkflowFileError, load_workflow
+from tests.support.linekit import make_line
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+HEAD = "a" * 40
+
+
+def request(**changes: object) -> ChangeRequest:
+    base: dict[str, object] = {
+        "url": "https://forge.example/pr/7",
+        "state": RequestState.OPEN,
+        "head_sha": HEAD,
+        "checks": [Check(name="ci", state=CheckState.PASSED)],
+        "reviews": [],
+        "comments": [],
+        "mergeable": True,
+    }
+    return ChangeRequest.model_validate({**base, **changes})
+
+
+def review(
+    verdict: ReviewVerdict, *, author: str = "ana", sha: str = HEAD, minutes: int = 1
+) -> Review:
+    return Review(
+        author=author, verdict=verdict, commit_sha=sha, submitted_at=T0 + timedelta(minutes=minutes)
+    )
+
+
+LEDGER = ReviewLedger(shipped_head=HEAD, started_at=T0)
+AUTO = ReviewConfig(state="Human Review", merge=MergeMode.AUTO)
+MANUAL = ReviewConfig(state="Human Review")
+NOW = T0 + timedelta(hours=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# How it ended, and whether it is still ours
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "kind"),
+    [(RequestState.MERGED, StepKind.MERGED), (RequestState.CLOSED, StepKind.CLOSED)],
+)
+def test_a_merge_or_a_close_ends_the_loop_whatever_else_it_shows(
+    state: RequestState, kind: StepKind
+) -> None:
+    failing = request(state=state, checks=[Check(name="ci", state=CheckState.FAILED)])
+    assert next_step(failing, LEDGER, AUTO, NOW).kind is kind
+
+
+def test_a_request_the_forge_no_longer_shows_stops_the_line() -> None:
+    step = next_step(request(state=RequestState.GONE), LEDGER, AUTO, NOW)
+    assert (step.kind, step.stop) == (StepKind.STOP, StopReason.GONE)
+
+
+def test_a_head_someone_else_pushed_is_no_longer_judged_as_ours() -> None:
+    moved = request(head_sha="b" * 40, reviews=[review(ReviewVerdict.APPROVED, sha="b" * 40)])
+    step = next_step(moved, LEDGER, AUTO, NOW)
+    assert (step.kind, step.stop) == (StepKind.STOP, StopReason.HEAD_MOVED)
+    assert "bbbbbbbbbbbb" in step.reason and "aaaaaaaaaaaa" in step.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Ready, waiting, merging
+# ---------------------------------------------------------------------------------------------
+
+
+def test_approved_and_green_at_the_shipped_head_merges_it_pinned_when_auto() -> None:
+    ready = request(reviews=[review(ReviewVerdict.APPROVED)])
+    step = next_step(ready, LEDGER, AUTO, NOW)
+    assert (step.kind, step.merge_sha) == (StepKind.MERGE, HEAD)
+    # Manual: ready, and a person merges.
+    manual = next_step(ready, LEDGER, MANUAL, NOW)
+    assert manual.kind is StepKind.WAIT and manual.reason.startswith("ready")
+
+
+@pytest.mark.parametrize(
+    ("changes", "waiting_for"),
+    [
+        ({"checks": [Check(name="ci", state=CheckState.PENDING)]}, "waiting for checks: ci"),
+        ({"reviews": []}, "waiting for an approving review"),
+        ({"mergeable": None}, "mergeability"),
+        # An approval of another head is not an approval of this work.
+        ({"reviews": [review(ReviewVerdict.APPROVED, sha="c" * 40)]}, "approving review"),
+    ],
+)
+def test_not_yet_ready_waits_and_says_for_what(
+    changes: dict[str, object], waiting_for: str
+) -> None:
+    reviews: object = changes.get("reviews", [review(ReviewVerdict.APPROVED)])
+    step = next_step(request(**{**changes, "reviews": reviews}), LEDGER, AUTO, NOW)
+    assert step.kind is StepKind.WAIT
+    assert waiting_for in step.reason
+
+
+def test_a_required_check_that_has_not_reported_at_the_head_is_waited_for() -> None:
+    config = ReviewConfig(state="Human Review", merge=MergeMode.AUTO, required_checks=["ci", "e2e"])
+    step = next_step(request(reviews=[review(ReviewVerdict.APPROVED)]), LEDGER, config, NOW)
+    assert step.kind is StepKind.WAIT and "e2e" in step.reason
+    # Checks nobody requires do not hold the merge.
+    extra = request(
+        reviews=[review(ReviewVerdict.APPROVED)],
+        checks=[
+            Check(name="ci", state=CheckState.PASSED),
+            Check(name="e2e", state=CheckState.SKIPPED),
+            Check(name="lint-nightly", state=CheckState.FAILED),
+        ],
+    )
+    assert next_step(extra, LEDGER, config, NOW).kind is StepKind.MERGE
+
+
+def test_a_later_request_for_changes_outweighs_an_earlier_approval_and_a_dismissal_clears_it() -> (
+    None
+):
+    blocked = [
+        review(ReviewVerdict.APPROVED, minutes=1),
+        review(ReviewVerdict.CHANGES_REQUESTED, minutes=2),
+    ]
+    assert next_step(request(reviews=blocked), LEDGER, AUTO, NOW).kind is StepKind.REWORK
+    cleared = [
+        review(ReviewVerdict.CHANGES_REQUESTED, author="bo", minutes=1),
+        review(ReviewVerdict.DISMISSED, author="bo", minutes=2),
+        review(ReviewVerdict.APPROVED, minutes=3),
+        review(ReviewVerdict.COMMENTED, minutes=4),
+    ]
+    assert next_step(request(reviews=cleared), LEDGER, AUTO, NOW).kind is StepKind.MERGE
+
+
+# ---------------------------------------------------------------------------------------------
+# Rework: exactly what to fix, never twice, always capped
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_failing_check_sends_the_agent_back_with_its_name_and_output() -> None:
+    failing = Check(name="ci", state=CheckState.FAILED, summary="E   assert 2 == 3")
+    step = next_step(request(checks=[failing]), LEDGER, AUTO, NOW)
+    assert step.kind is StepKind.REWORK and step.feedback is not None
+    assert step.feedback.failed_checks == [failing]
+    assert step.failure_signature is not None and "failing checks: ci" in step.reason
+
+
+def test_review_comments_and_conflicts_are_the_feedback_and_are_never_sent_twice() -> None:
+    comments = [
+        ReviewComment(id="c1", author="ana", body="rename this", path="calc.py", line=3),
+        ReviewComment(id="c2", author="ana", body="and add a test"),
+    ]
+    conflicted = request(comments=comments, mergeable=False, conflicting_files=["calc.py"])
+    step = next_step(conflicted, LEDGER, AUTO, NOW)
+    assert step.kind is StepKind.REWORK and step.feedback is not None
+    assert [c.id for c in step.feedback.comments] == ["c1", "c2"]
+    assert step.feedback.conflicting_files == ["calc.py"]
+    after = addressed_after(LEDGER, step)
+    assert (after.rounds, after.addressed) == (1, ["c1", "c2"])
+    # The same comments again, conflict resolved: nothing left to send, so the loop waits.
+    again = next_step(request(comments=comments), after, AUTO, NOW)
+    assert again.kind is StepKind.WAIT
+    # A new comment is the only one sent.
+    newer = [*comments, ReviewComment(id="c3", author="bo", body="typo")]
+    third = next_step(request(comments=newer), after, AUTO, NOW)
+    assert third.feedback is not None and [c.id for c in third.feedback.comments] == ["c3"]
+
+
+def test_a_conflict_the_forge_does_not_detail_is_still_a_rework() -> None:
+    step = next_step(request(mergeable=False), LEDGER, AUTO, NOW)
+    assert step.kind is StepKind.REWORK and step.feedback is not None
+    assert step.feedback.conflicting_files == ["(the forge names no file)"]
+
+
+def test_the_same_check_failing_the_same_way_after_a_round_stops_the_line() -> None:
+    failing = [Check(name="ci", state=CheckState.FAILED, summary="E   assert 2 == 3")]
+    first = next_step(request(checks=failing), LEDGER, AUTO, NOW)
+    ledger = reshipped(addressed_after(LEDGER, first), "d" * 40, tokens=5_000)
+    again = next_step(request(checks=failing, head_sha="d" * 40), ledger, AUTO, NOW)
+    assert (again.kind, again.stop) == (StepKind.STOP, StopReason.SAME_FAILURE)
+    # Failing differently is progress of a kind: another round.
+    other = [Check(name="ci", state=CheckState.FAILED, summary="E   assert 3 == 4")]
+    assert (
+        next_step(request(checks=other, head_sha="d" * 40), ledger, AUTO, NOW).kind
+        is StepKind.REWORK
+    )
+
+
+def test_reviews_of_the_head_before_a_rework_no_longer_count() -> None:
+    blocked = request(reviews=[review(ReviewVerdict.CHANGES_REQUESTED)])
+    first = next_step(blocked, LEDGER, AUTO, NOW)
+    assert first.kind is StepKind.REWORK
+    ledger = reshipped(addressed_after(LEDGER, first), "e" * 40, tokens=1)
+    reworked = request(head_sha="e" * 40, reviews=blocked.reviews)
+    step = next_step(reworked, ledger, AUTO, NOW)
+    assert step.kind is StepKind.WAIT and "approving review" in step.reason
+    assert ledger.tokens == 1
+
+
+@pytest.mark.parametrize(
+    ("ledger", "config", "stop"),
+    [
+        (LEDGER.model_copy(update={"rounds": 3}), AUTO, StopReason.ROUNDS_CAP),
+        (
+            LEDGER.model_copy(update={"tokens": 50_000}),
+            ReviewConfig(state="Human Review", max_tokens=50_000),
+            StopReason.TOKENS_CAP,
+        ),
+    ],
+)
+def test_a_round_past_a_cap_stops_the_line_instead(
+    ledger: ReviewLedger, config: ReviewConfig, stop: StopReason
+) -> None:
+    step = next_step(
+        request(checks=[Check(name="ci", state=CheckState.FAILED)]), ledger, config, NOW
+    )
+    assert (step.kind, step.stop) == (StepKind.STOP, stop)
+
+
+def test_time_in_review_is_capped_even_while_waiting() -> None:
+    config = ReviewConfig(state="Human Review", max_time="2d")
+    waiting = request(checks=[Check(name="ci", state=CheckState.PENDING)])
+    assert next_step(waiting, LEDGER, config, T0 + timedelta(days=1)).kind is StepKind.WAIT
+    step = next_step(waiting, LEDGER, config, T0 + timedelta(days=2, seconds=1))
+    assert (step.kind, step.stop) == (StepKind.STOP, StopReason.TIME_CAP)
+
+
+# ---------------------------------------------------------------------------------------------
+# The review section (its own model until the loop is wired into WORKFLOW.md)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_review_section_has_safe_defaults() -> None:
+    config = ReviewConfig.model_validate({"state": "Human Review"})
+    assert (config.merge, config.max_rounds, config.max_tokens, config.max_time_s()) == (
+        MergeMode.MANUAL,
+        3,
+        None,
+        7 * 86400,
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"state": "Human Review", "merge": "yolo"}, "merge"),
+        ({"state": "Human Review", "max_time": "soon"}, "max_time"),
+        ({"state": "Human Review", "poll_interval_s": 1}, "poll_interval_s"),
+        ({"state": "Human Review", "max_rounds": 0}, "max_rounds"),
+        ({"merge": "auto"}, "state"),
+    ],
+)
+def test_a_bad_review_section_is_refused_naming_the_key(
+    section: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        ReviewConfig.model_validate(section)
+    assert [e["loc"][0] for e in raised.value.errors()] == [field]
+
+
+def test_a_review_state_where_issues_end_is_refused(tmp_path: Path) -> None:
+    tracker = load_workflow(make_line(tmp_path).workflow_md).config.tracker
+    assert review_state_problem(ReviewConfig(state="Human Review"), tracker) is None
+    problem = review_state_problem(ReviewConfig(state="done"), tracker)
+    assert problem is not None and "'done' is a state where issues end" in problem
+
+
+def test_workflow_md_refuses_the_review_key_until_the_loop_runs(tmp_path: Path) -> None:
+    kit = make_line(tmp_path, {"review": {"state": "Human Review"}})
+    with pytest.raises(WorkflowFileError) as raised:
+        load_workflow(kit.workflow_md)
+    assert "review" in "\n".join(p.render() for p in raised.value.problems)
