@@ -365,3 +365,72 @@ def review_state_problem(review: ReviewConfig, tracker: TrackerStates) -> str | 
             "review waits in a state of its own (e.g. Human Review)"
         )
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The rework round's brief
+# ---------------------------------------------------------------------------------------------
+
+MAX_ITEMS = 20
+"""Checks, comments or files listed in one brief; the rest are counted."""
+MAX_OUTPUT_CHARS = 4_000
+MAX_COMMENT_CHARS = 2_000
+MAX_BRIEF_CHARS = 16_000
+_CONTROL = str.maketrans({c: "?" for c in range(32) if chr(c) not in "\n\t"} | {127: "?"})
+
+
+def rework_brief(feedback: Feedback, url: str) -> str:
+    """What the agent is told for a rework round: exactly what to fix, quoted as it came
+    (check output, reviewers' words), bounded, with control characters replaced. It becomes the
+    continuation guidance of the round's prompt."""
+    lines = [
+        f"The work you shipped is in review ({_clean(url, 500)}) and needs another round.",
+        "Fix exactly what follows on the same branch, commit, and write your verdict as before.",
+    ]
+    if feedback.failed_checks:
+        lines += ["", "Failing checks, at the head you shipped:"]
+        for check in feedback.failed_checks[:MAX_ITEMS]:
+            lines.append(f"- {_clean(check.name, 200)}")
+            output = _tail(_clean(check.summary, None), MAX_OUTPUT_CHARS)
+            lines += [f"    {line}" for line in output.splitlines()] if output else []
+        lines += _more(len(feedback.failed_checks), "check")
+    if feedback.changes_requested_by:
+        names = ", ".join(_clean(n, 100) for n in feedback.changes_requested_by[:MAX_ITEMS])
+        lines += ["", f"Changes requested by: {names}."]
+    if feedback.comments:
+        lines += ["", "Review comments:"]
+        for comment in feedback.comments[:MAX_ITEMS]:
+            where = _clean(comment.path, 300) if comment.path else "(the change as a whole)"
+            if comment.path and comment.line is not None:
+                where += f":{comment.line}"
+            body = _clean(comment.body, MAX_COMMENT_CHARS).replace("\n", "\n    ")
+            lines.append(f"- {where} ({_clean(comment.author, 100)}): {body}")
+        lines += _more(len(feedback.comments), "comment")
+    if feedback.conflicting_files:
+        files = ", ".join(_clean(f, 300) for f in feedback.conflicting_files[:MAX_ITEMS])
+        lines += [
+            "",
+            f"The branch conflicts with the base in: {files}. Merge the base branch into yours "
+            "and resolve the conflicts.",
+        ]
+    brief = "\n".join(lines)
+    if len(brief) > MAX_BRIEF_CHARS:
+        brief = brief[:MAX_BRIEF_CHARS] + "\n[... the rest is cut: see the change request]"
+    return brief
+
+
+def _clean(text: str, limit: int | None) -> str:
+    cleaned = text.translate(_CONTROL)
+    if limit is not None and len(cleaned) > limit:
+        return cleaned[:limit] + " [...]"
+    return cleaned
+
+
+def _tail(text: str, limit: int) -> str:
+    """The end of a log is where the failure is."""
+    return text if len(text) <= limit else "[...]" + text[-limit:]
+
+
+def _more(count: int, what: str) -> list[str]:
+    extra = count - MAX_ITEMS
+    return [f"- ... and {extra} more {what}(s), on the change request"] if extra > 0 else []

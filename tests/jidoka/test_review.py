@@ -11,9 +11,12 @@ from pydantic import ValidationError
 
 from jidoka.config import MergeMode, ReviewConfig
 from jidoka.review import (
+    MAX_BRIEF_CHARS,
+    MAX_ITEMS,
     ChangeRequest,
     Check,
     CheckState,
+    Feedback,
     RequestState,
     Review,
     ReviewComment,
@@ -25,6 +28,7 @@ from jidoka.review import (
     next_step,
     reshipped,
     review_state_problem,
+    rework_brief,
 )
 from jidoka.workflow_file import WorkflowFileError, load_workflow
 from tests.support.linekit import make_line
@@ -292,3 +296,56 @@ def test_workflow_md_refuses_the_review_key_until_the_loop_runs(tmp_path: Path) 
     with pytest.raises(WorkflowFileError) as raised:
         load_workflow(kit.workflow_md)
     assert "review" in "\n".join(p.render() for p in raised.value.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rework round's brief
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_brief_says_exactly_what_to_fix_with_files_and_lines() -> None:
+    feedback = Feedback(
+        failed_checks=[Check(name="ci", state=CheckState.FAILED, summary="collected 3\nE  2 != 3")],
+        changes_requested_by=["ana"],
+        comments=[
+            ReviewComment(id="1", author="ana", body="rename this", path="calc.py", line=3),
+            ReviewComment(id="2", author="bo", body="add a test\nfor zero"),
+        ],
+        conflicting_files=["calc.py"],
+    )
+    brief = rework_brief(feedback, "https://forge.example/pr/7")
+    assert "https://forge.example/pr/7" in brief
+    assert "- ci\n    collected 3\n    E  2 != 3" in brief
+    assert "Changes requested by: ana." in brief
+    assert "- calc.py:3 (ana): rename this" in brief
+    assert "- (the change as a whole) (bo): add a test\n    for zero" in brief
+    assert "conflicts with the base in: calc.py" in brief
+
+
+def test_the_brief_is_bounded_and_inert_whatever_the_forge_sends() -> None:
+    noisy = "\x00\x1b[31mBOOM\x07\n" + "\n".join(f"line {n}" for n in range(100_000))
+    feedback = Feedback(
+        failed_checks=[
+            Check(name=f"job-{n}", state=CheckState.FAILED, summary=noisy) for n in range(30)
+        ],
+        comments=[
+            ReviewComment(id=str(n), author="ana", body="x" * 50_000, path="a.py", line=n)
+            for n in range(40)
+        ],
+    )
+    brief = rework_brief(feedback, "https://forge.example/pr/7")
+    assert len(brief) <= MAX_BRIEF_CHARS + 100
+    assert "\x00" not in brief and "\x1b" not in brief and "\x07" not in brief
+    # The end of a log is kept, where the failure is; the beginning is cut.
+    assert "line 99999" in brief and "line 10\n" not in brief
+    assert brief.endswith("[... the rest is cut: see the change request]")
+    few = rework_brief(
+        Feedback(
+            comments=[
+                ReviewComment(id=str(n), author="ana", body="short", path="a.py") for n in range(25)
+            ]
+        ),
+        "u",
+    )
+    assert "- ... and 5 more comment(s), on the change request" in few
+    assert few.count("(ana): short") == MAX_ITEMS
