@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -280,6 +280,85 @@ class _Listing:
     """True: stop quietly at ``max_pages``; False: more pages than that is an error."""
 
 
+def github_api(
+    endpoint: str,
+    token: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+    cache: ConditionalCache | None = None,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = utc_now,
+) -> ApiClient:
+    """The REST client every GitHub adapter uses (the tracker, the forge): one token, scrubbed
+    from every error, the API version pinned, the rate limit read from each answer."""
+    return ApiClient(
+        provider="github",
+        base_url=endpoint,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "jidoka",
+        },
+        secrets=[token],
+        read_rate_limit=read_rate_limit,
+        transport=transport,
+        retry=retry,
+        cache=cache,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+async def github_pages(
+    api: ApiClient,
+    url: str,
+    params: dict[str, str | int],
+    *,
+    max_pages: int,
+    truncate: bool,
+    conditional: bool = True,
+    key: str | None = None,
+) -> AsyncIterator[list[object]]:
+    """Each page of a listing, following ``Link: rel="next"`` (a link that loops back is an
+    error). Past ``max_pages``: stop quietly when ``truncate``, else an error. ``key``: the
+    listing is an object holding its array under that key (check runs, statuses)."""
+    followed: set[str] = set()
+    reply = await api.request("GET", url, params=params, safe=True, conditional=conditional)
+    pages = 1
+    while True:
+        body = reply.body
+        if key is not None:
+            holder = as_object(body)
+            body = holder.get(key) if holder is not None else None
+        page = as_list(body)
+        if page is None:
+            raise api.error(
+                TrackerErrorCategory.UNKNOWN_PAYLOAD, f"GET {url}: expected a JSON array"
+            )
+        yield page
+        next_url = reply.next_url
+        if next_url is None:
+            return
+        if next_url in followed:
+            raise api.error(
+                TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
+                f"GET {url}: the next-page link loops back",
+            )
+        if pages >= max_pages:
+            if truncate:
+                logger.info("%s: stopped after %d pages (by design)", url, pages)
+                return
+            raise api.error(
+                TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
+                f"GET {url}: more than {max_pages} pages; narrow the line's states",
+            )
+        followed.add(next_url)
+        reply = await api.request("GET", next_url, safe=True, conditional=conditional)
+        pages += 1
+
+
 class GitHubTracker(TrackerClient):
     def __init__(
         self,
@@ -295,17 +374,9 @@ class GitHubTracker(TrackerClient):
         self._config = config
         self._owner, self._name = config.repo.split("/", 1)
         self._states = StateMap.from_config(config)
-        self._api = ApiClient(
-            provider="github",
-            base_url=config.endpoint,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "jidoka",
-            },
-            secrets=[token],
-            read_rate_limit=read_rate_limit,
+        self._api = github_api(
+            config.endpoint,
+            token,
             transport=transport,
             retry=retry,
             cache=cache,
@@ -557,37 +628,16 @@ class GitHubTracker(TrackerClient):
         """Every page of a listing. Issue listings are sorted by most recent update, so any
         change reaches the first page: a 304 there means the listing as a whole is unchanged."""
         items: list[object] = []
-        followed: set[str] = set()
-        reply = await self._api.request(
-            "GET", url, params=params, safe=True, conditional=conditional
-        )
-        pages = 1
-        while True:
-            page = as_list(reply.body)
-            if page is None:
-                raise self._api.error(
-                    TrackerErrorCategory.UNKNOWN_PAYLOAD, f"GET {url}: expected a JSON array"
-                )
+        async for page in github_pages(
+            self._api,
+            url,
+            params,
+            max_pages=max_pages,
+            truncate=truncate,
+            conditional=conditional,
+        ):
             items.extend(page)
-            next_url = reply.next_url
-            if next_url is None:
-                return items
-            if next_url in followed:
-                raise self._api.error(
-                    TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
-                    f"GET {url}: the next-page link loops back",
-                )
-            if pages >= max_pages:
-                if truncate:
-                    logger.info("%s: stopped after %d pages (by design)", url, pages)
-                    return items
-                raise self._api.error(
-                    TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
-                    f"GET {url}: more than {max_pages} pages; narrow the line's states",
-                )
-            followed.add(next_url)
-            reply = await self._api.request("GET", next_url, safe=True, conditional=conditional)
-            pages += 1
+        return items
 
     async def _get_issue(self, number: int) -> object:
         reply = await self._api.request(

@@ -1,4 +1,6 @@
-"""An in-memory GitHub (REST v3): issues, labels, comments and pull requests of one repository.
+"""An in-memory GitHub (REST v3): issues, labels, comments and pull requests of one repository,
+with what the review loop reads of a pull request (check runs and commit statuses at a sha,
+reviews, review comments, ``mergeable``) and its merge pinned to a head sha.
 
 It keeps GitHub's objects as built from the documented shapes in ``tests/fixtures/github/``,
 serves them with ``Link`` pagination, ETags (304s cost no rate limit) and rate-limit headers,
@@ -78,6 +80,122 @@ def make_pr_issue(number: int, labels: list[str], repo: str = REPO) -> dict[str,
     return obj
 
 
+def make_pull(
+    number: int,
+    *,
+    head_sha: str,
+    branch: str | None = None,
+    state: str = "open",
+    merged: bool = False,
+    mergeable: bool | None = None,
+    repo: str = REPO,
+) -> dict[str, Any]:
+    """A pull request as ``GET /repos/{o}/{r}/pulls/{n}`` returns it."""
+    owner = repo.split("/", 1)[0]
+    ref = branch or f"jidoka/pr-{number}"
+    obj = fixture("pull_request.json")
+    obj.update(
+        number=number,
+        id=number * 10,
+        url=f"{API}/repos/{repo}/pulls/{number}",
+        html_url=f"https://github.com/{repo}/pull/{number}",
+        state="closed" if merged else state,
+        merged=merged,
+        merged_at=NOW.isoformat() if merged else None,
+        mergeable=mergeable,
+    )
+    obj["head"].update(ref=ref, label=f"{owner}:{ref}", sha=head_sha)
+    obj["head"]["user"]["login"] = owner
+    return obj
+
+
+def make_check_run(
+    name: str,
+    *,
+    status: str = "completed",
+    conclusion: str | None = "success",
+    summary: Any = None,
+    text: Any = None,
+    output: Any = "default",
+) -> dict[str, Any]:
+    """A check run as ``GET /repos/{o}/{r}/commits/{sha}/check-runs`` lists it; ``output``
+    replaces the whole ``output`` object (None, a wrong shape) when given."""
+    return {
+        "id": int(hashlib.sha256(name.encode()).hexdigest()[:8], 16),
+        "name": name,
+        "status": status,
+        "conclusion": conclusion if status == "completed" else None,
+        "started_at": "2026-01-02T03:00:00Z",
+        "completed_at": "2026-01-02T03:04:00Z" if status == "completed" else None,
+        "output": (
+            {"title": name, "summary": summary, "text": text, "annotations_count": 0}
+            if output == "default"
+            else output
+        ),
+        "app": {"slug": "github-actions"},
+    }
+
+
+def make_status(context: str, state: str, description: str | None = None) -> dict[str, Any]:
+    """A legacy commit status, as the combined status lists it."""
+    return {
+        "context": context,
+        "state": state,
+        "description": description,
+        "target_url": f"https://ci.example.com/{context}",
+        "created_at": "2026-01-02T03:00:00Z",
+        "updated_at": "2026-01-02T03:04:00Z",
+    }
+
+
+def make_review(
+    review_id: int,
+    login: str,
+    state: str,
+    commit_id: str,
+    *,
+    submitted_at: datetime | None = NOW,
+    body: str = "",
+) -> dict[str, Any]:
+    """A pull request review; a PENDING one has no ``submitted_at``."""
+    obj: dict[str, Any] = {
+        "id": review_id,
+        "user": {"login": login, "id": review_id, "type": "User", "site_admin": False},
+        "body": body,
+        "state": state,
+        "commit_id": commit_id,
+        "author_association": "COLLABORATOR",
+    }
+    if state != "PENDING" and submitted_at is not None:
+        obj["submitted_at"] = submitted_at.isoformat().replace("+00:00", "Z")
+    return obj
+
+
+def make_review_comment(
+    comment_id: int,
+    login: str,
+    body: Any,
+    *,
+    path: str | None = "src/app.py",
+    line: int | None = 10,
+    original_line: int | None = None,
+    commit_id: str = "",
+    created_at: datetime = NOW,
+) -> dict[str, Any]:
+    """A pull request review comment (on a line of the diff)."""
+    return {
+        "id": comment_id,
+        "user": {"login": login, "id": comment_id, "type": "User", "site_admin": False},
+        "body": body,
+        "path": path,
+        "line": line,
+        "original_line": original_line if original_line is not None else line,
+        "commit_id": commit_id,
+        "created_at": created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
 class FakeGitHub:
     """Just enough of GitHub's REST API for the adapter, with GitHub's documented behaviour."""
 
@@ -89,6 +207,12 @@ class FakeGitHub:
         self.issues: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.pulls: list[dict[str, Any]] = []
+        # What the review loop reads, set by tests: check runs and commit statuses by commit
+        # sha, reviews and review comments by pull request number.
+        self.check_runs: dict[str, list[dict[str, Any]]] = {}
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.reviews: dict[int, list[dict[str, Any]]] = {}
+        self.review_comments: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[httpx.Request] = []
         self.unauthorized = 0
         self.page_size = 100
@@ -108,6 +232,16 @@ class FakeGitHub:
 
     def label_names(self, number: int) -> list[str]:
         return [x["name"] for x in self.issues[number]["labels"]]
+
+    def add_pull(self, number: int, *, head_sha: str, **fields: Any) -> dict[str, Any]:
+        """A pull request (:func:`make_pull`), replacing any with that number."""
+        pull = make_pull(number, head_sha=head_sha, repo=self.repo, **fields)
+        self.pulls = [p for p in self.pulls if p["number"] != number]
+        self.pulls.append(pull)
+        return pull
+
+    def pull(self, number: int) -> dict[str, Any] | None:
+        return next((p for p in self.pulls if p["number"] == number), None)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -143,7 +277,15 @@ class FakeGitHub:
         headers["Content-Type"] = "application/json; charset=utf-8"
         return httpx.Response(status, content=content, headers=headers)
 
-    def _page(self, request: httpx.Request, items: list[Any]) -> httpx.Response:
+    def _page(
+        self,
+        request: httpx.Request,
+        items: list[Any],
+        key: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """One page of ``items``; with ``key``, the page is an object holding them under that
+        key (with ``total_count`` and ``extra``), as check runs and statuses are listed."""
         page = int(request.url.params.get("page", "1"))
         start = (page - 1) * self.page_size
         chunk = items[start : start + self.page_size]
@@ -153,6 +295,10 @@ class FakeGitHub:
             last = (len(items) + self.page_size - 1) // self.page_size
             last_url = request.url.copy_merge_params({"page": str(last)})
             link = f'<{next_url}>; rel="next", <{last_url}>; rel="last"'
+        if key is not None:
+            return self._json(
+                request, {**(extra or {}), "total_count": len(items), key: chunk}, link=link
+            )
         return self._json(request, chunk, link=link)
 
     def _error(self, request: httpx.Request, status: int, name: str) -> httpx.Response:
@@ -230,7 +376,72 @@ class FakeGitHub:
             pull = next(p for p in self.pulls if p["number"] == int(m.group(1)))
             pull.update(json.loads(request.content))
             return self._json(request, pull)
+        if (m := re.fullmatch(r"pulls/(\d+)", tail)) and method == "GET":
+            pull = self.pull(int(m.group(1)))
+            if pull is None:
+                return self._error(request, 404, "error_not_found.json")
+            return self._json(request, pull)
+        if (m := re.fullmatch(r"pulls/(\d+)/merge", tail)) and method == "PUT":
+            return self._merge(request, int(m.group(1)))
+        if (m := re.fullmatch(r"pulls/(\d+)/reviews", tail)) and method == "GET":
+            if self.pull(int(m.group(1))) is None:
+                return self._error(request, 404, "error_not_found.json")
+            return self._page(request, self.reviews.get(int(m.group(1)), []))
+        if (m := re.fullmatch(r"pulls/(\d+)/comments", tail)) and method == "GET":
+            if self.pull(int(m.group(1))) is None:
+                return self._error(request, 404, "error_not_found.json")
+            comments = list(self.review_comments.get(int(m.group(1)), []))
+            # Documented: ``direction`` is ignored without ``sort``; ascending by default.
+            if request.url.params.get("sort") in ("created", "updated"):
+                comments.sort(key=lambda c: (c[f"{request.url.params['sort']}_at"], c["id"]))
+                if request.url.params.get("direction", "desc") == "desc":
+                    comments.reverse()
+            return self._page(request, comments)
+        if (m := re.fullmatch(r"commits/([0-9a-fA-F]+)/check-runs", tail)) and method == "GET":
+            return self._page(request, self.check_runs.get(m.group(1), []), key="check_runs")
+        if (m := re.fullmatch(r"commits/([0-9a-fA-F]+)/status", tail)) and method == "GET":
+            statuses = self.statuses.get(m.group(1), [])
+            extra = {"state": _combined_state(statuses), "sha": m.group(1)}
+            return self._page(request, statuses, key="statuses", extra=extra)
         return self._error(request, 404, "error_not_found.json")
+
+    def _merge(self, request: httpx.Request, number: int) -> httpx.Response:
+        """Documented answers: 405 when the pull request is not mergeable (closed, merged,
+        conflicting), 409 when ``sha`` is not its head any more."""
+        pull = self.pull(number)
+        if pull is None:
+            return self._error(request, 404, "error_not_found.json")
+        payload = json.loads(request.content or b"{}")
+        if pull["state"] != "open" or pull["merged"] or pull["mergeable"] is False:
+            return self._json(
+                request,
+                {"message": "Pull Request is not mergeable", "documentation_url": "x"},
+                status=405,
+            )
+        sha = payload.get("sha")
+        if sha is not None and sha != pull["head"]["sha"]:
+            return self._json(
+                request,
+                {
+                    "message": "Head branch was modified. Review and try the merge again.",
+                    "documentation_url": "x",
+                },
+                status=409,
+            )
+        merge_sha = hashlib.sha256(f"merge:{number}:{pull['head']['sha']}".encode()).hexdigest()
+        merge_sha = merge_sha[:40]
+        pull.update(
+            state="closed",
+            merged=True,
+            mergeable=None,
+            merged_at=self.now.isoformat(),
+            closed_at=self.now.isoformat(),
+            merge_commit_sha=merge_sha,
+        )
+        return self._json(
+            request,
+            {"sha": merge_sha, "merged": True, "message": "Pull Request successfully merged"},
+        )
 
     def _open_pull(self, request: httpx.Request) -> httpx.Response:
         payload = json.loads(request.content)
@@ -271,6 +482,16 @@ class FakeGitHub:
             # Documented: state_reason is ignored unless the state changes.
             issue["state_reason"] = changes.get("state_reason")
             issue["closed_at"] = self.now.isoformat() if new_state == "closed" else None
+
+
+def _combined_state(statuses: list[dict[str, Any]]) -> str:
+    """Documented: failure if any is error or failure, pending if none or any pending."""
+    states = {s.get("state") for s in statuses}
+    if states & {"error", "failure"}:
+        return "failure"
+    if not states or "pending" in states:
+        return "pending"
+    return "success"
 
 
 # --------------------------------------------------------------------------------------------

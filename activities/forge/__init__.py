@@ -1,0 +1,1 @@
+"""Forge adapters: what the review loop reads of a change request, and its merge."""

@@ -1,0 +1,1 @@
+"""Tests of ``activities/forge/``: the GitHub forge reader and merger."""
