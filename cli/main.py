@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Generator, Sequence
 
+import temporalio.activity
+import temporalio.exceptions
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -48,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     route_core_logs()
+    quiet_cancellations()
     try:
         with document_stdout(bool(getattr(args, "json", False))):
             return handler(args)
@@ -79,6 +83,24 @@ def route_core_logs() -> None:
     Runtime.set_default(
         Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False
     )
+
+
+class _CancellationWithoutTraceback(logging.Filter):
+    """An activity cancelled (a worker's shutdown stopping an agent, a cancelled issue) is an
+    outcome the attempt records, not a crash: the SDK's warning keeps its line, without the
+    traceback of the cancellation."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (asyncio.CancelledError, temporalio.exceptions.CancelledError)):
+            record.msg = f"{record.msg} ({type(exc).__name__}: {exc})"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_cancellations() -> None:
+    temporalio.activity.logger.logger.addFilter(_CancellationWithoutTraceback())
 
 
 @contextlib.contextmanager
