@@ -18,17 +18,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import assert_never
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from jidoka.config import MergeMode, ReviewConfig, TrackerStates
+from jidoka.models import Model
 
 # ---------------------------------------------------------------------------------------------
 # What a forge tells of a change request
 # ---------------------------------------------------------------------------------------------
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RequestState(StrEnum):
