@@ -471,6 +471,108 @@ def render_comment_append(
     return text + nl.join(block) + nl
 
 
+@dataclass(frozen=True)
+class BoardComment:
+    """One comment block under ``## Comments``: on the local board a person's review is a
+    comment they write there (and a state they set), so the review loop reads these."""
+
+    author: str
+    stamp: str
+    """The header's time stamp as written (a person types it by hand: never parsed)."""
+    marker: str | None
+    """The ``<!-- jidoka:MARKER -->`` of a comment the line wrote; None for a person's."""
+    body: str
+    """Stripped, line ends made ``\\n``; the marker line is not part of it."""
+    index: int
+    """Position among the comments of the file, from 0."""
+
+
+_HEADER_RE = re.compile(r"###[ \t]+(?P<stamp>.*?)[ \t]*·[ \t]*(?P<author>[^·]*?)")
+"""A comment header, on a stripped line; the author is after the last ``·``, as
+:data:`_COMMENT_HEADER_RE` reads it."""
+_FENCE_OPEN_RE = re.compile(r" {0,3}(?P<fence>`{3,}(?=[^`]*\Z)|~{3,})")
+_FENCE_CLOSE_RE = re.compile(r" {0,3}(?P<fence>`{3,}|~{3,})[ \t]*")
+
+
+def _own_marker(line: str, following: str) -> str | None:
+    """The marker of a comment the line wrote when ``line`` is its header: exactly what
+    :meth:`IssueFile.markers` recognises, so the two never disagree about what was written."""
+    if not _COMMENT_HEADER_RE.fullmatch(line.strip()):
+        return None
+    match = _MARKER_LINE_RE.fullmatch(following.strip())
+    return match.group(1) if match else None
+
+
+def _person_header(line: str) -> tuple[str, str] | None:
+    """(stamp, author) of a person's comment header, None when ``line`` is not one. Indented
+    by four or more blanks it is Markdown code, not a heading; without a stamp or an author it
+    is malformed, and stays text of the comment above."""
+    if len(line) - len(line.lstrip(" ")) >= 4:
+        return None
+    match = _HEADER_RE.fullmatch(line.strip())
+    if match is None or not match.group("stamp") or not match.group("author"):
+        return None
+    return match.group("stamp"), match.group("author")
+
+
+def _fence_after(fence: str | None, line: str) -> str | None:
+    """The open code fence after ``line`` (CommonMark's rule: a fence closes on a line of the
+    same character, at least as long, and nothing else). A ``### `` line inside a fence is
+    quoted text, not a comment header."""
+    if fence is None:
+        match = _FENCE_OPEN_RE.match(line.rstrip("\r\n"))
+        return match.group("fence") if match else None
+    match = _FENCE_CLOSE_RE.fullmatch(line.rstrip("\r\n"))
+    if match and match.group("fence")[0] == fence[0] and len(match.group("fence")) >= len(fence):
+        return None
+    return fence
+
+
+def board_comments(issue_file: IssueFile) -> list[BoardComment]:
+    """The comment blocks under the ``## Comments`` heading, in file order. A block runs from
+    its ``### <stamp> · <author>`` header to the next header or the end of the file; text
+    between the heading and the first header belongs to none. Tolerant, as people write
+    these by hand: a malformed header, or a header-like line inside a code fence, is text of
+    the comment it is in. A header the line wrote (with its marker line under it) always
+    starts a comment, even after a fence a person left open, so that the line's own comments
+    are read as :meth:`IssueFile.markers` reads them."""
+    if issue_file.comments_start is None:
+        return []
+    lines = [line for _, line in _lines(issue_file.text, issue_file.comments_start)][1:]
+    comments: list[BoardComment] = []
+    header: tuple[str, str, str | None] | None = None
+    body: list[str] = []
+    fence: str | None = None
+
+    def close() -> None:
+        if header is not None:
+            stamp, author, marker = header
+            text = "".join(body).replace("\r\n", "\n").strip()
+            comments.append(BoardComment(author, stamp, marker, text, len(comments)))
+
+    skip_marker_line = False
+    for position, line in enumerate(lines):
+        if skip_marker_line:
+            skip_marker_line = False
+            continue
+        following = lines[position + 1] if position + 1 < len(lines) else ""
+        marker = _own_marker(line, following)
+        person = _person_header(line) if fence is None and marker is None else None
+        if marker is not None:
+            match = _HEADER_RE.fullmatch(line.strip())
+            close()
+            header = (match.group("stamp") if match else "", COMMENT_AUTHOR, marker)
+            body, fence, skip_marker_line = [], None, True
+        elif person is not None:
+            close()
+            header, body = (*person, None), []
+        else:
+            fence = _fence_after(fence, line)
+            body.append(line)
+    close()
+    return comments
+
+
 # --------------------------------------------------------------------------------------------
 # The board folder (blocking I/O; LocalBoard runs it in a thread)
 # --------------------------------------------------------------------------------------------
@@ -810,6 +912,13 @@ class LocalBoard(TrackerClient):
     async def fetch_issue(self, issue_id: str) -> Issue:
         return await asyncio.to_thread(self._issue_by_id, issue_id)
 
+    async def read_comments(self, issue_id: str) -> tuple[Issue, list[BoardComment]]:
+        """The issue and its comments (:func:`board_comments`), from one reading of its file
+        and through the same path as :meth:`fetch_issue`: an id with no file on the board
+        (including one that could never name a file there, such as ``../x``) is
+        ``NOT_FOUND``, a malformed file ``MALFORMED_ISSUE``."""
+        return await asyncio.to_thread(self._comments_by_id, issue_id)
+
     # ---- writes ------------------------------------------------------------------------
 
     async def set_state(self, issue: Issue, target_state: str) -> Issue:
@@ -901,14 +1010,24 @@ class LocalBoard(TrackerClient):
                     assert_never(loaded.problem)
         return issues
 
-    def _issue_by_id(self, identifier: str, board: str | None = None) -> Issue:
-        board = board or self._board()
+    def _loaded_by_id(self, board: str, identifier: str) -> _Loaded:
         loaded = _load_settled(board, identifier)
         if isinstance(loaded, _Unusable):
             if loaded.problem is _Problem.MALFORMED:
                 _report(loaded)
             raise _by_id_error(identifier, loaded)
+        return loaded
+
+    def _issue_by_id(self, identifier: str, board: str | None = None) -> Issue:
+        board = board or self._board()
+        loaded = self._loaded_by_id(board, identifier)
         return self._to_issue(board, loaded, self._state_reader(board))
+
+    def _comments_by_id(self, identifier: str) -> tuple[Issue, list[BoardComment]]:
+        board = self._board()
+        loaded = self._loaded_by_id(board, identifier)
+        issue = self._to_issue(board, loaded, self._state_reader(board))
+        return issue, board_comments(loaded.issue_file)
 
     def _read_modify_write(
         self, board: str, identifier: str, edit: Callable[[IssueFile], str | None]
