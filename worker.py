@@ -31,6 +31,7 @@ from activities.agent.run import run_agent
 from activities.agent.slots import AGENT_SLOTS, DEFAULT_MAX_AGENTS
 from activities.config import load_workflow_config, reload_workflow_config
 from activities.evidence import collect_evidence
+from activities.forge.activities import forge_merge, forge_read
 from activities.hooks import run_hook
 from activities.line import LineActivities
 from activities.tracker.activities import (
@@ -81,6 +82,8 @@ def shared_activities(client: Client, host: HostIdentity) -> list[Callable[..., 
         tracker_transition,
         tracker_comment,
         tracker_publish,
+        forge_read,
+        forge_merge,
         HostActivities(host).claim_host,
     ]
 

@@ -7,6 +7,7 @@ import re
 from jidoka import ratchet
 from jidoka.models import HaltRecord, ShipEvidence, TestComparison, TestSample
 from jidoka.outcomes import HaltCategory
+from jidoka.review import ChangeRequest, ReviewLedger, approvers
 
 MAX_SUMMARY = 2000
 
@@ -177,3 +178,41 @@ def stuck_comment(workflow_id: str, attempts: int) -> str:
         "here is decided; the line is halted. The error is in its history in the Temporal Web "
         "UI; it resumes by itself once a fixed worker is deployed."
     )
+
+
+def review_round_comment(round_number: int, max_rounds: int, reason: str, url: str) -> str:
+    """A rework round starts: what the change request asked for, in short (the agent's brief
+    holds the whole of it)."""
+    return (
+        f"**Jidoka: rework round {round_number} of {max_rounds}** for {_plain(url)}: "
+        f"{_plain(reason)}. The agent is told exactly this feedback; its work goes back into "
+        "review only through the same evidence gate as the first ship."
+    )
+
+
+def merged_comment(
+    request: ChangeRequest, ledger: ReviewLedger, tokens_total: int, *, by_jidoka: bool, done: str
+) -> str:
+    """The change request was merged: the evidence of how it got there."""
+    head = request.head_sha or ledger.shipped_head
+    moved = head != ledger.shipped_head
+    checks = ", ".join(f"{name(c.name, 100)} {c.state.value}" for c in request.checks[:20])
+    approved = ", ".join(name(a, 100) for a in approvers(request)[:20])
+    lines = [
+        f"**Jidoka: merged** → {neutral(done)}",
+        "",
+        f"- change request: {_plain(request.url or ledger.url)}",
+        f"- head `{head}`"
+        + (
+            f" (Jidoka shipped `{ledger.shipped_head}`: someone else's head was merged)"
+            if moved
+            else ""
+        ),
+        "- merged by: "
+        + ("Jidoka, pinned to that head" if by_jidoka else "a person (or the forge's own rules)"),
+        f"- checks at the head: {checks or 'none reported'}",
+        f"- approvals at the head: {approved or 'none recorded'}",
+        f"- rework rounds: {ledger.rounds}; tokens in review: {ledger.tokens:,}; "
+        f"tokens in all: {tokens_total:,}",
+    ]
+    return "\n".join(lines)

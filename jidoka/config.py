@@ -317,8 +317,8 @@ class MergeMode(StrEnum):
 
 class ReviewConfig(Section):
     """After the ship: the change request watched through review, CI and rework until it is
-    merged or closed (the ``review:`` section of WORKFLOW.md once the loop is wired in; until
-    then WORKFLOW.md refuses the key, so that nobody configures a loop that does not run)."""
+    merged or closed (the ``review:`` section of WORKFLOW.md; without it a ship ends the issue
+    in the done state, as before)."""
 
     state: NonEmpty
     """Where a shipped issue waits while its change request is reviewed (e.g. ``Human Review``)."""
@@ -363,6 +363,8 @@ class WorkflowConfig(Section):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    review: ReviewConfig | None = None
+    """None: a ship moves the issue to the done state and the workflow ends."""
 
     # -- derived views used by policy -------------------------------------------------------
 
@@ -372,6 +374,11 @@ class WorkflowConfig(Section):
     def pause_verdicts(self) -> list[str]:
         paused = set(self.tracker.paused_states)
         return [v for v, state in self.verdicts.items() if state in paused]
+
+    def shipped_state(self) -> str:
+        """Where a ship moves the issue: the review state while a review loop follows, the
+        done state otherwise."""
+        return self.review.state if self.review is not None else self.tracker.done_state
 
     def verify_timeout_s(self) -> int:
         return self.hooks.verify_timeout_s or self.hooks.timeout_s

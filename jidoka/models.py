@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from jidoka.base import Model
 from jidoka.config import WorkflowConfig
 from jidoka.outcomes import (
     AgentStop,
@@ -26,11 +27,7 @@ from jidoka.outcomes import (
     Phase,
     TestStatus,
 )
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+from jidoka.review import ReviewLedger
 
 # --------------------------------------------------------------------------------------------
 # Tracker vocabulary, normalised the same way by every adapter (docs/trackers.md)
@@ -525,6 +522,11 @@ class IssueState(Model):
     """When backing off: the time of the next attempt."""
     held: HeldWork | None = None
     consents: list[Consent] = Field(default_factory=list[Consent])
+    review: ReviewLedger | None = None
+    """After a ship with ``review:``: the change request watched (rounds, tokens, comments
+    already sent to the agent); None before the first ship, or without a review loop."""
+    review_waiting: str | None = None
+    """What the review loop waits for, as of its last reading of the change request."""
 
 
 class RunningEntry(Model):

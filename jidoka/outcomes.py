@@ -52,6 +52,9 @@ class Outcome(StrEnum):
     TESTS_WEAKENED = "tests_weakened"
     """``verify`` passed but its report shows a weaker judge than the base's (fewer tests,
     tests newly skipped, a failing test removed): held for a person."""
+    NO_NEW_WORK = "no_new_work"
+    """A rework round after the ship claimed done, but its head is the one already in review:
+    the round added nothing, so it stops instead of reshipping the same work."""
     CANCELLED = "cancelled"
 
 
@@ -104,6 +107,19 @@ class HaltCategory(StrEnum):
     """The work changes paths the agent may not change without a person's consent."""
     TESTS_WEAKENED = "tests_weakened"
     """The test ratchet: the work passes by weakening the tests."""
+    REVIEW_ROUNDS_CAP = "review_rounds_cap"
+    """The change request still needs work after ``review.max_rounds`` rework rounds."""
+    REVIEW_TOKENS_CAP = "review_tokens_cap"
+    REVIEW_TIME_CAP = "review_time_cap"
+    REVIEW_SAME_FAILURE = "review_same_failure"
+    """The same check failed the same way after a rework round meant to fix it."""
+    REVIEW_HEAD_MOVED = "review_head_moved"
+    """The change request's head is not the one Jidoka shipped: someone else pushed to it."""
+    REVIEW_REQUEST_GONE = "review_request_gone"
+    REVIEW_MERGE_REFUSED = "review_merge_refused"
+    """The forge refused the merge pinned to the shipped head (it moved, or it conflicts)."""
+    REVIEW_NO_NEW_WORK = "review_no_new_work"
+    """A rework round claimed done without a commit beyond the head already in review."""
     OTHER = "other"
 
 
@@ -130,6 +146,9 @@ class Phase(StrEnum):
     RUNNING_AGENT = "running_agent"
     VERIFYING = "verifying"
     SHIPPING = "shipping"
+    IN_REVIEW = "in_review"
+    """Shipped into review: watching the change request (checks, reviews, merge), holding no
+    agent slot, until it is merged (then ``shipped``), closed, or needs a rework round."""
     BACKING_OFF = "backing_off"
     """Waiting for the next attempt (``retry_at`` in the status says when)."""
     PAUSED = "paused"
@@ -145,7 +164,7 @@ class Phase(StrEnum):
     @property
     def is_parked(self) -> bool:
         """Waiting on a human: it holds no agent slot and does not keep a line busy."""
-        return self in (Phase.PAUSED, Phase.HALTED)
+        return self in (Phase.PAUSED, Phase.HALTED, Phase.IN_REVIEW)
 
     @property
     def concerns_the_line(self) -> bool:
@@ -157,7 +176,13 @@ class Phase(StrEnum):
 
 
 _FINAL_PHASES = frozenset({Phase.SHIPPED, Phase.ABANDONED, Phase.RELEASED})
-_LINE_PHASES = _FINAL_PHASES | {Phase.PAUSED, Phase.HALTED, Phase.SHIPPING, Phase.BACKING_OFF}
+_LINE_PHASES = _FINAL_PHASES | {
+    Phase.PAUSED,
+    Phase.HALTED,
+    Phase.SHIPPING,
+    Phase.IN_REVIEW,
+    Phase.BACKING_OFF,
+}
 
 
 class LinePhase(StrEnum):
@@ -224,6 +249,10 @@ class ReconcileAction(StrEnum):
     DONE_WITHOUT_SHIP = "done_without_ship"
     """The tracker says done while Jidoka was working on the issue and shipped nothing: the
     line halts, the work is kept, and the tracker hears it."""
+    REVIEW_WATCHED = "review_watched"
+    """The issue is in review and watches its change request itself: the line only forwards
+    a tracker state it had not seen yet (``review_changed``), so a person's move on the board
+    is read at once instead of at the next review poll."""
 
 
 class HookName(StrEnum):

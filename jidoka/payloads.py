@@ -45,6 +45,7 @@ from jidoka.outcomes import (
     Outcome,
     Phase,
 )
+from jidoka.review import ReviewLedger
 
 # --------------------------------------------------------------------------------------------
 # Host-pinned workspace activities
@@ -241,6 +242,8 @@ class IssueStatus(Model):
     ship: ShipEvidence | None
     preserved_branch: str | None
     retry_at: datetime | None = None
+    review: ReviewLedger | None = None
+    review_waiting: str | None = None
 
 
 class IssueResult(Model):
@@ -260,6 +263,36 @@ class IssueResult(Model):
 class DecideResult(Model):
     accepted: bool
     message: str
+
+
+class ReviewChanged(Model):
+    """Signal ``review_changed``: something happened to the change request of an issue in
+    review (a webhook relay, or the line seeing a person's move on the board). It only wakes
+    the watch early: the issue reads the change request itself and trusts nothing else in
+    the signal. One for another change request (``url`` given and not its own) is ignored,
+    visibly."""
+
+    source: str = "webhook"
+    url: str | None = None
+    state: str | None = None
+
+
+class ForgeReadInput(Model):
+    """Activity ``forge_read``: one reading of the change request of a shipped issue."""
+
+    config: WorkflowConfig
+    issue_id: str
+    url: str
+    shipped_head: str
+
+
+class ForgeMergeInput(Model):
+    """Activity ``forge_merge``: merge the change request, pinned to the head judged."""
+
+    config: WorkflowConfig
+    issue_id: str
+    url: str
+    sha: str
 
 
 class TrackerStateUpdate(Model):

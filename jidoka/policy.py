@@ -87,6 +87,16 @@ def git_gate(git: GitEvidence) -> Outcome | None:
     return None
 
 
+def rework_gate(evidence: Evidence, config: WorkflowConfig, review_head: str | None) -> bool:
+    """A rework round's ship claim whose head is still ``review_head`` (the head in review):
+    it added no work, and reshipping it would only restart the review of the same change."""
+    return (
+        review_head is not None
+        and claims_ship(evidence.verdict, config)
+        and evidence.git.head_sha == review_head
+    )
+
+
 def needs_verify(
     evidence: Evidence, config: WorkflowConfig, judge: JudgeFindings | None = None
 ) -> bool:
@@ -342,6 +352,12 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 "before this work can ship",
                 "judges do not move (docs/trust-boundary.md#judges-that-do-not-move)",
             )
+        case Outcome.NO_NEW_WORK:
+            return _halt(
+                HaltCategory.REVIEW_NO_NEW_WORK,
+                "the rework round claimed done without a commit beyond the head in review",
+                "review (docs/review.md#rework-rounds): a round must add work",
+            )
         case Outcome.PROTECTED_PATHS | Outcome.TESTS_WEAKENED:
             category, rule = JUDGE_STOPS[outcome]
             return _halt(category, _with_detail("held for a person", ctx.detail), rule)
@@ -531,6 +547,7 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.WORKFLOW_CHANGED
             | Outcome.PROTECTED_PATHS
             | Outcome.TESTS_WEAKENED
+            | Outcome.NO_NEW_WORK
             | Outcome.CANCELLED
         ):
             return counters
@@ -598,6 +615,7 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.WORKFLOW_CHANGED
             | Outcome.PROTECTED_PATHS
             | Outcome.TESTS_WEAKENED
+            | Outcome.NO_NEW_WORK
             | Outcome.CANCELLED
         ):
             return None
@@ -713,6 +731,7 @@ def transition_refusal(
         + list(tracker.terminal_states)
         + list(tracker.backlog_states)
         + [tracker.done_state]
+        + ([config.review.state] if config.review is not None else [])
     )
     if not in_states(target_state, declared):
         return f"'{target_state}' is not a declared state"
@@ -849,6 +868,10 @@ def reconcile_action(
     tracker = config.tracker
     if phase.is_final or phase in (Phase.SHIPPING,):
         return ReconcileAction.KEEP
+    if phase is Phase.IN_REVIEW:
+        # Every state is the issue's to read now: done is a merge on the local board, a
+        # terminal state a closed request, an active one a person asking for a rework round.
+        return ReconcileAction.REVIEW_WATCHED
     if (
         tracker_state is not None
         and moving_to is not None
@@ -889,7 +912,7 @@ def confirm_stop(
     sees the move. ``unconfirmed`` is what the previous one saw ("" for an issue gone from the
     tracker)."""
     match action:
-        case ReconcileAction.KEEP | ReconcileAction.WAKE_PAUSED:
+        case ReconcileAction.KEEP | ReconcileAction.WAKE_PAUSED | ReconcileAction.REVIEW_WATCHED:
             return Confirmation(act=True, unconfirmed=None)
         case (
             ReconcileAction.CANCEL_AND_CLEAN

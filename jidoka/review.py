@@ -20,8 +20,9 @@ from typing import assert_never
 
 from pydantic import Field
 
+from jidoka.base import Model
 from jidoka.config import MergeMode, ReviewConfig, TrackerStates
-from jidoka.models import Model
+from jidoka.outcomes import HaltCategory
 
 # ---------------------------------------------------------------------------------------------
 # What a forge tells of a change request
@@ -99,15 +100,22 @@ class ChangeRequest(Model):
 
 
 class ReviewLedger(Model):
+    url: str
+    """The change request (a pull request's page; the issue's own on the local board)."""
     shipped_head: str
     """The head Jidoka shipped (pushed, verified): the only head it judges as its own."""
     started_at: datetime
+    round_tokens_from: int = 0
+    """The issue's token count when the current rework round was sent: the round spends the
+    rest."""
     rounds: int = 0
     tokens: int = 0
     addressed: list[str] = Field(default_factory=list[str])
     """Ids of the review comments already sent to the agent: never sent twice."""
     last_failure: str | None = None
     """The signature of the check failure the last rework round was sent for."""
+    reworking: bool = False
+    """A rework round was sent and has not shipped yet: the issue works, it does not watch."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +200,7 @@ def next_step(
             f"its head is {request.head_sha[:12]}, not {ledger.shipped_head[:12]} as shipped: "
             "someone else pushed to it, so it is no longer judged as Jidoka's work",
         )
-    if now - ledger.started_at > timedelta(seconds=config.max_time_s()):
+    if time_in_review_capped(ledger, config, now):
         return _stop(
             StopReason.TIME_CAP, f"in review longer than review.max_time ({config.max_time})"
         )
@@ -238,6 +246,29 @@ def next_step(
             assert_never(config.merge)
 
 
+def halt_category(reason: StopReason) -> HaltCategory:
+    """The halt a review stop becomes (each its own category, for dashboards and search)."""
+    match reason:
+        case StopReason.ROUNDS_CAP:
+            return HaltCategory.REVIEW_ROUNDS_CAP
+        case StopReason.TOKENS_CAP:
+            return HaltCategory.REVIEW_TOKENS_CAP
+        case StopReason.TIME_CAP:
+            return HaltCategory.REVIEW_TIME_CAP
+        case StopReason.SAME_FAILURE:
+            return HaltCategory.REVIEW_SAME_FAILURE
+        case StopReason.HEAD_MOVED:
+            return HaltCategory.REVIEW_HEAD_MOVED
+        case StopReason.GONE:
+            return HaltCategory.REVIEW_REQUEST_GONE
+        case _:
+            assert_never(reason)
+
+
+def time_in_review_capped(ledger: ReviewLedger, config: ReviewConfig, now: datetime) -> bool:
+    return now - ledger.started_at > timedelta(seconds=config.max_time_s())
+
+
 def _stop(reason: StopReason, why: str) -> Step:
     return Step(kind=StepKind.STOP, reason=why, stop=reason)
 
@@ -275,6 +306,11 @@ def _latest_verdicts(request: ChangeRequest) -> dict[str, ReviewVerdict]:
             case _:
                 assert_never(review.verdict)
     return latest
+
+
+def approvers(request: ChangeRequest) -> list[str]:
+    """Who approves the change request's head, as things stand."""
+    return sorted(a for a, v in _latest_verdicts(request).items() if v is ReviewVerdict.APPROVED)
 
 
 def _approved(request: ChangeRequest) -> bool:
@@ -343,6 +379,7 @@ def addressed_after(ledger: ReviewLedger, step: Step) -> ReviewLedger:
             "rounds": ledger.rounds + 1,
             "addressed": [*ledger.addressed, *(c.id for c in step.feedback.comments)],
             "last_failure": step.failure_signature,
+            "reworking": True,
         }
     )
 
@@ -350,16 +387,35 @@ def addressed_after(ledger: ReviewLedger, step: Step) -> ReviewLedger:
 def reshipped(ledger: ReviewLedger, head: str, tokens: int) -> ReviewLedger:
     """The ledger once a rework round's work shipped as ``head``, spending ``tokens``: only
     that head is Jidoka's from now on, and reviews of the old one no longer count."""
-    return ledger.model_copy(update={"shipped_head": head, "tokens": ledger.tokens + tokens})
+    return ledger.model_copy(
+        update={"shipped_head": head, "tokens": ledger.tokens + tokens, "reworking": False}
+    )
+
+
+def caps_afresh(ledger: ReviewLedger, now: datetime) -> ReviewLedger:
+    """The ledger once a person retried a review stop: rounds, tokens, time and the last
+    failure start again (as a retry resets an issue's failure counters). The comments already
+    sent stay sent, and the shipped head stays the only one judged as Jidoka's."""
+    return ledger.model_copy(
+        update={"rounds": 0, "tokens": 0, "started_at": now, "last_failure": None}
+    )
 
 
 def review_state_problem(review: ReviewConfig, tracker: TrackerStates) -> str | None:
-    """Why ``review.state`` cannot be where a change request waits, or None."""
+    """Why ``review.state`` cannot be where a change request waits, or None: it must be a
+    state of its own, neither where issues end nor where the line works or parks them."""
     ends = [tracker.done_state, *tracker.terminal_states]
-    if review.state.casefold() in {state.casefold() for state in ends}:
+    state = review.state.casefold()
+    if state in {s.casefold() for s in ends}:
         return (
             f"review.state {review.state!r} is a state where issues end; a change request in "
             "review waits in a state of its own (e.g. Human Review)"
+        )
+    others = [*tracker.active_states, *tracker.paused_states, *tracker.backlog_states]
+    if state in {s.casefold() for s in others}:
+        return (
+            f"review.state {review.state!r} is already an active, paused or backlog state; a "
+            "change request in review waits in a state of its own (e.g. Human Review)"
         )
     return None
 

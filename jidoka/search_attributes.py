@@ -15,6 +15,18 @@ TOKENS = SearchAttributeKey.for_int("JidokaTokens")
 CONFIG_INVALID = SearchAttributeKey.for_bool("JidokaConfigInvalid")
 """True while the last WORKFLOW.md reload failed (the last good config is still in use)."""
 
+REVIEW_ROUNDS = SearchAttributeKey.for_int("JidokaReviewRounds")
+"""Rework rounds sent after the ship (set once an issue enters review)."""
+
 AnyKey = SearchAttributeKey[str] | SearchAttributeKey[bool] | SearchAttributeKey[int]
 
-ALL: tuple[AnyKey, ...] = (LINE, ISSUE, PHASE, OUTCOME, HALTED, TOKENS, CONFIG_INVALID)
+ALL: tuple[AnyKey, ...] = (
+    LINE,
+    ISSUE,
+    PHASE,
+    OUTCOME,
+    HALTED,
+    TOKENS,
+    CONFIG_INVALID,
+    REVIEW_ROUNDS,
+)

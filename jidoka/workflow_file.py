@@ -38,6 +38,7 @@ from jidoka.config import (
     GitHubTrackerConfig,
     LinearTrackerConfig,
     LocalTrackerConfig,
+    ReviewConfig,
     TrackerStates,
     WorkflowConfig,
     WorkspaceConfig,
@@ -47,6 +48,7 @@ from jidoka.config import (
 from jidoka.models import LoadedWorkflow, Problem
 from jidoka.outcomes import AgentKind
 from jidoka.prompt import template_problems
+from jidoka.review import review_state_problem
 
 
 class WorkflowFileError(Exception):
@@ -722,6 +724,7 @@ class Sections:
     agent: AgentConfig | None = None
     concurrency: ConcurrencyConfig | None = None
     workspace: WorkspaceConfig | None = None
+    review: ReviewConfig | None = None
 
     @classmethod
     def of(cls, config: WorkflowConfig) -> Sections:
@@ -733,6 +736,7 @@ class Sections:
             agent=config.agent,
             concurrency=config.concurrency,
             workspace=config.workspace,
+            review=config.review,
         )
 
     @classmethod
@@ -747,6 +751,7 @@ class Sections:
             "agent",
             "concurrency",
             "workspace",
+            "review",
         ):
             field = WorkflowConfig.model_fields[name]
             if field.annotation is None:
@@ -778,7 +783,9 @@ def section_problems(sections: Sections) -> list[Problem]:
         if sections.verdicts is not None:
             problems.extend(_verdict_problems(tracker, sections.verdicts))
         if sections.workspace is not None:
-            problems.extend(_tracker_kind_problems(tracker, sections.workspace))
+            problems.extend(_tracker_kind_problems(tracker, sections.workspace, sections.review))
+        if sections.review is not None:
+            problems.extend(_review_problems(tracker, sections.review))
         if sections.concurrency is not None:
             active = {_norm(s) for s in tracker.active_states}
             for state in sections.concurrency.by_state:
@@ -1039,14 +1046,41 @@ def _agent_problems(agent: AgentConfig) -> list[Problem]:
     return problems
 
 
+def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Problem]:
+    problem = review_state_problem(review, tracker)
+    if problem is not None:
+        return [Problem(path="review.state", message=problem)]
+    if isinstance(tracker, LinearTrackerConfig):
+        return [
+            Problem(
+                path="review",
+                message="the review loop needs a forge for the change request; Linear has "
+                "none yet (the local board and GitHub do)",
+            )
+        ]
+    if isinstance(tracker, GitHubTrackerConfig) and _norm(review.state) not in {
+        _norm(state) for state in tracker.state_labels
+    }:
+        return [
+            Problem(
+                path="review.state",
+                message=f"'{review.state}' has no label in tracker.state_labels: on GitHub an "
+                "open issue's state is its label",
+                hint=f"add tracker.state_labels.{review.state}: jidoka:in-review",
+            )
+        ]
+    return []
+
+
 def _tracker_kind_problems(
     tracker: LocalTrackerConfig | GitHubTrackerConfig | LinearTrackerConfig,
     workspace: WorkspaceConfig,
+    review: ReviewConfig | None = None,
 ) -> list[Problem]:
     problems: list[Problem] = []
     match tracker:
         case GitHubTrackerConfig():
-            declared_names = declared_states(tracker)
+            declared_names = declared_states(tracker) + ([review.state] if review else [])
             declared = {_norm(s) for s in declared_names}
             for state in tracker.state_labels:
                 if _norm(state) not in declared:

@@ -19,12 +19,21 @@ Signals:
     ``cancel(CancelRequest)``: stop, preserve the work, optionally remove the workspace.
     ``tracker_state(TrackerStateUpdate)``: the line saw the issue's live state.
     ``agent_started(AgentStarted)``: from the ``run_agent`` activity, once its host had a slot.
+    ``review_changed(ReviewChanged)``: the change request of an issue in review changed (a
+    webhook relay, or the line seeing a person's move): read it now instead of at the next poll.
 Update:
     ``decide(DecideRequest) -> DecideResult``: retry (with a note for the agent) or abandon a
     halted issue; after a ``protected_paths`` or ``tests_weakened`` stop, also accept: the
     person's consent is recorded and the held work judged again.
 Query:
     ``status() -> IssueStatus``.
+
+After the ship, with ``review:`` in WORKFLOW.md: the issue waits in ``review.state``, phase
+``in_review``, holding no agent slot, and watches its change request (:mod:`workflows.review_watch`):
+feedback starts a rework round (an ordinary attempt with exactly what to fix, shipped back
+into review only through the same evidence gate), a ready request is merged pinned to the
+shipped head (``review.merge: auto``) or waited on, a merged one moves the issue to the done
+state with the evidence, a closed one releases it. Every loop is capped; a cap halts.
 
 No silent end: an outcome no rule expected (an activity failing in a new way) is
 ``orchestrator_error``, and any error in this workflow's own code halts the issue with that
@@ -56,12 +65,13 @@ from workflows.common import (
 )
 from workflows.host_calls import AttemptEnded, HostCalls, HostLost
 from workflows.issue_reports import IssueReports
+from workflows.review_watch import Reading, ReviewWatch
 from workflows.tracker_calls import ReadFailed, TrackerCalls, TrackerWriteFailed, Unreadable
 
 with workflow.unsafe.imports_passed_through():
-    from jidoka import comments, judge, policy
+    from jidoka import comments, judge, policy, review
     from jidoka import search_attributes as sa
-    from jidoka.config import WorkflowConfig
+    from jidoka.config import ReviewConfig, WorkflowConfig
     from jidoka.models import (
         AgentRunResult,
         AttemptRecord,
@@ -101,8 +111,10 @@ with workflow.unsafe.imports_passed_through():
         IssueStatus,
         IssueWorkflowInput,
         ResumeRequest,
+        ReviewChanged,
         TrackerStateUpdate,
     )
+    from jidoka.review import ChangeRequest, RequestState, ReviewLedger, Step, StepKind
 
 MAX_RECORDS = 50
 """Attempts and halts kept in state (and so in continue-as-new inputs)."""
@@ -141,6 +153,7 @@ class IssueWorkflow:
         self._reports = IssueReports(self._s, input.issue_id, input.line_workflow_id)
         self._host = HostCalls(cancelled=lambda: self._cancel.reason if self._cancel else None)
         self._tracker = TrackerCalls(input.issue_id, idempotency=write_keys())
+        self._watch = ReviewWatch(input.issue_id)
 
     # ------------------------------------------------------------------------------------------
     # The loop
@@ -198,6 +211,9 @@ class IssueWorkflow:
                 return
             case Phase.PAUSED:
                 await self._wait_for_answer()
+                return
+            case Phase.IN_REVIEW:
+                await self._watch_review()
                 return
             case (
                 Phase.QUEUED
@@ -383,6 +399,8 @@ class IssueWorkflow:
                 agent = pending.agent
                 s.pending = None
             evidence = await self._host.collect(loaded, workspace)
+            if policy.rework_gate(evidence, config, self._reworking_head):
+                raise AttemptEnded(Outcome.NO_NEW_WORK, "no commit beyond the head in review")
             findings = self._judge_findings(evidence)
             if policy.needs_verify(evidence, config, findings):
                 await self._enter(Phase.VERIFYING)
@@ -410,6 +428,12 @@ class IssueWorkflow:
             detail = f"{error.activity_type or 'an activity'} failed: {cause_message(error)}"
         self._finish_attempt(record, agent, evidence, outcome, detail)
         await self._decide_and_act(record, outcome, agent, evidence)
+
+    @property
+    def _reworking_head(self) -> str | None:
+        """During a rework round: the head in review, which the round must go beyond."""
+        ledger = self._s.review
+        return ledger.shipped_head if ledger is not None and ledger.reworking else None
 
     def _fresh(self, at: datetime | None) -> bool:
         """Whether a read made at ``at`` still serves (histories recorded before the patch
@@ -643,7 +667,8 @@ class IssueWorkflow:
         loaded = self._loaded
         config = loaded.config
         # Told up front, so the line never reads our own move to done as a person's edit.
-        await self._enter(Phase.SHIPPING, moving_to=config.tracker.done_state)
+        target = config.shipped_state()
+        await self._enter(Phase.SHIPPING, moving_to=target)
         ship = policy.ship_evidence(
             evidence,
             config,
@@ -659,9 +684,7 @@ class IssueWorkflow:
                     s.issue,
                     branch=ship.branch,
                     title=f"{s.issue.identifier}: {s.issue.title}",
-                    body=comments.ship_comment(
-                        ship, config.tracker.done_state, config.hooks.verify
-                    ),
+                    body=comments.ship_comment(ship, target, config.hooks.verify),
                 )
                 if url:
                     ship = ship.model_copy(update={"pull_request_url": url})
@@ -679,8 +702,8 @@ class IssueWorkflow:
             return
         try:
             await self._transition(
-                config.tracker.done_state,
-                comment=comments.ship_comment(ship, config.tracker.done_state, config.hooks.verify),
+                target,
+                comment=comments.ship_comment(ship, target, config.hooks.verify),
                 key=f"ship-{s.counters.attempts}",
                 evidence=ship,
             )
@@ -688,8 +711,178 @@ class IssueWorkflow:
             await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
             return
         s.ship = ship
+        if config.review is not None:
+            await self._enter_review(ship)
+            return
         s.finished_at = workflow.now()
         await self._enter(Phase.SHIPPED, final=True)
+
+    # ------------------------------------------------------------------------------------------
+    # After the ship: the review loop
+    # ------------------------------------------------------------------------------------------
+
+    async def _enter_review(self, ship: ShipEvidence) -> None:
+        """Shipped into review: from now on only ``ship.head_sha`` is judged as our work."""
+        s = self._s
+        issue_url = s.issue.url if s.issue is not None else None
+        url = ship.pull_request_url or issue_url or self._identifier
+        if s.review is None:
+            s.review = ReviewLedger(url=url, shipped_head=ship.head_sha, started_at=workflow.now())
+        else:
+            spent = s.counters.tokens.total_tokens - s.review.round_tokens_from
+            s.review = review.reshipped(s.review, ship.head_sha, max(spent, 0))
+        s.review_waiting = "the first reading of the change request"
+        self._reports.upsert((sa.REVIEW_ROUNDS, s.review.rounds))
+        await self._enter(Phase.IN_REVIEW)
+
+    async def _watch_review(self) -> None:
+        """One turn of the watch: wait (poll or signal), read, act on what the reading calls
+        for. Each step's reason is in ``status`` (``review_waiting``) and the history."""
+        s = self._s
+        await self._watch.wait(
+            self._review_config,
+            lambda: self._cancel is not None or self._operator_halt is not None,
+        )
+        if self._cancel is not None or self._operator_halt is not None:
+            return
+        await self._load_config()
+        config = self._config
+        if config.review is None or s.review is None:
+            await self._halt(
+                HaltCategory.CONFIG_INVALID,
+                "the review: section left WORKFLOW.md while the change request is in review: "
+                "put it back and retry, or abandon (the work stays on its branch)",
+                HaltSource.ORCHESTRATOR,
+            )
+            return
+        reading = await self._watch.read(config, s.review)
+        if isinstance(reading, ReadFailed):
+            if reading.kind is Unreadable.REFUSED:
+                await self._halt(
+                    HaltCategory.TRACKER_ERROR,
+                    f"cannot read the change request: {reading.message}",
+                    HaltSource.ORCHESTRATOR,
+                )
+            else:
+                s.review_waiting = f"the forge did not answer, trying later: {reading.message}"
+            return
+        await self._act_on_review(reading)
+
+    async def _act_on_review(self, reading: Reading) -> None:
+        s = self._s
+        step, request = reading.step, reading.request
+        assert s.review is not None
+        s.review_waiting = None
+        match step.kind:
+            case StepKind.WAIT:
+                s.review_waiting = step.reason
+            case StepKind.REWORK:
+                await self._rework(step)
+            case StepKind.MERGE:
+                merged = await self._watch.merge(self._config, s.review, step)
+                if merged is True:
+                    await self._merged(request, by_jidoka=True)
+                else:
+                    await self._halt(
+                        HaltCategory.REVIEW_MERGE_REFUSED,
+                        f"the merge pinned to {step.merge_sha} was refused: the head moved or it "
+                        "no longer merges cleanly"
+                        if merged is False
+                        else f"the merge failed, and whether it landed is unknown: {merged}",
+                        HaltSource.ORCHESTRATOR,
+                        evidence={"change_request": s.review.url, "sha": step.merge_sha or ""},
+                    )
+            case StepKind.MERGED:
+                await self._merged(request, by_jidoka=False)
+            case StepKind.CLOSED:
+                await self._release(CancelRequest(reason=f"{step.reason}: {s.review.url}"))
+            case StepKind.STOP:
+                assert step.stop is not None
+                await self._halt(
+                    review.halt_category(step.stop),
+                    step.reason,
+                    HaltSource.ORCHESTRATOR,
+                    evidence={
+                        "change_request": s.review.url,
+                        "shipped_head": s.review.shipped_head,
+                        "rounds": s.review.rounds,
+                    },
+                )
+            case _:
+                assert_never(step.kind)
+
+    async def _rework(self, step: Step) -> None:
+        """Send the agent back with exactly what to fix: an ordinary attempt (the same gate,
+        budgets and halts) whose prompt carries the brief; its ship goes back into review."""
+        s = self._s
+        config = self._config
+        assert s.review is not None and step.feedback is not None and config.review is not None
+        s.review = review.addressed_after(s.review, step).model_copy(
+            update={"round_tokens_from": s.counters.tokens.total_tokens}
+        )
+        rounds = s.review.rounds
+        self._record_decision(
+            s.counters.attempts,
+            s.last_outcome or Outcome.SHIPPED,
+            Decision(
+                kind=DecisionKind.CONTINUE,
+                reason=f"rework round {rounds}: {step.reason}",
+                rule="review: feedback on the change request starts a rework round "
+                "(review.max_rounds)",
+            ),
+        )
+        s.guidance = review.rework_brief(step.feedback, s.review.url)
+        self._reports.upsert((sa.REVIEW_ROUNDS, rounds))
+        issue = await self._read_issue()
+        if issue is None:
+            return
+        s.issue, s.tracker_state = issue, issue.state
+        self._issue_read_at = workflow.now()
+        note = comments.review_round_comment(
+            rounds, config.review.max_rounds, step.reason, s.review.url
+        )
+        if policy.in_states(issue.state, config.tracker.active_states):
+            # A person sent it back (the board): it is theirs to have moved, ours to work.
+            await self._tracker.comment(config, note, key=f"review-round-{rounds}")
+        else:
+            try:
+                await self._transition(
+                    policy.work_state(config), comment=note, key=f"review-round-{rounds}"
+                )
+            except TrackerWriteFailed as failed:
+                await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
+                return
+        await self._enter(Phase.QUEUED)
+
+    async def _merged(self, request: ChangeRequest, *, by_jidoka: bool) -> None:
+        """Merged: the done state, with the evidence of the whole loop."""
+        s = self._s
+        config = self._config
+        assert s.review is not None and s.ship is not None
+        done = config.tracker.done_state
+        await self._enter(Phase.SHIPPING, moving_to=done)
+        merged = request.model_copy(update={"state": RequestState.MERGED})
+        try:
+            await self._transition(
+                done,
+                comment=comments.merged_comment(
+                    merged, s.review, s.counters.tokens.total_tokens, by_jidoka=by_jidoka, done=done
+                ),
+                key="merged",
+                evidence=s.ship,
+            )
+        except TrackerWriteFailed as failed:
+            await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
+            return
+        s.review_waiting = None
+        s.finished_at = workflow.now()
+        await self._enter(Phase.SHIPPED, final=True)
+
+    @property
+    def _review_config(self) -> ReviewConfig:
+        """The review settings the watch runs with (the last good WORKFLOW.md's)."""
+        current = self._config.review
+        return current if current is not None else ReviewConfig(state=self._s.tracker_state or "")
 
     async def _lost_before_the_ship(self, detail: str) -> None:
         s = self._s
@@ -881,7 +1074,11 @@ class IssueWorkflow:
                 s.counters = s.counters.model_copy(
                     update={"failures": 0, "continuations": 0, "infra_failures": 0}
                 )
-                if held is not None:
+                if s.review is not None and not s.review.reworking:
+                    # Halted while watching: watch again, the loop's caps afresh.
+                    s.review = review.caps_afresh(s.review, workflow.now())
+                    await self._enter(Phase.IN_REVIEW)
+                elif held is not None:
                     s.guidance = judge.send_back_guidance(held.findings, decision.note)
                 elif decision.note:
                     s.guidance = decision.note
@@ -1059,6 +1256,14 @@ class IssueWorkflow:
         if self._s.phase is Phase.WAITING_FOR_SLOT and started.attempt == self._s.counters.attempts:
             self._agent_started = started
 
+    @workflow.signal
+    def review_changed(self, changed: ReviewChanged) -> None:
+        watching = self._s.review if self._s.phase is Phase.IN_REVIEW else None
+        notice = self._watch.hear(changed, watching)
+        if notice is not None:
+            self._notice = notice
+            workflow.logger.info(notice)
+
     @workflow.update
     def decide(self, request: DecideRequest) -> DecideResult:
         self._notice = None
@@ -1112,4 +1317,6 @@ class IssueWorkflow:
             ship=s.ship,
             preserved_branch=s.preserved_branch,
             retry_at=s.retry_at,
+            review=s.review,
+            review_waiting=s.review_waiting,
         )

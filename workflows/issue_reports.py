@@ -92,7 +92,7 @@ class IssueReports:
         if not workflow.patched(LEAN_STEPS) or self._line_knows is None:
             return True
         action = policy.reconcile_action(target, self._line_knows, config)
-        return action is not ReconcileAction.KEEP
+        return action not in (ReconcileAction.KEEP, ReconcileAction.REVIEW_WATCHED)
 
     def _line_needs(self, before: Phase, phase: Phase) -> bool:
         if not workflow.patched(LEAN_STEPS):

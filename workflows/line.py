@@ -95,6 +95,7 @@ with workflow.unsafe.imports_passed_through():
         LineWorkflowInput,
         ResumeRequest,
         ResumeResult,
+        ReviewChanged,
         StaleClaimsInput,
         StartIssuesInput,
         TrackerQuery,
@@ -443,6 +444,14 @@ class LineWorkflow:
                 case ReconcileAction.DONE_WITHOUT_SHIP:
                     assert state is not None
                     await self._done_without_ship(entry, state)
+                case ReconcileAction.REVIEW_WATCHED:
+                    if state != entry.state:
+                        entry.state = state or ""
+                        await signal_quietly(
+                            entry.workflow_id,
+                            "review_changed",
+                            ReviewChanged(source="line", state=state),
+                        )
                 case _:
                     assert_never(action)
 

@@ -35,6 +35,8 @@ happy path:
 ``spawn-and-stall``         start a grandchild ``sleep 1000``, then silence
 ``deletes-failing-test``    change ``add`` in ``calc.py`` so ``test_calc.py`` fails, delete that
                             test file, verdict DONE (reward hacking: verify passes)
+``ship-once``               attempt 1: ``ship``; later: verdict DONE without a new commit (a
+                            rework round after the ship that adds nothing)
 ``rate-limited``            attempt 1: an exhausted rate limit resetting in
                             ``$JIDOKA_SCRIPTED_RATE_RESET_S`` s (default 3), exit 1; later: ``ship``
 =========================== ====================================================================
@@ -192,6 +194,15 @@ def ship(agent: ScriptedAgent) -> int:
     agent.commit(agent.change_note(), f"{agent.issue}: add change note")
     agent.spend()
     agent.verdict("DONE", f"Added {agent.note}.")
+    return 0
+
+
+def ship_once(agent: ScriptedAgent) -> int:
+    if agent.attempt == 1:
+        return ship(agent)
+    agent.progress(f"reading the review of {agent.issue}")
+    agent.spend()
+    agent.verdict("DONE", "Addressed the review.")
     return 0
 
 
@@ -389,6 +400,7 @@ def rate_limited(agent: ScriptedAgent) -> int:
 
 SCENARIOS: dict[str, Callable[[ScriptedAgent], int]] = {
     "ship": ship,
+    "ship-once": ship_once,
     "hallucinate": hallucinate,
     "commit-then-revert": commit_then_revert,
     "no-verdict": no_verdict,

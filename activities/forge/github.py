@@ -312,11 +312,12 @@ class GitHubForge:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def merge(self, number: int, sha: str) -> bool:
-        """Merge pull request ``number`` if its head is still ``sha``. False when GitHub
+    async def merge(self, pr_url_or_number: str | int, sha: str) -> bool:
+        """Merge the pull request if its head is still ``sha``. False when GitHub
         refuses: the head moved (409) or it is not mergeable (405). A merge whose answer was
         lost is not resent here (the activity's retry is); a retried call finding the pull
         request already merged at ``sha`` answers True."""
+        number = self._target(pr_url_or_number).number
         reply = await self._api.request(
             "PUT",
             self._path(f"pulls/{number}/merge"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import assert_never
 
@@ -76,33 +76,44 @@ def make_tracker(config: WorkflowConfig, base_dir: str | None = None) -> Tracker
                 tracker = tracker.model_copy(update={"board": board})
             return LocalBoard(tracker)
         case GitHubTrackerConfig():
-            cache = _ETAG_CACHES.setdefault(
-                f"{tracker.endpoint}/{tracker.repo}", ConditionalCache()
+            return GitHubTracker(
+                tracker, resolve_secret(tracker.api_key), cache=etag_cache(tracker)
             )
-            return GitHubTracker(tracker, resolve_secret(tracker.api_key), cache=cache)
         case LinearTrackerConfig():
             return LinearTracker(tracker, resolve_secret(tracker.api_key))
         case _:
             assert_never(tracker)
 
 
-@contextlib.asynccontextmanager
-async def tracker_session(config: WorkflowConfig) -> AsyncIterator[TrackerClient]:
-    scrub = Scrubber.for_config(config)
-    client = make_tracker(config)
+@contextlib.contextmanager
+def typed_tracker_errors(config: WorkflowConfig) -> Iterator[None]:
+    """A ``TrackerError`` leaves as an ``ApplicationError`` of its category (transient ones
+    retryable after the provider's ``Retry-After``), its message scrubbed of secrets."""
     try:
-        yield client
+        yield
     except TrackerError as error:
         raise ApplicationError(
-            scrub(str(error)),
+            Scrubber.for_config(config)(str(error)),
             type=error.category.value,
             non_retryable=not error.retryable,
             next_retry_delay=(
                 timedelta(seconds=error.retry_after_s) if error.retry_after_s else None
             ),
         ) from None
-    finally:
-        await client.aclose()
+
+
+def etag_cache(tracker: GitHubTrackerConfig) -> ConditionalCache:
+    return _ETAG_CACHES.setdefault(f"{tracker.endpoint}/{tracker.repo}", ConditionalCache())
+
+
+@contextlib.asynccontextmanager
+async def tracker_session(config: WorkflowConfig) -> AsyncIterator[TrackerClient]:
+    with typed_tracker_errors(config):
+        client = make_tracker(config)
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
 
 # Every issue leaves these activities bounded (``Issue.bounded``/``slim``): whatever the

@@ -58,7 +58,7 @@ def review(
     )
 
 
-LEDGER = ReviewLedger(shipped_head=HEAD, started_at=T0)
+LEDGER = ReviewLedger(url="https://github.com/o/r/pull/1", shipped_head=HEAD, started_at=T0)
 AUTO = ReviewConfig(state="Human Review", merge=MergeMode.AUTO)
 MANUAL = ReviewConfig(state="Human Review")
 NOW = T0 + timedelta(hours=1)
@@ -291,11 +291,25 @@ def test_a_review_state_where_issues_end_is_refused(tmp_path: Path) -> None:
     assert problem is not None and "'done' is a state where issues end" in problem
 
 
-def test_workflow_md_refuses_the_review_key_until_the_loop_runs(tmp_path: Path) -> None:
-    kit = make_line(tmp_path, {"review": {"state": "Human Review"}})
+def test_workflow_md_takes_a_review_section(tmp_path: Path) -> None:
+    kit = make_line(tmp_path, {"review": {"state": "Human Review", "merge": "auto"}})
+    config = load_workflow(kit.workflow_md).config
+    assert config.review is not None and config.review.merge is MergeMode.AUTO
+    assert config.shipped_state() == "Human Review"
+
+
+@pytest.mark.parametrize(
+    ("state", "wanted"),
+    [("done", "a state where issues end"), ("Todo", "already an active, paused or backlog")],
+)
+def test_workflow_md_refuses_a_review_state_that_is_not_its_own(
+    tmp_path: Path, state: str, wanted: str
+) -> None:
+    kit = make_line(tmp_path, {"review": {"state": state}})
     with pytest.raises(WorkflowFileError) as raised:
         load_workflow(kit.workflow_md)
-    assert "review" in "\n".join(p.render() for p in raised.value.problems)
+    rendered = "\n".join(p.render() for p in raised.value.problems)
+    assert "review.state" in rendered and wanted in rendered
 
 
 # ---------------------------------------------------------------------------------------------

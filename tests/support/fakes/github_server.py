@@ -222,6 +222,9 @@ class FakeGitHub:
         self.override: Callable[[httpx.Request], httpx.Response | None] | None = None
         self.base = f"/repos/{repo}"
         self.lock = threading.Lock()
+        self.head_of: Callable[[str], str | None] | None = None
+        """Where pushed branches live: a pull request's head is its branch's tip, as on
+        GitHub (None: the head is what the test set)."""
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -241,7 +244,12 @@ class FakeGitHub:
         return pull
 
     def pull(self, number: int) -> dict[str, Any] | None:
-        return next((p for p in self.pulls if p["number"] == number), None)
+        pull = next((p for p in self.pulls if p["number"] == number), None)
+        if pull is not None and self.head_of is not None and pull["state"] == "open":
+            tip = self.head_of(pull["head"]["ref"])
+            if tip is not None:
+                pull["head"]["sha"] = tip
+        return pull
 
     # -- plumbing ----------------------------------------------------------------------------
 
