@@ -139,8 +139,11 @@ class BoardForge:
         ):
             return self._sent_back(comments, shipped_head=shipped_head, url=url)
         # In review, paused, in the backlog or in a state the tracker does not declare: no
-        # verdict yet, and the policy waits.
-        return ChangeRequest(url=url, state=RequestState.OPEN, head_sha=shipped_head)
+        # verdict yet, and the policy waits for one. A board has no merge conflicts, so the
+        # wait says what it is for: a person's review.
+        return ChangeRequest(
+            url=url, state=RequestState.OPEN, head_sha=shipped_head, mergeable=True
+        )
 
     def _sent_back(
         self, comments: Sequence[BoardComment], *, shipped_head: str, url: str

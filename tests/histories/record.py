@@ -40,7 +40,9 @@ from jidoka.payloads import (
     AnswerRequest,
     DecideRequest,
     ResumeRequest,
+    IssueStatus,
     ResumeResult,
+    ReviewChanged,
 )
 from runtime.temporal import search_attribute_keys, temporal_cli_path
 from tests.histories import HISTORY_DIR
@@ -251,7 +253,35 @@ async def line_halt_resume_continue_as_new(client: Client, root: Path) -> Record
     }
 
 
+async def issue_review_round(client: Client, root: Path) -> Recorded:
+    """The review loop on the board: shipped into review, sent back by a person with a
+    comment (a rework round), shipped back into review, merged by a person (moved to done)."""
+    kit = make_line(root, {"review": {"state": "Human Review"}})
+    kit.add_issue("REC-5", "ship")
+    path = kit.board / "REC-5.md"
+
+    def in_review(rounds: int) -> Callable[[IssueStatus], bool]:
+        return lambda s: (
+            s.phase is Phase.IN_REVIEW and s.review is not None and s.review.rounds == rounds
+        )
+
+    async with factory(client) as f:
+        handle = await f.start_issue(kit, "REC-5")
+        await eventually(lambda: issue_status(handle), in_review(0), timeout=TIMEOUT)
+        kit.set_state("REC-5", "Todo")
+        path.write_text(path.read_text() + "\n### 2026-12-03T10:00:00Z · alice\nAdd a test.\n")
+        await handle.signal(IssueWorkflow.review_changed, ReviewChanged(source="record"))
+        await eventually(lambda: issue_status(handle), in_review(1), timeout=TIMEOUT)
+        kit.set_state("REC-5", "Done")
+        await handle.signal(IssueWorkflow.review_changed, ReviewChanged(source="record"))
+        result = await asyncio.wait_for(handle.result(), TIMEOUT)
+        history = await handle.fetch_history()
+    _expect(result.phase is Phase.SHIPPED, f"REC-5 ended {result.phase}")
+    return {"issue_review_round.steps": history}
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "issue_review_round": issue_review_round,
     "issue_ship": issue_ship,
     "issue_hallucinate_halt_resume": issue_hallucinate_halt_resume,
     "issue_ask_pause_answer": issue_ask_pause_answer,

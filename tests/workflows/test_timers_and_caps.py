@@ -372,6 +372,52 @@ async def test_paused_issue_waits_days_polling_the_tracker_then_ships_once_answe
     assert "behind a flag" in kit.issue_text("TS-3")
 
 
+async def test_review_watches_for_days_at_its_cadence_then_halts_at_its_time_cap(
+    ts_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    poll_s = 6 * 3600
+    review = {"state": "Human Review", "poll_interval_s": poll_s, "max_time": "2d"}
+    kit = make_line(tmp_path, {"review": review})
+    kit.add_issue("TS-R", "ship")
+    wait = timedelta(days=1, hours=1)
+    async with (
+        factory(ts_env.client) as f,
+        terminated_on_exit(ts_env.client, kit.workflow_id("TS-R")),
+    ):
+        handle = await f.start_issue(kit, "TS-R")
+        await wait_for(lambda: issue_status(handle), lambda s: s.phase is Phase.IN_REVIEW, "review")
+        before = await handle.fetch_history()
+        in_review_at = await ts_env.get_current_time()
+
+        await ts_env.sleep(wait)
+
+        during = await handle.fetch_history()
+        status = await issue_status(handle)
+        # A day of watching: one read per poll, each behind its timer, no agent, no worker
+        # busy between; the board waits for a person's review.
+        assert status.phase is Phase.IN_REVIEW and status.counters.attempts == 1
+        assert status.review_waiting == "waiting for an approving review"
+        reads = [s for s in scheduled(during, "forge_read") if s.event_id > len(before.events)]
+        assert len(reads) == int(wait.total_seconds() // poll_s)
+        watch_timers = [t for t in timers(during) if t.event_id > len(before.events)]
+        assert {(t.seconds, t.summary) for t in watch_timers} == {(float(poll_s), "review poll")}
+        assert len(scheduled(during, "run_agent")) == 1
+        await assert_replays(during)
+
+        halted = await advance_until(
+            ts_env,
+            lambda: issue_status(handle),
+            lambda s: s.phase is Phase.HALTED,
+            step=timedelta(hours=6),
+            what="the time cap",
+        )
+        assert halted.halt is not None
+        assert halted.halt.category is HaltCategory.REVIEW_TIME_CAP
+        assert halted.halt.at - in_review_at >= timedelta(days=2)
+        assert kit.state_of("TS-R") == "Human Review"  # a halt closes nothing
+        await assert_replays(await handle.fetch_history())
+
+
 # ---------------------------------------------------------------------------------------------
 # LineWorkflow
 # ---------------------------------------------------------------------------------------------

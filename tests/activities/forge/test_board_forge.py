@@ -242,8 +242,9 @@ async def test_in_review_is_open_with_no_verdict(board: Path, forge: BoardForge)
     await jidoka_comment(board, "ship-1")
     person_comment(path, "alice", "Not reviewed yet, just a note.")
     request = await read(forge)
-    assert request == ChangeRequest(url=URL, state=RequestState.OPEN, head_sha=HEAD)
-    assert request.mergeable is None and not request.reviews and not request.comments
+    # A board has no merge conflicts: what the policy waits for is a person's review.
+    assert request == ChangeRequest(url=URL, state=RequestState.OPEN, head_sha=HEAD, mergeable=True)
+    assert not request.reviews and not request.comments
     assert request.checks == []
 
 
@@ -267,7 +268,8 @@ async def test_states_map_to_request_states(
     person_comment(path, "alice", "A comment that only an active state turns into feedback.")
     set_state(path, f'"{state}"')
     request = await read(forge)
-    assert request == ChangeRequest(url=URL, state=expected, head_sha=HEAD)
+    mergeable = True if expected is RequestState.OPEN else None
+    assert request == ChangeRequest(url=URL, state=expected, head_sha=HEAD, mergeable=mergeable)
 
 
 async def test_sent_back_requests_changes_with_the_comments_since_the_ship(
