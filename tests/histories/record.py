@@ -39,8 +39,8 @@ from jidoka.outcomes import HaltCategory, OperatorDecision, Outcome, Phase
 from jidoka.payloads import (
     AnswerRequest,
     DecideRequest,
-    ResumeRequest,
     IssueStatus,
+    ResumeRequest,
     ResumeResult,
     ReviewChanged,
 )
