@@ -392,6 +392,18 @@ def reshipped(ledger: ReviewLedger, head: str, tokens: int) -> ReviewLedger:
     )
 
 
+def round_tokens_left(
+    ledger: ReviewLedger | None, config: ReviewConfig | None, spent: int
+) -> int | None:
+    """Tokens a rework round's agent may still spend under ``review.max_tokens`` (None: no
+    review cap applies now), ``spent`` being the issue's token count so far. The cap is also
+    checked before a round is sent; this keeps one round from overshooting it."""
+    if ledger is None or not ledger.reworking or config is None or config.max_tokens is None:
+        return None
+    in_review = ledger.tokens + max(spent - ledger.round_tokens_from, 0)
+    return max(config.max_tokens - in_review, 0)
+
+
 def caps_afresh(ledger: ReviewLedger, now: datetime) -> ReviewLedger:
     """The ledger once a person retried a review stop: rounds, tokens, time and the last
     failure start again (as a retry resets an issue's failure counters). The comments already

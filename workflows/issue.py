@@ -489,6 +489,9 @@ class IssueWorkflow:
     ) -> AgentRunResult:
         s = self._s
         budget = policy.attempt_budget(s.counters, loaded.config)
+        review_left = review.round_tokens_left(
+            s.review, loaded.config.review, s.counters.tokens.total_tokens
+        )
         agent_input = AgentRunInput(
             workflow=loaded,
             issue=issue,
@@ -496,7 +499,7 @@ class IssueWorkflow:
             template_attempt=None if number == 1 else number,
             guidance=s.guidance,
             workspace=workspace,
-            budget_tokens=budget.tokens,
+            budget_tokens=budget.tokens if review_left is None else min(budget.tokens, review_left),
             budget_tokens_before_first_commit=budget.tokens_before_first_commit,
             wall_s=budget.wall_s,
             max_turns=budget.max_turns,

@@ -188,10 +188,21 @@ def decode_status(raw: object) -> Check | None:
     return Check(name=name, state=state, summary=output_tail(obj.get("description")))
 
 
+TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+"""Whose reviews and review comments count. On a public repository anyone can review a pull
+request: a stranger's approval must not merge it, and a stranger's comment must not become
+the agent's instructions (the rework brief is a prompt)."""
+
+
+def _trusted(obj: dict[str, object]) -> bool:
+    return str(obj.get("author_association", "")).upper() in TRUSTED_ASSOCIATIONS
+
+
 def decode_review(raw: object) -> Review | None:
-    """None for a pending (unsubmitted) review and for anything unusable."""
+    """None for a pending (unsubmitted) review, one by someone without a say on the repository
+    (:data:`TRUSTED_ASSOCIATIONS`), and for anything unusable."""
     obj = as_object(raw)
-    if obj is None:
+    if obj is None or not _trusted(obj):
         return None
     verdict = _VERDICTS.get(str(obj.get("state")))
     submitted_at = parse_timestamp(obj.get("submitted_at"))
@@ -207,8 +218,9 @@ def decode_review(raw: object) -> Review | None:
 
 
 def decode_review_comment(raw: object) -> ReviewComment | None:
+    """None for a comment by someone without a say on the repository, and anything unusable."""
     obj = as_object(raw)
-    if obj is None:
+    if obj is None or not _trusted(obj):
         return None
     raw_id = obj.get("id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, int | str) or not str(raw_id).strip():

@@ -51,6 +51,7 @@ def test_the_readme_lists_every_recipe_the_issue_asks_for() -> None:
         "resume-issue",
         "halt-every-running-issue",
         "export-history",
+        "review-changed",
     }
 
 
@@ -146,3 +147,29 @@ async def test_every_recipe_against_a_real_server(
         assert status.halt is not None and status.halt.reason == "stop everything"
         await line.terminate("test done")
         await client.get_workflow_handle(kit.workflow_id("DEMO-2")).terminate("test done")
+
+
+async def test_the_review_changed_recipe_wakes_an_issue_in_review(
+    client: Client, dev_env: WorkflowEnvironment, temporal_cli: str, tmp_path: Path
+) -> None:
+    """The webhook relay's signal: the issue reads its change request at once (the board's
+    done state is the merge), not at its next poll (30 s at the least)."""
+    kit = make_line(tmp_path, {"line": "demo", "review": {"state": "Human Review"}})
+    kit.add_issue("DEMO-1", "ship")
+    address = dev_env.client.service_client.config.target_host
+    async with factory(client) as f:
+
+        async def run(name: str) -> tuple[int, str, str]:
+            return await temporal(
+                temporal_cli, name, address=address, queue=f.task_queue, workflow=kit.workflow_md
+            )
+
+        code, _, err = await run("start-issue")
+        assert code == 0, err
+        issue = client.get_workflow_handle(kit.workflow_id("DEMO-1"))
+        await wait_for_phase(issue, Phase.IN_REVIEW, what="in review")
+        kit.set_state("DEMO-1", "Done")
+        code, _, err = await run("review-changed")
+        assert code == 0, err
+        status = await wait_for_phase(issue, Phase.SHIPPED, what="merged", timeout=20)
+        assert status.review is not None and "Jidoka: merged" in kit.issue_text("DEMO-1")

@@ -29,6 +29,7 @@ from jidoka.review import (
     reshipped,
     review_state_problem,
     rework_brief,
+    round_tokens_left,
 )
 from jidoka.workflow_file import WorkflowFileError, load_workflow
 from tests.support.linekit import make_line
@@ -363,3 +364,15 @@ def test_the_brief_is_bounded_and_inert_whatever_the_forge_sends() -> None:
     )
     assert "- ... and 5 more comment(s), on the change request" in few
     assert few.count("(ana): short") == MAX_ITEMS
+
+
+def test_a_rework_round_may_spend_only_what_the_review_cap_leaves() -> None:
+    capped = ReviewConfig(state="Human Review", max_tokens=10_000)
+    ledger = LEDGER.model_copy(
+        update={"tokens": 6_000, "reworking": True, "round_tokens_from": 50_000}
+    )
+    assert round_tokens_left(ledger, capped, 51_000) == 3_000
+    assert round_tokens_left(ledger, capped, 60_000) == 0  # never negative
+    assert round_tokens_left(ledger, MANUAL, 51_000) is None  # no review cap
+    assert round_tokens_left(ledger.model_copy(update={"reworking": False}), capped, 0) is None
+    assert round_tokens_left(None, capped, 0) is None

@@ -156,6 +156,7 @@ def make_review(
     *,
     submitted_at: datetime | None = NOW,
     body: str = "",
+    association: str = "COLLABORATOR",
 ) -> dict[str, Any]:
     """A pull request review; a PENDING one has no ``submitted_at``."""
     obj: dict[str, Any] = {
@@ -164,7 +165,7 @@ def make_review(
         "body": body,
         "state": state,
         "commit_id": commit_id,
-        "author_association": "COLLABORATOR",
+        "author_association": association,
     }
     if state != "PENDING" and submitted_at is not None:
         obj["submitted_at"] = submitted_at.isoformat().replace("+00:00", "Z")
@@ -181,10 +182,12 @@ def make_review_comment(
     original_line: int | None = None,
     commit_id: str = "",
     created_at: datetime = NOW,
+    association: str = "COLLABORATOR",
 ) -> dict[str, Any]:
     """A pull request review comment (on a line of the diff)."""
     return {
         "id": comment_id,
+        "author_association": association,
         "user": {"login": login, "id": comment_id, "type": "User", "site_admin": False},
         "body": body,
         "path": path,
