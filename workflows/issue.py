@@ -120,6 +120,8 @@ MAX_RECORDS = 50
 """Attempts and halts kept in state (and so in continue-as-new inputs)."""
 REASON_LIMIT = 2000
 """Characters of a halt reason kept: reasons carry errors and outputs of unbounded size."""
+REVIEW_DEFAULTS = ReviewConfig(state="in review")
+"""The watch's pace when ``review:`` left WORKFLOW.md while an issue was in review."""
 FRESH = timedelta(seconds=30)
 """A WORKFLOW.md load or an issue read this recent (in workflow time, with no wait between)
 serves the next attempt as it is: a second read would only lengthen the history."""
@@ -885,7 +887,9 @@ class IssueWorkflow:
     def _review_config(self) -> ReviewConfig:
         """The review settings the watch runs with (the last good WORKFLOW.md's)."""
         current = self._config.review
-        return current if current is not None else ReviewConfig(state=self._s.tracker_state or "")
+        # Removed from WORKFLOW.md meanwhile: the next reading halts and says so; until then
+        # the defaults pace the wait.
+        return current if current is not None else REVIEW_DEFAULTS
 
     async def _lost_before_the_ship(self, detail: str) -> None:
         s = self._s
@@ -1081,7 +1085,8 @@ class IssueWorkflow:
                     # Halted while watching: watch again, the loop's caps afresh.
                     s.review = review.caps_afresh(s.review, workflow.now())
                     await self._enter(Phase.IN_REVIEW)
-                elif held is not None:
+                    return
+                if held is not None:
                     s.guidance = judge.send_back_guidance(held.findings, decision.note)
                 elif decision.note:
                     s.guidance = decision.note

@@ -155,6 +155,9 @@ async def test_the_rounds_cap_halts_and_a_retry_watches_again_until_closed(
         watching = await in_review(handle, 0)
         assert watching.phase is Phase.IN_REVIEW and watching.review is not None
         assert watching.review.rounds == 0 and not watching.review.reworking
+        # Watching again, not working: the retry ran no agent (the feedback that hit the cap
+        # is sent at the next reading, as round 1 of the fresh caps).
+        assert watching.counters.attempts == 2
 
         kit.set_state("R-3", "Cancelled")
         await nudge(handle)
@@ -215,3 +218,32 @@ async def test_the_line_forwards_a_persons_move_and_gives_the_slot_to_the_next_i
         assert kit.state_of("R-5") == "Done" and "Jidoka: merged" in kit.issue_text("R-5")
         assert kit.state_of("R-6") == "Human Review"
         await line.terminate("test done")
+
+
+async def test_review_removed_from_workflow_md_while_in_review_halts_and_says_so(
+    client: Client, tmp_path: Path
+) -> None:
+    kit = make_line(tmp_path, REVIEW)
+    kit.add_issue("R-7", "ship")
+    async with factory(client) as f:
+        handle = await f.start_issue(kit, "R-7")
+        await in_review(handle, 0)
+        del kit.front_matter["review"]
+        kit.write()
+        await nudge(handle)
+        halted = await wait_for_phase(handle, Phase.HALTED, timeout=TIMEOUT)
+        assert halted.halt is not None and halted.halt.category is HaltCategory.CONFIG_INVALID
+        assert "review: section left WORKFLOW.md" in halted.halt.reason
+        assert kit.state_of("R-7") == "Human Review"  # nothing closed on the way
+
+        kit.front_matter.update(REVIEW)
+        kit.write()
+        await handle.execute_update(
+            IssueWorkflow.decide,
+            DecideRequest(
+                decision=OperatorDecision.RETRY, root_cause="put it back", operator="ops"
+            ),
+        )
+        watching = await in_review(handle, 0)
+        assert watching.phase is Phase.IN_REVIEW
+        await handle.terminate("test done")
