@@ -21,10 +21,10 @@ from cli.common import (
     rpc_failure,
 )
 from cli.errors import CliError, SubParsers
-from cli.line_view import read_line_status
+from cli.line_view import LineView, read_line_view
 from cli.render import line_status_text
 from jidoka.outcomes import HaltCategory, HaltSource
-from jidoka.payloads import HaltRequest, LineStatus, ResumeRequest, ResumeResult
+from jidoka.payloads import HaltRequest, ResumeRequest, ResumeResult
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -63,9 +63,9 @@ async def _handle(args: argparse.Namespace) -> WorkflowHandle[object, object]:
     return client.get_workflow_handle(line_id(args))
 
 
-async def line_status(client: Client, handle: WorkflowHandle[object, object]) -> LineStatus:
+async def line_view(client: Client, handle: WorkflowHandle[object, object]) -> LineView:
     try:
-        return await read_line_status(client, handle)
+        return await read_line_view(client, handle)
     except RPCError as error:
         raise rpc_failure(error, handle.id) from None
 
@@ -73,11 +73,11 @@ async def line_status(client: Client, handle: WorkflowHandle[object, object]) ->
 def run_status(args: argparse.Namespace) -> int:
     async def go() -> int:
         client = await client_or_fail()
-        status = await line_status(client, client.get_workflow_handle(line_id(args)))
+        view = await line_view(client, client.get_workflow_handle(line_id(args)))
         print(
-            json.dumps(status.model_dump(mode="json"), indent=2)
+            json.dumps(view.json(), indent=2)
             if args.json
-            else line_status_text(status)
+            else line_status_text(view.status, review_rounds=view.review_rounds)
         )
         return 0
 
@@ -144,8 +144,8 @@ def run_watch(args: argparse.Namespace) -> int:
         # another without escape codes.
         clear = "\033[2J\033[H" if sys.stdout.isatty() else ""
         while True:
-            status = await line_status(client, handle)
-            frame = line_status_text(status)
+            view = await line_view(client, handle)
+            frame = line_status_text(view.status, review_rounds=view.review_rounds)
             print(clear + frame if clear else f"{frame}\n", flush=True)
             await asyncio.sleep(args.interval)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cli.common import ago, table, workflow_url
 from jidoka.models import Evidence, HaltRecord, RunningEntry
-from jidoka.outcomes import HaltCategory
+from jidoka.outcomes import HaltCategory, Phase
 from jidoka.payloads import IssueStatus, LineStatus
 
 
@@ -34,8 +35,16 @@ def halt_line(halt: HaltRecord) -> str:
     return f"{halt.category.value} by {halt.source.value}{where}: {halt.reason}"
 
 
-def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
+def line_status_text(
+    status: LineStatus,
+    now: datetime | None = None,
+    *,
+    review_rounds: Mapping[str, int] | None = None,
+) -> str:
+    """``review_rounds``: the rework rounds of the running issues that entered review, by
+    workflow id (``JidokaReviewRounds``, read with the live phases)."""
     now = now or datetime.now(UTC)
+    rounds = review_rounds or {}
     line = status.line or "?"
     out = [
         f"Line {line} ({status.workflow_id}): {'HALTED' if status.halted else status.phase.value}"
@@ -63,15 +72,17 @@ def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
         out.append(
             f"  rate-limit gate: no dispatch until {status.rate_gate_until.isoformat(timespec='seconds')}"
         )
+    in_review = sum(1 for e in status.running if e.phase is Phase.IN_REVIEW)
     out.append(
         f"  ticks: {status.ticks}, last {ago(status.last_tick_at, now)} ago; {'idle' if status.idle else 'busy'}"
+        + (f"; {in_review} in review (waiting on people, no agent slot held)" if in_review else "")
     )
     if status.running:
         out.append("Running")
         rows = [
             [
                 e.identifier,
-                _phase_cell(e, now),
+                _phase_cell(e, now, rounds.get(e.workflow_id)),
                 e.attempt,
                 f"{e.tokens:,}",
                 ago(e.started_at, now),
@@ -127,15 +138,21 @@ def line_status_text(status: LineStatus, now: datetime | None = None) -> str:
     return "\n".join(out)
 
 
-def _phase_cell(entry: RunningEntry, now: datetime) -> str:
+def _phase_cell(entry: RunningEntry, now: datetime, review_rounds: int | None) -> str:
     if entry.stuck:
         return "stuck (workflow task failing)"
     text = entry.phase.value
     if entry.phase_at is not None:
         text += f" for {ago(entry.phase_at, now)}"
+    if review_rounds is not None and (entry.phase is Phase.IN_REVIEW or review_rounds > 0):
+        text += f", {rework_rounds(review_rounds)}"
     if entry.infra_failures:
         text += f", {entry.infra_failures} lost host(s)"
     return text
+
+
+def rework_rounds(count: int) -> str:
+    return f"{count} rework round{'' if count == 1 else 's'}"
 
 
 def evidence_text(evidence: Evidence | None) -> str:
@@ -172,11 +189,14 @@ def evidence_text(evidence: Evidence | None) -> str:
 
 def issue_row(status: IssueStatus) -> list[object]:
     halt = status.halt
+    phase = status.phase.value
+    if status.review is not None and (status.phase is Phase.IN_REVIEW or status.review.rounds > 0):
+        phase += f" ({rework_rounds(status.review.rounds)})"
     return [
         status.identifier or status.issue_id,
         (status.title or "")[:40],
         status.tracker_state,
-        status.phase.value,
+        phase,
         status.last_outcome.value if status.last_outcome else None,
         evidence_text(status.last_evidence),
         f"{halt.category.value}: {halt.reason}" if halt else None,
@@ -212,6 +232,11 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
             f"    {cmd}"
             for cmd in decide_commands(status.line or "?", identifier, status.workflow_id)
         ]
+        if status.review is not None and not status.review.reworking:
+            out.append(
+                "    (retry watches the change request again with the review caps afresh; "
+                "abandon lets it go, the work preserved)"
+            )
         if status.halt.category in (HaltCategory.PROTECTED_PATHS, HaltCategory.TESTS_WEAKENED):
             out.append(
                 f"    jidoka issue decide {identifier} --line {status.line or '?'} accept "
@@ -233,9 +258,30 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
             f"  shipped: {status.ship.commits_ahead} commit(s) at {status.ship.head_sha[:12]}"
             + (f", {status.ship.pull_request_url}" if status.ship.pull_request_url else "")
         )
+    out += review_lines(status, now)
     if status.preserved_branch:
         out.append(f"  work preserved on {status.preserved_branch}")
     return "\n".join(out)
+
+
+def review_lines(status: IssueStatus, now: datetime) -> list[str]:
+    """Where the issue's change request stands, once its work shipped into review."""
+    ledger = status.review
+    if ledger is None:
+        return []
+    out = [
+        f"  review: {ledger.url} (since {ledger.started_at.isoformat(timespec='seconds')}, "
+        f"{ago(ledger.started_at, now)} ago)",
+        f"    shipped head {ledger.shipped_head[:12]}; {rework_rounds(ledger.rounds)}; "
+        f"{ledger.tokens:,} tokens in review",
+    ]
+    if ledger.reworking:
+        out.append(
+            f"    now: rework round {ledger.rounds} under way (its ship goes back into review)"
+        )
+    if status.review_waiting:
+        out.append(f"    now: {status.review_waiting}")
+    return out
 
 
 def _indent(text: str) -> str:

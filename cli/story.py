@@ -4,8 +4,10 @@ these records; this module only tells the story (and is tested without Temporal)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 
 from pydantic import BaseModel
 
@@ -14,12 +16,13 @@ from jidoka.models import (
     AgentRunResult,
     Decision,
     Evidence,
+    HaltRecord,
     HookResult,
     Issue,
     IssueCounters,
     WorkspaceInfo,
 )
-from jidoka.outcomes import DecisionKind, Outcome, Phase
+from jidoka.outcomes import DecisionKind, HaltCategory, Outcome, Phase
 from jidoka.payloads import (
     AnswerRequest,
     CancelRequest,
@@ -30,10 +33,12 @@ from jidoka.payloads import (
     PreserveResult,
     PushResult,
     ResumeRequest,
+    ReviewChanged,
     TransitionInput,
     TransitionResult,
 )
 from jidoka.policy import count_outcome
+from jidoka.review import ChangeRequest, CheckState, RequestState, ReviewVerdict, approvers
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class ActivityRecord:
     at: datetime
     name: str
     input: BaseModel | None = None
-    result: BaseModel | str | None = None
+    result: BaseModel | str | bool | None = None
     failure: str | None = None
 
 
@@ -66,9 +71,20 @@ class TimerRecord:
     at: datetime
     seconds: float
     summary: str = ""
+    cut_short_after: float | None = None
+    """Set when the workflow cancelled the timer (a signal woke it): how long it waited."""
 
 
-Record = ActivityRecord | DecisionRecord | MessageRecord | TimerRecord
+@dataclass(frozen=True)
+class HaltedRecord:
+    """The issue entered the halted phase (its ``JidokaHalted`` search attribute was set). The
+    history keeps no halt of its own for a stop the orchestrator made without a decision (a
+    review cap, a tracker error): the story finds it in the issue's ``halts``."""
+
+    at: datetime
+
+
+Record = ActivityRecord | DecisionRecord | MessageRecord | TimerRecord | HaltedRecord
 
 
 @dataclass
@@ -79,6 +95,10 @@ class Story:
     result: IssueResult | None = None
     phase: Phase | None = None
     """Current phase when the workflow still runs (from the status query or search attribute)."""
+    halts: list[HaltRecord] = field(default_factory=list[HaltRecord])
+    """The issue's halts, oldest first (from its status query, or its result once it ended)."""
+    review_waiting: str | None = None
+    """What the review watch waits for, when it still runs (from the status query)."""
 
 
 def _agent_line(agent: AgentRunResult) -> str:
@@ -156,6 +176,215 @@ def _tests_lines(hook: HookResult) -> list[str]:
     ]
 
 
+# -- after the ship: the review loop ------------------------------------------------------------
+
+_ROUND = re.compile(r"rework round (\d+): ")
+
+
+def _rework_round(decision: Decision) -> tuple[int, str] | None:
+    """A rework round's decision (``workflows/issue.py`` writes its reason as "rework round N:
+    what to fix"): N and what to fix, or None for any other decision."""
+    found = _ROUND.match(decision.reason)
+    if decision.kind is not DecisionKind.CONTINUE or found is None:
+        return None
+    return int(found.group(1)), decision.reason[found.end() :]
+
+
+def _changes_requested_by(request: ChangeRequest) -> list[str]:
+    """Who requests changes on the change request's head, as things stand (each reviewer's
+    latest approving or blocking verdict on that head; a dismissal clears it)."""
+    latest: dict[str, ReviewVerdict] = {}
+    for review in sorted(request.reviews, key=lambda r: r.submitted_at):
+        if review.commit_sha != request.head_sha:
+            continue
+        match review.verdict:
+            case ReviewVerdict.APPROVED | ReviewVerdict.CHANGES_REQUESTED:
+                latest[review.author] = review.verdict
+            case ReviewVerdict.DISMISSED:
+                latest.pop(review.author, None)
+            case ReviewVerdict.COMMENTED:
+                pass
+            case _:
+                assert_never(review.verdict)
+    return sorted(a for a, v in latest.items() if v is ReviewVerdict.CHANGES_REQUESTED)
+
+
+def _request_line(request: ChangeRequest) -> str:
+    """One reading of the change request, in one line: its state and head, then (open) its
+    checks, reviews, comments and mergeability."""
+    head = request.head_sha[:12]
+    match request.state:
+        case RequestState.MERGED:
+            return f"change request read: merged at {head}"
+        case RequestState.CLOSED:
+            return f"change request read: closed unmerged at {head}"
+        case RequestState.GONE:
+            return "change request read: gone (the forge no longer shows it)"
+        case RequestState.OPEN:
+            pass
+        case _:
+            assert_never(request.state)
+    parts = [f"open at {head}"]
+    checks = request.checks
+    if checks:
+        failing = [c.name for c in checks if c.state is CheckState.FAILED]
+        pending = sum(1 for c in checks if c.state is CheckState.PENDING)
+        text = f"{len(failing)} of {len(checks)} check(s) failing"
+        text += f" ({', '.join(failing)})" if failing else ""
+        text += f", {pending} pending" if pending else ""
+        parts.append(text)
+    else:
+        parts.append("no checks")
+    approved = approvers(request)
+    if approved:
+        parts.append("approved by " + ", ".join(approved))
+    blocking = _changes_requested_by(request)
+    if blocking:
+        parts.append("changes requested by " + ", ".join(blocking))
+    parts.append(f"{len(request.comments)} review comment(s)")
+    if request.mergeable is None:
+        parts.append("mergeability not computed yet")
+    elif request.mergeable:
+        parts.append("mergeable")
+    else:
+        files = len(request.conflicting_files)
+        parts.append(f"conflicts with the base ({files} file(s))" if files else "conflicts")
+    return "change request read: " + "; ".join(parts)
+
+
+def _timer_line(timer: TimerRecord) -> str:
+    what = timer.summary or "timer"
+    if timer.cut_short_after is None:
+        return f"  waited {timer.seconds:.0f}s ({what})"
+    waited = timer.cut_short_after
+    return (
+        f"  waited {waited:.0f}s" if waited >= 10 else f"  waited {waited:.1f}s"
+    ) + f" of {timer.seconds:.0f}s ({what}), woken early"
+
+
+def _review_changed_line(changed: ReviewChanged) -> str:
+    line = f"  review_changed from {changed.source}"
+    details = [f"state '{changed.state}'"] if changed.state else []
+    details += [changed.url] if changed.url else []
+    return line + (f": {', '.join(details)}" if details else "")
+
+
+def _halt_at(halts: list[HaltRecord], used: set[int], at: datetime) -> HaltRecord | None:
+    """The halt the issue entered at ``at``: the latest one not told yet that was made by
+    then (a halt is stamped with the workflow's time, which precedes its events')."""
+    found: int | None = None
+    for index, halt in enumerate(halts):
+        if index not in used and halt.at <= at:
+            found = index
+    if found is None:
+        return None
+    used.add(found)
+    return halts[found]
+
+
+def _halt_rule(category: HaltCategory) -> str | None:
+    """The setting that capped the review loop, for the halts it makes without a decision."""
+    caps = "(docs/review.md#caps-and-the-andon)"
+    match category:
+        case HaltCategory.REVIEW_ROUNDS_CAP:
+            return f"review.max_rounds {caps}"
+        case HaltCategory.REVIEW_TOKENS_CAP:
+            return f"review.max_tokens {caps}"
+        case HaltCategory.REVIEW_TIME_CAP:
+            return f"review.max_time {caps}"
+        case HaltCategory.REVIEW_SAME_FAILURE:
+            return f"review: the same failure after a rework round stops the loop {caps}"
+        case HaltCategory.REVIEW_HEAD_MOVED:
+            return f"review: only the head Jidoka shipped is judged as its work {caps}"
+        case HaltCategory.REVIEW_REQUEST_GONE:
+            return f"review: a change request the forge no longer shows stops the loop {caps}"
+        case HaltCategory.REVIEW_MERGE_REFUSED:
+            return f"review.merge: auto merges pinned to the shipped head {caps}"
+        case HaltCategory.REVIEW_NO_NEW_WORK:
+            return f"review: a rework round must add work {caps}"
+        case (
+            HaltCategory.HALT_PRODUCTION
+            | HaltCategory.VERDICT_MISSING
+            | HaltCategory.VERDICT_INVALID
+            | HaltCategory.VERDICT_UNKNOWN
+            | HaltCategory.NO_PROGRESS
+            | HaltCategory.HOOK_TIMEOUT
+            | HaltCategory.HOOK_FAILED
+            | HaltCategory.BUDGET_EXCEEDED
+            | HaltCategory.QUOTA_WALL
+            | HaltCategory.LOOP_DETECTED
+            | HaltCategory.AGENT_ERROR
+            | HaltCategory.WORKSPACE_ERROR
+            | HaltCategory.TRANSITION_REFUSED
+            | HaltCategory.CONFIG_INVALID
+            | HaltCategory.INFRASTRUCTURE
+            | HaltCategory.TRACKER_ERROR
+            | HaltCategory.ORCHESTRATOR_ERROR
+            | HaltCategory.ISSUE_LOST
+            | HaltCategory.WORKFLOW_CHANGED
+            | HaltCategory.DONE_WITHOUT_SHIP
+            | HaltCategory.PROTECTED_PATHS
+            | HaltCategory.TESTS_WEAKENED
+            | HaltCategory.OTHER
+        ):
+            return None
+        case _:
+            assert_never(category)
+
+
+def _is_watch_stop(category: HaltCategory) -> bool:
+    """A halt that stopped the watch of the change request (a retry watches again), as
+    opposed to one inside a rework round (a retry runs the round again)."""
+    rule = _halt_rule(category)
+    return rule is not None and category is not HaltCategory.REVIEW_NO_NEW_WORK
+
+
+@dataclass
+class _Review:
+    """What the story saw of the review loop."""
+
+    url: str | None = None
+    reading: ChangeRequest | None = None
+    rounds: int = 0
+    merged_by_jidoka: bool = False
+    watching: bool = False
+    """A ``Review:`` heading was written for the current watch."""
+    read_line: int | None = None
+    """The index of the last reading's line while only the watch's waits followed it."""
+    read_count: int = 0
+    quiet: set[int] = field(default_factory=set[int])
+    """Indexes of the watch's waits (timers, wake-ups): dropped between readings alike."""
+    waits_from: int | None = None
+    """Before the watch's first reading: the index of its first wait (the heading goes there)."""
+
+
+def _tell_reading(lines: list[str], seen: _Review, request: ChangeRequest, at: datetime) -> None:
+    """A reading of the change request; readings alike in a row (a watch of days polls
+    hundreds of times) are told once, with their count."""
+    text = "  " + _request_line(request)
+    last = seen.read_line
+    if (
+        last is not None
+        and lines[last].startswith(text)
+        and all(i in seen.quiet for i in range(last + 1, len(lines)))
+    ):
+        del lines[last + 1 :]
+        seen.read_count += 1
+        lines[last] = (
+            f"{text} ({seen.read_count} readings alike, the last at {at.isoformat(timespec='seconds')})"
+        )
+    else:
+        if not seen.watching:
+            where = len(lines) if seen.waits_from is None else seen.waits_from
+            lines.insert(where, f"Review: the change request {request.url}")
+            seen.quiet = {i + 1 if i >= where else i for i in seen.quiet}
+            seen.watching, seen.waits_from = True, None
+        lines.append(text)
+        seen.read_line, seen.read_count = len(lines) - 1, 1
+    seen.quiet = {i for i in seen.quiet if i < len(lines)}
+    seen.url, seen.reading = request.url, request
+
+
 def tell(story: Story) -> str:
     """The chain, in plain words."""
     lines: list[str] = []
@@ -164,12 +393,19 @@ def tell(story: Story) -> str:
     last_decision: DecisionRecord | None = None
     last_evidence: Evidence | None = None
     decisions: list[DecisionRecord] = []
+    seen = _Review()
+    halts_told: set[int] = set()
+    halt_explained = False
+    """A decision or a halt signal already told why the next halt happens."""
     for record in story.records:
+        told = len(lines)
+        quiet = False
         match record:
             case ActivityRecord(name="tracker_fetch_issue", result=Issue() as issue) if not title:
                 title = f'{issue.identifier} "{issue.title}"'
             case ActivityRecord(name="prepare_workspace", result=WorkspaceInfo() as ws):
                 attempt_open += 1
+                seen.watching = False
                 lines.append(
                     f"Attempt {attempt_open} (workspace {ws.path}, branch {ws.branch}, base {ws.base_sha[:10]}):"
                 )
@@ -207,19 +443,55 @@ def tell(story: Story) -> str:
                 lines.append(f"  pushed {pushed.sha[:10]} to {pushed.remote}")
             case ActivityRecord(name="preserve_work", result=PreserveResult() as kept):
                 lines.append(f"Work preserved: {kept.branch or 'nothing to keep'} ({kept.detail})")
+            case ActivityRecord(name="forge_read", result=ChangeRequest() as request):
+                _tell_reading(lines, seen, request, record.at)
+                told = len(lines)  # it keeps its own account of the watch's lines
+            case ActivityRecord(name="forge_merge", result=bool() as merged):
+                seen.merged_by_jidoka = seen.merged_by_jidoka or merged
+                lines.append(
+                    "  merge pinned to the shipped head: "
+                    + ("merged" if merged else "refused by the forge")
+                )
+            case ActivityRecord(name="forge_read", failure=str() as failure):
+                lines.append(f"  reading the change request failed: {failure}")
+            case ActivityRecord(name="forge_merge", failure=str() as failure):
+                lines.append(f"  the merge failed: {failure}")
             case ActivityRecord(failure=str() as failure, name=name):
                 lines.append(f"  {name} failed: {failure}")
+            case DecisionRecord(decision=decision) if (
+                rework := _rework_round(decision)
+            ) is not None:
+                last_decision = record
+                decisions.append(record)
+                seen.rounds += 1
+                lines.append(
+                    f"  decision: rework round {rework[0]} — {rework[1]} [rule: {decision.rule}]"
+                )
             case DecisionRecord():
                 last_decision = record
                 decisions.append(record)
+                halt_explained = record.decision.kind is DecisionKind.HALT
                 lines.append(
                     f"  outcome: {record.outcome.value} → decision: {record.decision.kind.value}"
                     f" — {record.decision.reason} [rule: {record.decision.rule}]"
                 )
-            case TimerRecord(seconds=seconds, summary=summary):
-                lines.append(f"  waited {seconds:.0f}s ({summary or 'timer'})")
+            case TimerRecord() as timer:
+                quiet = True
+                lines.append(_timer_line(timer))
+            case HaltedRecord(at=at):
+                halt = _halt_at(story.halts, halts_told, at)
+                if halt_explained:
+                    pass
+                elif halt is not None:
+                    lines.append(
+                        f"Halted ({halt.category.value}) by {halt.source.value}: {halt.reason}"
+                    )
+                else:
+                    lines.append("Halted (the issue's status no longer lists why)")
+                halt_explained = False
             case MessageRecord(name="halt", payload=HaltRequest() as halt):
                 who = halt.operator or halt.source.value
+                halt_explained = True
                 lines.append(f"Signal halt from {who}: {halt.reason}")
             case MessageRecord(name="resume", payload=ResumeRequest() as resume):
                 lines.append(
@@ -236,10 +508,20 @@ def tell(story: Story) -> str:
                 )
             case MessageRecord(name="cancel", payload=CancelRequest() as cancel):
                 lines.append(f"Cancel from the {cancel.source.value}: {cancel.reason}")
+            case MessageRecord(name="review_changed", payload=ReviewChanged() as changed):
+                quiet = True
+                lines.append(_review_changed_line(changed))
             case _:
                 pass
+        if len(lines) > told:
+            if quiet:
+                seen.quiet.update(range(told, len(lines)))
+                if not seen.watching and seen.waits_from is None:
+                    seen.waits_from = told
+            else:
+                seen.read_line = seen.waits_from = None
     header = f"{title or story.workflow_id} — {describe_state(story)}"
-    ending = conclusion(story, last_decision, last_evidence)
+    ending = conclusion(story, last_decision, last_evidence, seen)
     charges = _charges(decisions)
     if charges:
         ending.append(charges)
@@ -252,9 +534,28 @@ def describe_state(story: Story) -> str:
     return f"{story.phase.value if story.phase else 'running'}"
 
 
-def conclusion(story: Story, last: DecisionRecord | None, evidence: Evidence | None) -> list[str]:
+def _open_halt(story: Story, phase: Phase | None) -> HaltRecord | None:
+    if phase is not Phase.HALTED or not story.halts or story.halts[-1].resolved_at is not None:
+        return None
+    return story.halts[-1]
+
+
+def conclusion(
+    story: Story,
+    last: DecisionRecord | None,
+    evidence: Evidence | None,
+    review: _Review | None = None,
+) -> list[str]:
     """Why it is where it is, ending at the rule of WORKFLOW.md that decided."""
     phase = story.result.phase if story.result else story.phase
+    seen = review or _Review()
+    halt = _open_halt(story, phase)
+    if halt is not None and not (
+        last is not None
+        and last.decision.kind is DecisionKind.HALT
+        and last.decision.halt_category is halt.category
+    ):
+        return _halt_conclusion(halt)
     if last is None:
         return [
             f"Why? No attempt has been judged yet (phase {phase.value if phase else 'unknown'})."
@@ -268,9 +569,29 @@ def conclusion(story: Story, last: DecisionRecord | None, evidence: Evidence | N
         Outcome.VERIFY_FAILED,
     ):
         because += f" ({_evidence_line(evidence).removeprefix('evidence: ')})"
+    review_lines: list[str] = []
     match decision.kind:
+        case DecisionKind.SHIP if phase is Phase.IN_REVIEW:
+            why = (
+                f"Why in review? Because {because}. The change request is watched until it "
+                "is merged, closed, or needs a rework round."
+            )
+            review_lines = _review_lines(seen, story.review_waiting)
+        case DecisionKind.SHIP if phase is Phase.RELEASED:
+            closed = seen.reading is not None and seen.reading.state is RequestState.CLOSED
+            why = (
+                f"Why released? Because the change request was closed unmerged ({seen.url}); "
+                "the work stays on its branch."
+                if closed
+                else f"Why released? It was let go after {because}."
+            )
         case DecisionKind.SHIP:
             why = f"Why shipped? Because {because}."
+            if seen.reading is not None:
+                who = "Jidoka" if seen.merged_by_jidoka else "a person"
+                review_lines = [
+                    f"Review: merged by {who} after {_rounds(seen.rounds)} ({seen.url})."
+                ]
         case DecisionKind.HALT if last.outcome in (
             Outcome.PROTECTED_PATHS,
             Outcome.TESTS_WEAKENED,
@@ -292,13 +613,49 @@ def conclusion(story: Story, last: DecisionRecord | None, evidence: Evidence | N
                 f"Why paused? Because {because}. It waits for an answer, "
                 "or for the issue to be moved back to an active state."
             )
+        case DecisionKind.CONTINUE if (rework := _rework_round(decision)) is not None:
+            why = (
+                f"Why another attempt? Because the change request in review needs work: "
+                f"rework round {rework[0]}, for {rework[1]}."
+            )
         case DecisionKind.CONTINUE | DecisionKind.RETRY:
             why = f"Why another attempt? Because {because}."
         case DecisionKind.ABANDON | DecisionKind.RELEASE:
             why = f"Why stopped? Because {because}."
     if phase is Phase.ABANDONED:
         why = "Why abandoned? An operator decided so after: " + because + "."
-    return [why, *_stop_lines(last), f"Rule: {decision.rule}"]
+    return [why, *_stop_lines(last), *review_lines, f"Rule: {decision.rule}"]
+
+
+def _rounds(count: int) -> str:
+    return f"{count} rework round{'' if count == 1 else 's'}"
+
+
+def _review_lines(seen: _Review, waiting: str | None) -> list[str]:
+    if seen.reading is None:
+        return [f"Review: not read yet{f' ({waiting})' if waiting else ''}."]
+    where = f"Review: {seen.url}, {_rounds(seen.rounds)} so far"
+    return [
+        f"{where}; last read: {_request_line(seen.reading).removeprefix('change request read: ')}."
+    ] + ([f"Now: {waiting}."] if waiting else [])
+
+
+def _halt_conclusion(halt: HaltRecord) -> list[str]:
+    """A halt the orchestrator made without a decision (a review cap, a tracker error)."""
+    category = halt.category
+    why = f"Why halted ({category.value})? Because {halt.reason}."
+    if _is_watch_stop(category):
+        why += (
+            " It waits for an operator: a retry watches the change request again with the "
+            "review caps afresh, abandon lets it go with the work preserved."
+        )
+    else:
+        why += " It waits for an operator to retry or abandon it."
+    rule = _halt_rule(category) or (
+        "no silent stop (docs/operations.md#no-silent-stop): what the orchestrator cannot do "
+        "halts the issue"
+    )
+    return [why, f"Rule: {rule}"]
 
 
 def _stop_lines(last: DecisionRecord) -> list[str]:

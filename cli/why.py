@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC
 from typing import Any, cast
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
 from cli.common import (
@@ -27,6 +29,7 @@ from cli.errors import SubParsers
 from cli.story import (
     ActivityRecord,
     DecisionRecord,
+    HaltedRecord,
     MessageRecord,
     Record,
     Story,
@@ -47,12 +50,17 @@ from jidoka.payloads import (
     PreserveResult,
     PushResult,
     ResumeRequest,
+    ReviewChanged,
     TransitionInput,
     TransitionResult,
 )
+from jidoka.review import ChangeRequest
 from runtime.history import local_activity
 
-ACTIVITY_TYPES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
+Decoded = BaseModel | str | bool | None
+ResultType = type[BaseModel] | type[bool]
+
+ACTIVITY_TYPES: dict[str, tuple[type[BaseModel] | None, ResultType | None]] = {
     "tracker_fetch_issue": (None, Issue),
     "prepare_workspace": (None, WorkspaceInfo),
     "run_agent": (None, AgentRunResult),
@@ -61,6 +69,8 @@ ACTIVITY_TYPES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]]
     "tracker_transition": (TransitionInput, TransitionResult),
     "push_branch": (None, PushResult),
     "preserve_work": (None, PreserveResult),
+    "forge_read": (None, ChangeRequest),
+    "forge_merge": (None, bool),
 }
 MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "halt": HaltRequest,
@@ -68,6 +78,7 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "decide": DecideRequest,
     "answer": AnswerRequest,
     "cancel": CancelRequest,
+    "review_changed": ReviewChanged,
 }
 
 
@@ -103,21 +114,30 @@ async def read_story(client: Client, workflow_id: str) -> Story:
     story = Story(workflow_id=workflow_id, url=workflow_url(workflow_id, client.namespace))
     for run_id in runs:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        story.records.extend(await _records(client, history.events))
-        for event in history.events:
-            if event.HasField("workflow_execution_completed_event_attributes"):
-                results = await _decode(
-                    client, event.workflow_execution_completed_event_attributes.result, IssueResult
-                )
-                if isinstance(results, IssueResult):
-                    story.result = results
+        await add_run(story, client.data_converter, history.events)
     if description.status is WorkflowExecutionStatus.RUNNING:
         try:
             status = await handle.query("status", result_type=IssueStatus)
             story.phase = status.phase
+            story.halts = list(status.halts)
+            story.review_waiting = status.review_waiting
         except RPCError:
             story.phase = _phase_from_attributes(description)
     return story
+
+
+async def add_run(story: Story, converter: DataConverter, events: Sequence[HistoryEvent]) -> None:
+    """Tell one run of the issue workflow (runs are added oldest first): its records, and its
+    result (with the issue's halts) if it completed."""
+    story.records.extend(await records_of(converter, events))
+    for event in events:
+        if event.HasField("workflow_execution_completed_event_attributes"):
+            result = await _decode(
+                converter, event.workflow_execution_completed_event_attributes.result, IssueResult
+            )
+            if isinstance(result, IssueResult):
+                story.result = result
+                story.halts = list(result.halts)
 
 
 def _phase_from_attributes(description: WorkflowExecutionDescription) -> Phase | None:
@@ -143,29 +163,30 @@ async def _run_chain(client: Client, workflow_id: str, latest: str) -> list[str]
     return list(reversed(chain))
 
 
-async def _decode(
-    client: Client, payloads: Payloads, kind: type[BaseModel] | None
-) -> BaseModel | str | None:
+async def _decode(converter: DataConverter, payloads: Payloads, kind: ResultType | None) -> Decoded:
     if not payloads.payloads:
         return None
     try:
-        values = await client.data_converter.decode(payloads.payloads, [kind] if kind else None)
+        values = await converter.decode(payloads.payloads, [kind] if kind else None)
     except Exception:  # a payload from another version of Jidoka: tell what we can
         return None
     value = values[0] if values else None
-    return value if isinstance(value, (BaseModel, str)) else None
+    return value if isinstance(value, (BaseModel, str, bool)) else None
 
 
-async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Record]:
+async def records_of(converter: DataConverter, events: Sequence[HistoryEvent]) -> list[Record]:
+    """The records of one run's history, in its order, decoded with ``converter``."""
     records: list[Record] = []
-    scheduled: dict[int, tuple[str, BaseModel | str | None]] = {}
+    scheduled: dict[int, tuple[str, Decoded]] = {}
+    timers: dict[int, int] = {}
+    """A running timer's started event id -> the index of its record."""
     for event in events:
         at = event.event_time.ToDatetime().replace(tzinfo=UTC)
         if event.HasField("activity_task_scheduled_event_attributes"):
             attrs = event.activity_task_scheduled_event_attributes
             name = attrs.activity_type.name
             input_type = ACTIVITY_TYPES.get(name, (None, None))[0]
-            decoded = await _decode(client, attrs.input, input_type) if input_type else None
+            decoded = await _decode(converter, attrs.input, input_type) if input_type else None
             scheduled[event.event_id] = (name, decoded)
         elif event.HasField("activity_task_completed_event_attributes"):
             attrs = event.activity_task_completed_event_attributes
@@ -173,7 +194,7 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
             result_type = ACTIVITY_TYPES.get(name, (None, None))[1]
             if result_type is None:
                 continue
-            result = await _decode(client, attrs.result, result_type)
+            result = await _decode(converter, attrs.result, result_type)
             records.append(
                 ActivityRecord(
                     at=at,
@@ -197,12 +218,12 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
             if local.failure is not None:
                 records.append(ActivityRecord(at=at, name=local.name, failure=local.failure))
             elif result_type is not None and local.result is not None:
-                result = await _decode(client, local.result, result_type)
+                result = await _decode(converter, local.result, result_type)
                 records.append(ActivityRecord(at=at, name=local.name, result=result))
         elif event.HasField("workflow_properties_modified_event_attributes"):
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
             if "decision" in fields:
-                raw = await client.data_converter.decode([fields["decision"]], [dict[str, Any]])
+                raw = await converter.decode([fields["decision"]], [dict[str, Any]])
                 data: dict[str, Any] = (
                     cast(dict[str, Any], raw[0]) if raw and isinstance(raw[0], dict) else {}
                 )
@@ -223,7 +244,7 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
         elif event.HasField("workflow_execution_signaled_event_attributes"):
             attrs = event.workflow_execution_signaled_event_attributes
             kind = MESSAGE_TYPES.get(attrs.signal_name)
-            payload = await _decode(client, attrs.input, kind) if kind else None
+            payload = await _decode(converter, attrs.input, kind) if kind else None
             records.append(
                 MessageRecord(
                     at=at,
@@ -234,7 +255,7 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
         elif event.HasField("workflow_execution_update_accepted_event_attributes"):
             request = event.workflow_execution_update_accepted_event_attributes.accepted_request
             kind = MESSAGE_TYPES.get(request.input.name)
-            payload = await _decode(client, request.input.args, kind) if kind else None
+            payload = await _decode(converter, request.input.args, kind) if kind else None
             records.append(
                 MessageRecord(
                     at=at,
@@ -248,9 +269,10 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
             summary = ""
             if event.user_metadata.HasField("summary"):
                 decoded = await _decode(
-                    client, Payloads(payloads=[event.user_metadata.summary]), None
+                    converter, Payloads(payloads=[event.user_metadata.summary]), None
                 )
                 summary = decoded if isinstance(decoded, str) else ""
+            timers[event.event_id] = len(records)
             records.append(
                 TimerRecord(
                     at=at,
@@ -258,4 +280,14 @@ async def _records(client: Client, events: Sequence[HistoryEvent]) -> list[Recor
                     summary=summary,
                 )
             )
+        elif event.HasField("timer_canceled_event_attributes"):
+            index = timers.pop(event.timer_canceled_event_attributes.started_event_id, None)
+            if index is not None and isinstance(timer := records[index], TimerRecord):
+                waited = (at - timer.at).total_seconds()
+                records[index] = replace(timer, cut_short_after=max(waited, 0.0))
+        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            halted = fields.indexed_fields.get(sa.HALTED.name)
+            if halted is not None and await _decode(converter, Payloads(payloads=[halted]), bool):
+                records.append(HaltedRecord(at=at))
     return records

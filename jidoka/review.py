@@ -116,6 +116,18 @@ class ReviewLedger(Model):
     """The signature of the check failure the last rework round was sent for."""
     reworking: bool = False
     """A rework round was sent and has not shipped yet: the issue works, it does not watch."""
+    caps_from_rounds: int = 0
+    """``rounds`` when a person last retried a review stop: the rounds cap counts from here."""
+    caps_from_tokens: int = 0
+    """``tokens`` when a person last retried a review stop: the tokens cap counts from here."""
+
+    @property
+    def rounds_toward_cap(self) -> int:
+        return self.rounds - self.caps_from_rounds
+
+    @property
+    def tokens_toward_cap(self) -> int:
+        return self.tokens - self.caps_from_tokens
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,15 +225,17 @@ def next_step(
                 StopReason.SAME_FAILURE,
                 f"{names} failed the same way after a rework round",
             )
-        if ledger.rounds >= config.max_rounds:
+        if ledger.rounds_toward_cap >= config.max_rounds:
             return _stop(
                 StopReason.ROUNDS_CAP,
-                f"{ledger.rounds} rework round(s) done, review.max_rounds is {config.max_rounds}",
+                f"{ledger.rounds_toward_cap} rework round(s) done, review.max_rounds is "
+                f"{config.max_rounds}",
             )
-        if config.max_tokens is not None and ledger.tokens >= config.max_tokens:
+        if config.max_tokens is not None and ledger.tokens_toward_cap >= config.max_tokens:
             return _stop(
                 StopReason.TOKENS_CAP,
-                f"{ledger.tokens} tokens spent in review, review.max_tokens is {config.max_tokens}",
+                f"{ledger.tokens_toward_cap} tokens spent in review, review.max_tokens is "
+                f"{config.max_tokens}",
             )
         return Step(
             kind=StepKind.REWORK,
@@ -400,16 +414,22 @@ def round_tokens_left(
     checked before a round is sent; this keeps one round from overshooting it."""
     if ledger is None or not ledger.reworking or config is None or config.max_tokens is None:
         return None
-    in_review = ledger.tokens + max(spent - ledger.round_tokens_from, 0)
+    in_review = ledger.tokens_toward_cap + max(spent - ledger.round_tokens_from, 0)
     return max(config.max_tokens - in_review, 0)
 
 
 def caps_afresh(ledger: ReviewLedger, now: datetime) -> ReviewLedger:
-    """The ledger once a person retried a review stop: rounds, tokens, time and the last
-    failure start again (as a retry resets an issue's failure counters). The comments already
-    sent stay sent, and the shipped head stays the only one judged as Jidoka's."""
+    """The ledger once a person retried a review stop: the caps on rounds, tokens and time and
+    the last failure start again (as a retry resets an issue's failure counters), while the
+    totals keep counting for the evidence. The comments already sent stay sent, and the
+    shipped head stays the only one judged as Jidoka's."""
     return ledger.model_copy(
-        update={"rounds": 0, "tokens": 0, "started_at": now, "last_failure": None}
+        update={
+            "caps_from_rounds": ledger.rounds,
+            "caps_from_tokens": ledger.tokens,
+            "started_at": now,
+            "last_failure": None,
+        }
     )
 
 

@@ -25,6 +25,7 @@ from jidoka.review import (
     StepKind,
     StopReason,
     addressed_after,
+    caps_afresh,
     next_step,
     reshipped,
     review_state_problem,
@@ -376,3 +377,20 @@ def test_a_rework_round_may_spend_only_what_the_review_cap_leaves() -> None:
     assert round_tokens_left(ledger, MANUAL, 51_000) is None  # no review cap
     assert round_tokens_left(ledger.model_copy(update={"reworking": False}), capped, 0) is None
     assert round_tokens_left(None, capped, 0) is None
+
+
+def test_a_retry_starts_the_caps_again_and_keeps_the_totals() -> None:
+    capped = LEDGER.model_copy(update={"rounds": 3, "tokens": 9_000, "last_failure": "x"})
+    feedback = request(comments=[ReviewComment(id="c9", author="rev", body="One more thing.")])
+    assert next_step(feedback, capped, MANUAL, NOW).stop is StopReason.ROUNDS_CAP
+    later = NOW + timedelta(days=30)
+    fresh = caps_afresh(capped, later)
+    assert (fresh.rounds, fresh.tokens, fresh.rounds_toward_cap, fresh.last_failure) == (
+        3,
+        9_000,
+        0,
+        None,
+    )
+    step = next_step(feedback, fresh, MANUAL, later)
+    assert step.kind is StepKind.REWORK  # not the time cap either: the clock started again
+    assert addressed_after(fresh, step).rounds_toward_cap == 1

@@ -152,9 +152,11 @@ async def test_the_rounds_cap_halts_and_a_retry_watches_again_until_closed(
                 decision=OperatorDecision.RETRY, root_cause="one more round", operator="ops"
             ),
         )
-        watching = await in_review(handle, 0)
+        watching = await in_review(handle, 1)
         assert watching.phase is Phase.IN_REVIEW and watching.review is not None
-        assert watching.review.rounds == 0 and not watching.review.reworking
+        # The caps start again; the total stays for the evidence.
+        assert watching.review.rounds_toward_cap == 0 and watching.review.rounds == 1
+        assert not watching.review.reworking
         # Watching again, not working: the retry ran no agent (the feedback that hit the cap
         # is sent at the next reading, as round 1 of the fresh caps).
         assert watching.counters.attempts == 2
