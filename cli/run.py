@@ -6,9 +6,11 @@ live ``jidoka server``, or a Temporal server jidoka did not start (said so); an 
 (the jidoka that started it is gone) or another run's embedded server is refused, naming it.
 It runs a worker in this process, starts (or joins) the line, and follows it. ``--until-idle``
 exits when nothing is left to do, or when the line halts (unless ``--resume-with`` resumes it),
-printing a summary of every issue. SIGINT or SIGTERM stop it in order: the summary, then the
-worker's graceful shutdown (agents killed and recorded after the grace), then the embedded
-server; exit code 130 or 143.
+printing a summary of every issue. An issue in review (``review:`` in WORKFLOW.md) waits on
+people, not on the line: ``--until-idle`` may end while issues are in review, and the summary
+lists them as in review with what carries them on. SIGINT or SIGTERM stop it in order: the
+summary, then the worker's graceful shutdown (agents killed and recorded after the grace),
+then the embedded server; exit code 130 or 143.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +63,10 @@ if TYPE_CHECKING:
 
 EXIT_HALTED = 3
 POLL_S = 1.0
+
+HoldOpen = Callable[[LineStatus], Awaitable[bool]]
+"""Awaited with the line's status at every poll of the follow; while it returns True,
+``--until-idle`` does not end on an idle line (see :func:`run_line`)."""
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -172,10 +178,18 @@ async def _ensure_search_attributes(client: Client, say: TextIO) -> None:
         print(f"registered search attributes: {', '.join(added)}", file=say)
 
 
-async def run_line(args: argparse.Namespace) -> int:
+async def run_line(args: argparse.Namespace, *, hold_open: HoldOpen | None = None) -> int:
     """The run, stopped in order by SIGINT or SIGTERM: the follow ends, the summary is still
     printed, the worker shuts down (agents get the grace, then are killed and their attempts
-    recorded), then the embedded server stops. Exit code 128 + the signal's number."""
+    recorded), then the embedded server stops. Exit code 128 + the signal's number.
+
+    ``hold_open`` is for a caller that acts on the line while it runs (``jidoka demo``'s
+    scripted reviewer): it is awaited with the line's status at every poll, and while it
+    returns True an idle line does not end ``--until-idle`` (a halt still does, as without it).
+    A user's run has none, so ``--until-idle`` keeps its meaning: nothing left for the line to
+    do. An issue in review is waiting on people, not on the line (it holds no agent slot), so
+    the run may end with issues in review; the summary lists them, and ``jidoka run`` again
+    carries them on when their change request is merged, closed or sent back."""
 
     loaded = load_or_fail(args.workflow)
     say = sys.stderr if args.json else sys.stdout
@@ -192,7 +206,7 @@ async def run_line(args: argparse.Namespace) -> int:
     with stop.installed():
         stop.arm()
         try:
-            return await _run_line(args, loaded, settings, say, stop)
+            return await _run_line(args, loaded, settings, say, stop, hold_open=hold_open)
         except asyncio.CancelledError:
             if not stop.requested.is_set():
                 raise
@@ -207,6 +221,8 @@ async def _run_line(
     settings: WorkerSettings,
     say: TextIO,
     stop: StopSignals,
+    *,
+    hold_open: HoldOpen | None = None,
 ) -> int:
     async with temporal_for(loaded, args.port, args.ui_port, say) as connection:
         print(f"jidoka: line {loaded.config.line} on {connection.where}", file=say)
@@ -222,6 +238,7 @@ async def _run_line(
                 resume_with=args.resume_with,
                 operator=operator_name(args.operator),
                 max_resumes=args.max_resumes,
+                hold_open=hold_open,
             )
             try:
                 code = await follower.follow(
@@ -276,6 +293,8 @@ class Follower:
     resume_with: str | None
     operator: str
     max_resumes: int
+    hold_open: HoldOpen | None = None
+    """Keeps an idle line followed while it returns True (see :func:`run_line`)."""
 
     async def follow(self, *, until_idle: bool, exit_on_halt: bool) -> int:
         progress = Progress(self.out)
@@ -285,6 +304,7 @@ class Follower:
         while True:
             status = await read_line_status(self.client, self.handle)
             progress.update(status)
+            held = self.hold_open is not None and await self.hold_open(status)
             if status.halted:
                 idle_ticks = None
                 if len(status.halts) > announced_halts:
@@ -295,7 +315,7 @@ class Follower:
                     await self._resume(self.resume_with)
                 elif exit_on_halt:
                     return EXIT_HALTED
-            elif until_idle and status.idle:
+            elif until_idle and status.idle and not held:
                 if idle_ticks is None:
                     idle_ticks = status.ticks
                 elif status.ticks > idle_ticks:
@@ -398,10 +418,11 @@ async def issue_statuses(client: Client, status: LineStatus) -> list[IssueStatus
 
 
 def summary_text(status: LineStatus, issues: list[IssueStatus]) -> str:
-    lines = [
-        "",
-        f"Summary of line {status.line}: {'HALTED' if status.halted else 'running' if not status.idle else 'idle'}",
-    ]
+    state = "HALTED" if status.halted else "running" if not status.idle else "idle"
+    in_review = sum(1 for s in issues if s.phase is Phase.IN_REVIEW)
+    if in_review:
+        state += f", {in_review} in review (waiting on people)"
+    lines = ["", f"Summary of line {status.line}: {state}"]
     if issues:
         lines.append(table(ISSUE_HEADERS, [issue_row(s) for s in issues]))
     else:
@@ -437,6 +458,12 @@ def next_steps(status: LineStatus, issues: list[IssueStatus]) -> list[str]:
             steps.append(
                 f'{name} waits for answers: jidoka issue answer {name} --line {line} --answer "<answers>"'
             )
+        elif s.phase is Phase.IN_REVIEW:
+            steps.append(
+                f"{name} is in review ({s.tracker_state}): it waits on people; 'jidoka run' "
+                "carries it on once its change request is merged, closed or sent back"
+            )
+            steps.append(f"    where it stands: jidoka why {name} --line {line}")
     return ["", "Next steps:", *[f"  {step}" for step in steps]] if steps else []
 
 

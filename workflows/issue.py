@@ -120,6 +120,7 @@ MAX_RECORDS = 50
 """Attempts and halts kept in state (and so in continue-as-new inputs)."""
 REASON_LIMIT = 2000
 """Characters of a halt reason kept: reasons carry errors and outputs of unbounded size."""
+FIRST_READING = "the first reading of the change request"
 REVIEW_DEFAULTS = ReviewConfig(state="in review")
 """The watch's pace when ``review:`` left WORKFLOW.md while an issue was in review."""
 FRESH = timedelta(seconds=30)
@@ -736,7 +737,7 @@ class IssueWorkflow:
         else:
             spent = s.counters.tokens.total_tokens - s.review.round_tokens_from
             s.review = review.reshipped(s.review, ship.head_sha, max(spent, 0))
-        s.review_waiting = "the first reading of the change request"
+        s.review_waiting = FIRST_READING
         self._reports.upsert((sa.REVIEW_ROUNDS, s.review.rounds))
         await self._enter(Phase.IN_REVIEW)
 
@@ -744,10 +745,13 @@ class IssueWorkflow:
         """One turn of the watch: wait (poll or signal), read, act on what the reading calls
         for. Each step's reason is in ``status`` (``review_waiting``) and the history."""
         s = self._s
-        await self._watch.wait(
-            self._review_config,
-            lambda: self._cancel is not None or self._operator_halt is not None,
-        )
+        if s.review_waiting != FIRST_READING:
+            # The first reading comes at once: a person's move between the ship's report and
+            # this phase was seen by the line as ours, and would otherwise wait for a poll.
+            await self._watch.wait(
+                self._review_config,
+                lambda: self._cancel is not None or self._operator_halt is not None,
+            )
         if self._cancel is not None or self._operator_halt is not None:
             return
         await self._load_config()

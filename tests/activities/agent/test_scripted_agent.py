@@ -413,6 +413,7 @@ def test_commits_without_any_git_identity(repo: Repo, tmp_path: Path) -> None:
 def test_every_scenario_is_named_as_specified() -> None:
     assert set(SCENARIOS) == {
         "ship",
+        "ship-once",
         "hallucinate",
         "commit-then-revert",
         "no-verdict",
