@@ -315,6 +315,18 @@ class MergeMode(StrEnum):
     """Jidoka merges, with the head it shipped pinned, once approved and green there."""
 
 
+class ReviewGitHub(Section):
+    """Where a Linear line's work is reviewed: the GitHub repository its pull requests are
+    opened in (a GitHub line reviews in its own tracker's repository)."""
+
+    repo: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    api_key: SecretRef = "$GITHUB_TOKEN"
+    endpoint: NonEmpty = "https://api.github.com"
+    base: NonEmpty | None = None
+    """Base branch of the pull requests (default: ``workspace.base_branch``)."""
+    draft: bool = False
+
+
 class ReviewConfig(Section):
     """After the ship: the change request watched through review, CI and rework until it is
     merged or closed (the ``review:`` section of WORKFLOW.md; without it a ship ends the issue
@@ -333,6 +345,8 @@ class ReviewConfig(Section):
     """How long a change request may stay in review before the issue halts."""
     required_checks: list[NonEmpty] = Field(default_factory=list[str])
     """Checks that must pass at the shipped head; empty: every check reported there."""
+    github: ReviewGitHub | None = None
+    """A Linear line only: the GitHub repository its pull requests live in."""
 
     @field_validator("max_time")
     @classmethod
@@ -429,4 +443,7 @@ def secret_env_names(config: WorkflowConfig) -> list[str]:
             names.append(tracker.api_key[1:])
         case LocalTrackerConfig():
             pass
+    if config.review is not None and config.review.github is not None:
+        names.append(config.review.github.api_key[1:])
+        names.append("GH_TOKEN")
     return sorted(set(names))

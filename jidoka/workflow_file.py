@@ -1050,12 +1050,22 @@ def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Probl
     problem = review_state_problem(review, tracker)
     if problem is not None:
         return [Problem(path="review.state", message=problem)]
-    if isinstance(tracker, LinearTrackerConfig):
+    if isinstance(tracker, LinearTrackerConfig) and review.github is None:
         return [
             Problem(
-                path="review",
-                message="the review loop needs a forge for the change request; Linear has "
-                "none yet (the local board and GitHub do)",
+                path="review.github",
+                message="Linear has no pull requests: name the GitHub repository the work is "
+                "reviewed in",
+                hint="review.github.repo: owner/name (token: review.github.api_key, "
+                "$GITHUB_TOKEN by default)",
+            )
+        ]
+    if not isinstance(tracker, LinearTrackerConfig) and review.github is not None:
+        return [
+            Problem(
+                path="review.github",
+                message="only a Linear line names a GitHub repository for review: a GitHub "
+                "line reviews in its own repository, and the local board is its own forge",
             )
         ]
     if isinstance(tracker, GitHubTrackerConfig) and _norm(review.state) not in {

@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.forge.board import BoardForge
-from activities.forge.github import GitHubForge
+from activities.forge.github import GitHubForge, linear_review_forge
 from activities.secrets import resolve_secret
 from activities.tracker.activities import etag_cache, make_tracker, typed_tracker_errors
 from activities.tracker.local import LocalBoard
@@ -94,12 +94,15 @@ def make_forge(config: WorkflowConfig, review: ReviewConfig) -> Forge:
                 )
             )
         case LinearTrackerConfig():
-            raise ApplicationError(
-                "review: is not available with a Linear tracker yet (no forge for its "
-                "pull requests); WORKFLOW.md refuses it",
-                type="ConfigInvalid",
-                non_retryable=True,
-            )
+            forge = linear_review_forge(config)
+            if forge is None:
+                raise ApplicationError(
+                    "a Linear line's review needs review.github (the repository its pull "
+                    "requests live in); WORKFLOW.md refuses it without",
+                    type="ConfigInvalid",
+                    non_retryable=True,
+                )
+            return _PullRequests(forge)
         case _:
             assert_never(tracker)
 

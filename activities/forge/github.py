@@ -24,8 +24,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from activities.secrets import resolve_secret
 from activities.tracker.base import TrackerError, TrackerErrorCategory
-from activities.tracker.github import PAGE_SIZE, github_api, github_pages
+from activities.tracker.github import (
+    PAGE_SIZE,
+    PullRequestDraft,
+    github_api,
+    github_pages,
+    open_pull_request,
+)
 from activities.tracker.http import (
     Clock,
     ConditionalCache,
@@ -37,6 +44,7 @@ from activities.tracker.http import (
     parse_timestamp,
     utc_now,
 )
+from jidoka.config import WorkflowConfig
 from jidoka.review import (
     ChangeRequest,
     Check,
@@ -324,6 +332,10 @@ class GitHubForge:
 
     # -- writes ------------------------------------------------------------------------------
 
+    async def open(self, wanted: PullRequestDraft) -> str:
+        """Open the pull request of ``wanted.branch``, or reuse the open one; its URL."""
+        return await open_pull_request(self._api, self._owner, self._name, wanted)
+
     async def merge(self, pr_url_or_number: str | int, sha: str) -> bool:
         """Merge the pull request if its head is still ``sha``. False when GitHub
         refuses: the head moved (409) or it is not mergeable (405). A merge whose answer was
@@ -472,3 +484,20 @@ class GitHubForge:
                     if max_items is not None and len(items) >= max_items:
                         return items
         return items
+
+
+_REVIEW_CACHES: dict[str, ConditionalCache] = {}
+"""One conditional-request cache per review repository per worker process, as the tracker's."""
+
+
+def linear_review_forge(config: WorkflowConfig) -> GitHubForge | None:
+    """The GitHub repository a Linear line's work is reviewed in (``review.github``), or None
+    for any other line. Its token is resolved here, on the worker, never earlier."""
+    review = config.review
+    if review is None or review.github is None:
+        return None
+    github = review.github
+    cache = _REVIEW_CACHES.setdefault(f"{github.endpoint}/{github.repo}", ConditionalCache())
+    return GitHubForge(
+        github.repo, resolve_secret(github.api_key), endpoint=github.endpoint, cache=cache
+    )

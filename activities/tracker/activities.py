@@ -19,9 +19,15 @@ from typing import assert_never
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.forge.github import linear_review_forge
 from activities.secrets import Scrubber, resolve_secret
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
-from activities.tracker.github import GitHubTracker
+from activities.tracker.github import (
+    GitHubTracker,
+    PullRequestDraft,
+    pull_request_comment,
+    pull_request_marker,
+)
 from activities.tracker.http import ConditionalCache
 from activities.tracker.linear import LinearTracker
 from activities.tracker.local import LocalBoard
@@ -221,12 +227,40 @@ async def tracker_comment(input: CommentInput) -> bool:
 
 @activity.defn(name="tracker_publish")
 async def tracker_publish(input: PublishInput) -> str | None:
-    """Make the pushed work branch reviewable (a pull request on GitHub); None elsewhere."""
+    """Make the pushed work branch reviewable: a pull request on GitHub, or in the GitHub
+    repository a Linear line is reviewed in (``review.github``); None elsewhere."""
     async with tracker_session(input.config) as tracker:
-        return await tracker.publish_branch(
+        url = await tracker.publish_branch(
             input.issue,
             branch=input.branch,
             base_branch=input.config.workspace.base_branch,
             title=input.title,
             body=input.body,
         )
+        return url if url is not None else await publish_for_review(tracker, input)
+
+
+async def publish_for_review(tracker: TrackerClient, input: PublishInput) -> str | None:
+    """A Linear line with ``review.github``: the pull request opened (or reused) in that
+    repository, and its link commented on the issue once."""
+    forge = linear_review_forge(input.config)
+    if forge is None:
+        return None
+    review = input.config.review
+    assert review is not None and review.github is not None
+    try:
+        url = await forge.open(
+            PullRequestDraft(
+                branch=input.branch,
+                base=review.github.base or input.config.workspace.base_branch,
+                title=input.title,
+                body=input.body,
+                draft=review.github.draft,
+            )
+        )
+    finally:
+        await forge.aclose()
+    await tracker.add_comment(
+        input.issue, pull_request_comment(url), pull_request_marker(input.branch)
+    )
+    return url

@@ -541,36 +541,20 @@ class GitHubTracker(TrackerClient):
     async def publish_branch(
         self, issue: Issue, *, branch: str, base_branch: str, title: str, body: str
     ) -> str | None:
-        pull = await self._find_pull(branch)
-        if pull is None:
-            try:
-                reply = await self._api.request(
-                    "POST",
-                    self._path("pulls"),
-                    json={
-                        "title": title,
-                        "head": branch,
-                        "base": self._config.pull_request_base or base_branch,
-                        "body": body,
-                        "draft": self._config.draft_pull_requests,
-                    },
-                    safe=False,
-                )
-                pull = self._pull_fields(reply.body)
-            except TrackerError as error:
-                # 422 also answers "a pull request already exists" (a concurrent or lost
-                # earlier create): reuse that one.
-                if error.category is not TrackerErrorCategory.UNPROCESSABLE:
-                    raise
-                pull = await self._find_pull(branch)
-                if pull is None:
-                    raise
-        elif pull.body != body:
-            await self._api.request(
-                "PATCH", self._path(f"pulls/{pull.number}"), json={"body": body}, safe=True
-            )
-        await self.add_comment(issue, f"Pull request: {pull.url}", marker=f"pr:{branch}")
-        return pull.url
+        url = await open_pull_request(
+            self._api,
+            self._owner,
+            self._name,
+            PullRequestDraft(
+                branch=branch,
+                base=self._config.pull_request_base or base_branch,
+                title=title,
+                body=body,
+                draft=self._config.draft_pull_requests,
+            ),
+        )
+        await self.add_comment(issue, pull_request_comment(url), marker=pull_request_marker(branch))
+        return url
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -690,29 +674,6 @@ class GitHubTracker(TrackerClient):
             )
         return labels
 
-    async def _find_pull(self, branch: str) -> _Pull | None:
-        reply = await self._api.request(
-            "GET",
-            self._path("pulls"),
-            params={"head": f"{self._owner}:{branch}", "state": "open", "per_page": PAGE_SIZE},
-            safe=True,
-        )
-        pulls = as_list(reply.body)
-        if pulls is None:
-            raise self._api.error(TrackerErrorCategory.UNKNOWN_PAYLOAD, "pulls: expected an array")
-        return self._pull_fields(pulls[0]) if pulls else None
-
-    def _pull_fields(self, raw: object) -> _Pull:
-        obj = as_object(raw)
-        number = obj.get("number") if obj is not None else None
-        url = non_empty_str(obj.get("html_url")) if obj is not None else None
-        if obj is None or not isinstance(number, int) or url is None:
-            raise self._api.error(
-                TrackerErrorCategory.UNKNOWN_PAYLOAD, "pull request without number or html_url"
-            )
-        body = obj.get("body")
-        return _Pull(number=number, url=url, body=body if isinstance(body, str) else "")
-
     def _decode_listed(self, raw: object) -> Issue | None:
         try:
             return decode_issue(raw, self._config, self._states)
@@ -732,6 +693,82 @@ class _Pull:
     number: int
     url: str
     body: str
+
+
+@dataclass(frozen=True)
+class PullRequestDraft:
+    branch: str
+    base: str
+    title: str
+    body: str
+    draft: bool = False
+
+
+def pull_request_comment(url: str) -> str:
+    return f"Pull request: {url}"
+
+
+def pull_request_marker(branch: str) -> str:
+    return f"pr:{branch}"
+
+
+async def open_pull_request(api: ApiClient, owner: str, name: str, wanted: PullRequestDraft) -> str:
+    """Open the pull request of ``wanted.branch`` in ``owner/name``, or reuse the open one
+    (its description brought up to date); its URL. Shared by the GitHub tracker's ship and by
+    a Linear line whose work is reviewed in GitHub pull requests."""
+    path = f"repos/{owner}/{name}/pulls"
+    pull = await _find_pull(api, path, owner, wanted.branch)
+    if pull is None:
+        try:
+            reply = await api.request(
+                "POST",
+                path,
+                json={
+                    "title": wanted.title,
+                    "head": wanted.branch,
+                    "base": wanted.base,
+                    "body": wanted.body,
+                    "draft": wanted.draft,
+                },
+                safe=False,
+            )
+            pull = _pull_fields(api, reply.body)
+        except TrackerError as error:
+            # 422 also answers "a pull request already exists" (a concurrent or lost earlier
+            # create): reuse that one.
+            if error.category is not TrackerErrorCategory.UNPROCESSABLE:
+                raise
+            pull = await _find_pull(api, path, owner, wanted.branch)
+            if pull is None:
+                raise
+    elif pull.body != wanted.body:
+        await api.request("PATCH", f"{path}/{pull.number}", json={"body": wanted.body}, safe=True)
+    return pull.url
+
+
+async def _find_pull(api: ApiClient, path: str, owner: str, branch: str) -> _Pull | None:
+    reply = await api.request(
+        "GET",
+        path,
+        params={"head": f"{owner}:{branch}", "state": "open", "per_page": PAGE_SIZE},
+        safe=True,
+    )
+    pulls = as_list(reply.body)
+    if pulls is None:
+        raise api.error(TrackerErrorCategory.UNKNOWN_PAYLOAD, "pulls: expected an array")
+    return _pull_fields(api, pulls[0]) if pulls else None
+
+
+def _pull_fields(api: ApiClient, raw: object) -> _Pull:
+    obj = as_object(raw)
+    number = obj.get("number") if obj is not None else None
+    url = non_empty_str(obj.get("html_url")) if obj is not None else None
+    if obj is None or not isinstance(number, int) or url is None:
+        raise api.error(
+            TrackerErrorCategory.UNKNOWN_PAYLOAD, "pull request without number or html_url"
+        )
+    body = obj.get("body")
+    return _Pull(number=number, url=url, body=body if isinstance(body, str) else "")
 
 
 def _issue_number(issue_id: str) -> int | None:
