@@ -20,15 +20,15 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
+from tests.support.fakes.http_serve import serve_over_http
 from tests.support.paths import FIXTURES as ALL_FIXTURES
 
 FIXTURES = ALL_FIXTURES / "github"
@@ -509,64 +509,8 @@ def _combined_state(statuses: list[dict[str, Any]]) -> str:
 # Served over real HTTP
 # --------------------------------------------------------------------------------------------
 
-_HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
-
-def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def do_PATCH(self) -> None:
-            self._serve()
-
-        def do_PUT(self) -> None:
-            self._serve()
-
-        def do_DELETE(self) -> None:
-            self._serve()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _serve(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            request = httpx.Request(
-                self.command,
-                f"http://{self.headers.get('Host', '127.0.0.1')}{self.path}",
-                headers=list(self.headers.items()),
-                content=body,
-            )
-            try:
-                response = fake.handle(request)
-                content = response.read()
-            except Exception as error:  # a bug in the fake answers 500, like a broken server
-                response = httpx.Response(500, json={"message": f"fake GitHub: {error!r}"})
-                content = response.read()
-            self.send_response(response.status_code)
-            for name, value in response.headers.multi_items():
-                if name.lower() not in _HOP_BY_HOP:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-    return Handler
-
-
-@contextmanager
-def serve_github(fake: FakeGitHub) -> Iterator[str]:
+def serve_github(fake: FakeGitHub) -> AbstractContextManager[str]:
     """Serve ``fake`` on ``127.0.0.1`` (an ephemeral port) in a thread; yields the endpoint
     (``http://127.0.0.1:<port>``) to put in ``tracker.endpoint``."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(target=httpd.serve_forever, name="fake-github", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    return serve_over_http(fake.handle, "GitHub")
