@@ -70,6 +70,8 @@ DEFAULT_SECRET_NAMES = (
     "GITHUB_TOKEN",
     "GH_TOKEN",
     "LINEAR_API_KEY",
+    "JIRA_API_TOKEN",
+    "GITLAB_TOKEN",
     "TEMPORAL_API_KEY",
 )
 """Always withheld from agents and hooks, whatever the tracker: a worker's own credentials."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -101,8 +102,125 @@ class LinearTrackerConfig(TrackerStates):
     team_key: NonEmpty | None = None
 
 
+JIRA_PRIORITY_MAP: dict[str, int] = {
+    "Highest": 1,
+    "High": 2,
+    "Medium": 3,
+    "Low": 4,
+    "Lowest": 5,
+}
+"""Jira's default priority scheme, most urgent first."""
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+JQL_ORDER_BY = re.compile(r"(?i)\border\s+by\b")
+
+
+class JiraTrackerConfig(TrackerStates):
+    kind: Literal[TrackerKind.JIRA]
+    base_url: NonEmpty
+    """The site: ``https://your-site.atlassian.net`` (Cloud) or the Data Center base URL,
+    context path included (``https://jira.example.com/jira``)."""
+    project_key: NonEmpty | None = None
+    """Only issues of this project (``ENG``). At least one of ``project_key`` and ``jql``."""
+    jql: NonEmpty | None = None
+    """Extra JQL ANDed to every listing (``labels = jidoka``), without ``ORDER BY``."""
+    email: SecretRef = "$JIRA_EMAIL"
+    """Cloud: the account's email. Data Center: the username; empty for a personal access
+    token."""
+    api_token: SecretRef = "$JIRA_API_TOKEN"
+    deployment: Literal["cloud", "data_center"] = "cloud"
+    priority_map: dict[NonEmpty, int] = Field(default_factory=lambda: dict(JIRA_PRIORITY_MAP))
+    """Jira priority name -> priority (1 = most urgent); names match without regard to case.
+    A priority not listed reads as no priority."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_site_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        loopback = parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+        if parts.scheme != "https" and not loopback:
+            raise ValueError(
+                "must be an https:// URL (https://your-site.atlassian.net); plain http only "
+                "to this machine"
+            )
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be the site's base URL, without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("project_key")
+    @classmethod
+    def _a_project_key(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value!r} is not a Jira project key (e.g. ENG)")
+        return value
+
+    @field_validator("jql")
+    @classmethod
+    def _no_order_by(cls, value: str | None) -> str | None:
+        if value is not None and JQL_ORDER_BY.search(value):
+            raise ValueError(
+                "must not contain ORDER BY: it is ANDed into the adapter's own query, "
+                "which sets the order"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _scoped(self) -> JiraTrackerConfig:
+        if self.project_key is None and self.jql is None:
+            raise ValueError("set tracker.project_key, tracker.jql, or both")
+        return self
+
+
+GITLAB_PROJECT_PATTERN = (
+    r"^(?:[1-9][0-9]*|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$"
+)
+
+
+class GitLabTrackerConfig(TrackerStates):
+    kind: Literal[TrackerKind.GITLAB]
+    project: Annotated[str, StringConstraints(pattern=GITLAB_PROJECT_PATTERN)]
+    """``group/sub/app`` (the project's path, as in its URL) or the numeric project id."""
+    api_key: SecretRef = "$GITLAB_TOKEN"
+    base_url: NonEmpty = "https://gitlab.com"
+    """The instance (self-managed: ``https://gitlab.example.com``); the API is
+    ``<base_url>/api/v4``."""
+    state_labels: dict[NonEmpty, NonEmpty] = Field(default_factory=dict[str, str])
+    """State name -> label, spelled as in GitLab (its label filter is exact). Open and closed
+    states alike; scoped labels (``jidoka::todo``) welcome."""
+    default_open_state: NonEmpty | None = None
+    """State of an open issue that carries no open-state label (None: such issues are ignored)."""
+    closed_states: list[NonEmpty] = Field(default_factory=list[str])
+    """States that mean closed. A closed issue without a closed-state label reads as the first:
+    list first the state a person's plain "Close issue" should mean."""
+    priority_labels: dict[NonEmpty, int] = Field(default_factory=dict[str, int])
+    """Label -> priority (1 = most urgent); an issue with several takes the lowest."""
+    merge_request_target: NonEmpty | None = None
+    """Target branch of merge requests opened on ship (default: ``workspace.base_branch``)."""
+    draft_merge_requests: bool = False
+
+    @field_validator("project", mode="before")
+    @classmethod
+    def _numeric_id(cls, value: object) -> object:
+        """YAML reads ``project: 1234`` as an int; the id is kept as text like a path."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+def label_scope(label: str) -> str | None:
+    """The scope of a scoped label, lowercase: everything before its last ``::`` (GitLab's
+    rule, so ``a::b::c`` is in scope ``a::b``); None for an unscoped label."""
+    scope, sep, _ = label.strip().rpartition("::")
+    return scope.lower() if sep and scope else None
+
+
 TrackerConfig = Annotated[
-    LocalTrackerConfig | GitHubTrackerConfig | LinearTrackerConfig, Field(discriminator="kind")
+    LocalTrackerConfig
+    | GitHubTrackerConfig
+    | LinearTrackerConfig
+    | JiraTrackerConfig
+    | GitLabTrackerConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -440,6 +558,10 @@ def secret_env_names(config: WorkflowConfig) -> list[str]:
             names.append(tracker.api_key[1:])
             names.append("GH_TOKEN")
         case LinearTrackerConfig():
+            names.append(tracker.api_key[1:])
+        case JiraTrackerConfig():
+            names += [tracker.email[1:], tracker.api_token[1:]]
+        case GitLabTrackerConfig():
             names.append(tracker.api_key[1:])
         case LocalTrackerConfig():
             pass

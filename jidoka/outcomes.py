@@ -196,6 +196,8 @@ class TrackerKind(StrEnum):
     LOCAL = "local"
     GITHUB = "github"
     LINEAR = "linear"
+    JIRA = "jira"
+    GITLAB = "gitlab"
 
 
 class AgentKind(StrEnum):

@@ -36,17 +36,21 @@ from jidoka.config import (
     BudgetsConfig,
     ConcurrencyConfig,
     GitHubTrackerConfig,
+    GitLabTrackerConfig,
+    JiraTrackerConfig,
     LinearTrackerConfig,
     LocalTrackerConfig,
     ReviewConfig,
+    TrackerConfig,
     TrackerStates,
     WorkflowConfig,
     WorkspaceConfig,
     is_env_ref,
+    label_scope,
     parse_duration,
 )
 from jidoka.models import LoadedWorkflow, Problem
-from jidoka.outcomes import AgentKind
+from jidoka.outcomes import AgentKind, TrackerKind
 from jidoka.prompt import template_problems
 from jidoka.review import review_state_problem
 
@@ -614,7 +618,7 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[str, ...]:
     cleaned: list[str] = []
     for part in loc:
         # pydantic inserts the discriminator value after a tagged union's field name
-        if tuple(cleaned) in _TAGGED_UNIONS and part in ("local", "github", "linear"):
+        if tuple(cleaned) in _TAGGED_UNIONS and part in TRACKER_KINDS:
             continue
         cleaned.append(str(part))
     return tuple(cleaned)
@@ -641,14 +645,14 @@ def _problem_from_detail(detail: ErrorDetails) -> Problem:
         return Problem(
             path=f"{path}.kind",
             message="required key is missing",
-            hint="one of: local, github, linear",
+            hint="one of: " + ", ".join(TRACKER_KINDS),
         )
     if kind == "union_tag_invalid":
         tag = detail.get("ctx", {}).get("tag", "")
         return Problem(
             path=f"{path}.kind",
             message=f"unknown tracker kind {_clip(str(tag), 80)!r}",
-            hint="one of: local, github, linear",
+            hint="one of: " + ", ".join(TRACKER_KINDS),
         )
     if kind == "string_pattern_mismatch" and loc[-1:] == ("api_key",):
         return Problem(
@@ -678,7 +682,7 @@ def _known_keys(raw_loc: tuple[int | str, ...]) -> list[str]:
     for part in raw_loc:
         if model is None:
             return []
-        if part in ("local", "github", "linear") and model is WorkflowConfig:
+        if part in TRACKER_KINDS and model is WorkflowConfig:
             continue
         field = model.model_fields.get(str(part))
         if field is None:
@@ -708,6 +712,9 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 # ---------------------------------------------------------------------------------------------
 
 
+TRACKER_KINDS = tuple(kind.value for kind in TrackerKind)
+
+
 def _norm(state: str) -> str:
     return state.strip().lower()
 
@@ -717,7 +724,7 @@ class Sections:
     """The sections of a front matter that validated on their own. Cross-key rules run when
     the sections they read are valid, so one broken section does not hide other problems."""
 
-    tracker: LocalTrackerConfig | GitHubTrackerConfig | LinearTrackerConfig | None = None
+    tracker: TrackerConfig | None = None
     verdicts: dict[str, str] | None = None
     budgets: BudgetsConfig | None = None
     backoff: BackoffConfig | None = None
@@ -1050,21 +1057,30 @@ def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Probl
     problem = review_state_problem(review, tracker)
     if problem is not None:
         return [Problem(path="review.state", message=problem)]
-    if isinstance(tracker, LinearTrackerConfig) and review.github is None:
+    if isinstance(tracker, GitLabTrackerConfig):
+        return [
+            Problem(
+                path="review",
+                message="the review loop has no forge for GitLab merge requests yet (the "
+                "local board, GitHub, and Linear or Jira with review.github have one)",
+            )
+        ]
+    without_pull_requests = isinstance(tracker, LinearTrackerConfig | JiraTrackerConfig)
+    if without_pull_requests and review.github is None:
         return [
             Problem(
                 path="review.github",
-                message="Linear has no pull requests: name the GitHub repository the work is "
-                "reviewed in",
+                message=f"{tracker.kind.value} has no pull requests: name the GitHub repository "
+                "the work is reviewed in",
                 hint="review.github.repo: owner/name (token: review.github.api_key, "
                 "$GITHUB_TOKEN by default)",
             )
         ]
-    if not isinstance(tracker, LinearTrackerConfig) and review.github is not None:
+    if not without_pull_requests and review.github is not None:
         return [
             Problem(
                 path="review.github",
-                message="only a Linear line names a GitHub repository for review: a GitHub "
+                message="only a Linear or Jira line names a GitHub repository for review: a GitHub "
                 "line reviews in its own repository, and the local board is its own forge",
             )
         ]
@@ -1083,7 +1099,7 @@ def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Probl
 
 
 def _tracker_kind_problems(
-    tracker: LocalTrackerConfig | GitHubTrackerConfig | LinearTrackerConfig,
+    tracker: TrackerConfig,
     workspace: WorkspaceConfig,
     review: ReviewConfig | None = None,
 ) -> list[Problem]:
@@ -1120,10 +1136,122 @@ def _tracker_kind_problems(
                     )
                 )
             problems.extend(_github_mapping_problems(tracker))
-        case LinearTrackerConfig() | LocalTrackerConfig():
+        case GitLabTrackerConfig():
+            if not workspace.push_on_ship:
+                problems.append(
+                    Problem(
+                        path="workspace.push_on_ship",
+                        message="GitLab lines ship by opening a merge request: "
+                        "the branch must be pushed",
+                    )
+                )
+            problems.extend(gitlab_mapping_problems(tracker))
+        case LinearTrackerConfig() | LocalTrackerConfig() | JiraTrackerConfig():
             pass
         case _:
             assert_never(tracker)
+    return problems
+
+
+def gitlab_mapping_problems(config: GitLabTrackerConfig) -> list[Problem]:
+    """The cross-key rules of the GitLab profile (``jidoka check`` runs them once the kind is
+    wired): an issue must read as exactly one state, every declared state must be writable,
+    and adding a state label must never make GitLab drop a label the line reads."""
+
+    def norm(state: str) -> str:
+        return state.strip().casefold()
+
+    declared: dict[str, str] = {}
+    for state in [
+        *config.active_states,
+        *config.paused_states,
+        *config.terminal_states,
+        *config.backlog_states,
+        config.done_state,
+    ]:
+        declared.setdefault(norm(state), state)
+    problems: list[Problem] = []
+    closed = [norm(s) for s in config.closed_states]
+    closing = {norm(s) for s in config.terminal_states} | {norm(config.done_state)}
+    for state in config.closed_states:
+        if norm(state) not in closing:
+            problems.append(
+                Problem(
+                    path="tracker.closed_states",
+                    message=f"'{state}': closed issues can only be in terminal states or the "
+                    "done state",
+                )
+            )
+    label_owner: dict[str, str] = {}
+    for state, label in config.state_labels.items():
+        path = f"tracker.state_labels.{state}"
+        if norm(state) not in declared:
+            problems.append(Problem(path=path, message=f"'{state}' is not a declared state"))
+        if "," in label:
+            problems.append(
+                Problem(path=path, message=f"'{label}': a state label cannot contain a comma")
+            )
+        if label.strip().lower() in ("none", "any"):
+            problems.append(
+                Problem(
+                    path=path,
+                    message=f"'{label}': GitLab's label filter reads None and Any as 'no "
+                    "label' and 'any label', not as a label's name",
+                )
+            )
+        owner = label_owner.setdefault(label.strip().lower(), state)
+        if owner != state:
+            problems.append(
+                Problem(path=path, message=f"label '{label}' is already the label of '{owner}'")
+            )
+    labelled = {norm(s) for s in config.state_labels}
+    for state in config.closed_states[1:]:
+        if norm(state) not in labelled:
+            problems.append(
+                Problem(
+                    path="tracker.closed_states",
+                    message=f"'{state}' has no label in tracker.state_labels: a closed issue "
+                    f"without a closed-state label reads as '{config.closed_states[0]}', so "
+                    "only the first closed state can go without one",
+                )
+            )
+    default = config.default_open_state
+    if default is not None and norm(default) not in declared:
+        problems.append(
+            Problem(path="tracker.default_open_state", message=f"'{default}' is not declared")
+        )
+    elif default is not None and norm(default) in closed:
+        problems.append(
+            Problem(
+                path="tracker.default_open_state",
+                message=f"'{default}' is a closed state: open issues cannot be in it",
+            )
+        )
+    representable = labelled | set(closed) | ({norm(default)} if default else set[str]())
+    for key, state in declared.items():
+        if key not in representable:
+            problems.append(
+                Problem(
+                    path="tracker.state_labels",
+                    message=f"'{state}' has no GitLab representation: no issue could be in it",
+                    hint=f"add tracker.state_labels.{state}: jidoka::{key.replace(' ', '-')}",
+                )
+            )
+    scopes = {s for s in map(label_scope, config.state_labels.values()) if s is not None}
+    others = [(f"tracker.priority_labels.{x}", x) for x in config.priority_labels]
+    others += [("tracker.paused_labels", x) for x in config.paused_labels]
+    others += [("tracker.required_labels", x) for x in config.required_labels]
+    for path, label in others:
+        scope = label_scope(label)
+        if scope is not None and scope in scopes:
+            problems.append(
+                Problem(
+                    path=path,
+                    message=f"'{label}' shares the scope '{scope}::' with state labels: GitLab "
+                    "keeps one label per scope, so moving an issue would remove it",
+                    hint="give state labels a scope of their own (jidoka::todo, ...)",
+                )
+            )
     return problems
 
 
@@ -1268,8 +1396,10 @@ def env_reference_names(config: WorkflowConfig) -> list[str]:
     match tracker:
         case LocalTrackerConfig():
             values.append(tracker.board)
-        case GitHubTrackerConfig() | LinearTrackerConfig():
+        case GitHubTrackerConfig() | LinearTrackerConfig() | GitLabTrackerConfig():
             values.append(tracker.api_key)
+        case JiraTrackerConfig():
+            values += [tracker.email, tracker.api_token]
     for value in values:
         names.update(pattern.findall(value))
     for value in config.agent.env.values():

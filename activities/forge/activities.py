@@ -17,12 +17,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.forge.board import BoardForge
-from activities.forge.github import GitHubForge, linear_review_forge
+from activities.forge.github import GitHubForge, review_repository_forge
 from activities.secrets import resolve_secret
 from activities.tracker.activities import etag_cache, make_tracker, typed_tracker_errors
 from activities.tracker.local import LocalBoard
 from jidoka.config import (
     GitHubTrackerConfig,
+    GitLabTrackerConfig,
+    JiraTrackerConfig,
     LinearTrackerConfig,
     LocalTrackerConfig,
     ReviewConfig,
@@ -93,16 +95,23 @@ def make_forge(config: WorkflowConfig, review: ReviewConfig) -> Forge:
                     cache=etag_cache(tracker),
                 )
             )
-        case LinearTrackerConfig():
-            forge = linear_review_forge(config)
+        case LinearTrackerConfig() | JiraTrackerConfig():
+            forge = review_repository_forge(config)
             if forge is None:
                 raise ApplicationError(
-                    "a Linear line's review needs review.github (the repository its pull "
-                    "requests live in); WORKFLOW.md refuses it without",
+                    f"a {tracker.kind.value} line's review needs review.github (the repository "
+                    "its pull requests live in); WORKFLOW.md refuses it without",
                     type="ConfigInvalid",
                     non_retryable=True,
                 )
             return _PullRequests(forge)
+        case GitLabTrackerConfig():
+            raise ApplicationError(
+                "the review loop has no forge for GitLab merge requests yet; WORKFLOW.md "
+                "refuses review: on a GitLab line",
+                type="ConfigInvalid",
+                non_retryable=True,
+            )
         case _:
             assert_never(tracker)
 

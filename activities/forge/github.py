@@ -490,7 +490,7 @@ _REVIEW_CACHES: dict[str, ConditionalCache] = {}
 """One conditional-request cache per review repository per worker process, as the tracker's."""
 
 
-def linear_review_forge(config: WorkflowConfig) -> GitHubForge | None:
+def review_repository_forge(config: WorkflowConfig) -> GitHubForge | None:
     """The GitHub repository a Linear line's work is reviewed in (``review.github``), or None
     for any other line. Its token is resolved here, on the worker, never earlier."""
     review = config.review

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.git.credentials import TOKEN_ENV, credential_options
 from activities.secrets import resolve_secret
-from jidoka.config import GitHubTrackerConfig, WorkflowConfig
+from jidoka.config import GitHubTrackerConfig, GitLabTrackerConfig, WorkflowConfig
 from jidoka.models import LoadedWorkflow
 from jidoka.workflow_file import is_url, resolve_path
 
@@ -45,13 +45,20 @@ def repo_access(workflow: LoadedWorkflow) -> RepoAccess:
     config: WorkflowConfig = workflow.config
     tracker = config.tracker
     source = repo_source(workflow)
-    if not isinstance(tracker, GitHubTrackerConfig):
+    if not isinstance(tracker, GitHubTrackerConfig | GitLabTrackerConfig):
         return RepoAccess(remote=source)
     if not (is_url(source) and carries_token(source)):
         # A path, an SSH URL, plain HTTP to another host: the worker's own git credentials
         # apply, never the API token.
         return RepoAccess(remote=source)
+    if isinstance(tracker, GitLabTrackerConfig) and not _same_host(source, tracker.base_url):
+        # A GitLab token is offered to the configured GitLab only, never to another host.
+        return RepoAccess(remote=source)
     return RepoAccess(remote=source, token=resolve_secret(tracker.api_key))
+
+
+def _same_host(url: str, base_url: str) -> bool:
+    return (urlsplit(url).hostname or "").lower() == (urlsplit(base_url).hostname or "").lower()
 
 
 def repo_source(workflow: LoadedWorkflow) -> str:

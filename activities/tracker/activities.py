@@ -19,7 +19,7 @@ from typing import assert_never
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.forge.github import linear_review_forge
+from activities.forge.github import review_repository_forge
 from activities.secrets import Scrubber, resolve_secret
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
 from activities.tracker.github import (
@@ -28,11 +28,15 @@ from activities.tracker.github import (
     pull_request_comment,
     pull_request_marker,
 )
+from activities.tracker.gitlab import GitLabTracker
 from activities.tracker.http import ConditionalCache
+from activities.tracker.jira import JiraTracker
 from activities.tracker.linear import LinearTracker
 from activities.tracker.local import LocalBoard
 from jidoka.config import (
     GitHubTrackerConfig,
+    GitLabTrackerConfig,
+    JiraTrackerConfig,
     LinearTrackerConfig,
     LocalTrackerConfig,
     WorkflowConfig,
@@ -87,6 +91,15 @@ def make_tracker(config: WorkflowConfig, base_dir: str | None = None) -> Tracker
             )
         case LinearTrackerConfig():
             return LinearTracker(tracker, resolve_secret(tracker.api_key))
+        case JiraTrackerConfig():
+            return JiraTracker(
+                tracker, resolve_secret(tracker.email), resolve_secret(tracker.api_token)
+            )
+        case GitLabTrackerConfig():
+            cache = _ETAG_CACHES.setdefault(
+                f"{tracker.base_url}/{tracker.project}", ConditionalCache()
+            )
+            return GitLabTracker(tracker, resolve_secret(tracker.api_key), cache=cache)
         case _:
             assert_never(tracker)
 
@@ -243,7 +256,7 @@ async def tracker_publish(input: PublishInput) -> str | None:
 async def publish_for_review(tracker: TrackerClient, input: PublishInput) -> str | None:
     """A Linear line with ``review.github``: the pull request opened (or reused) in that
     repository, and its link commented on the issue once."""
-    forge = linear_review_forge(input.config)
+    forge = review_repository_forge(input.config)
     if forge is None:
         return None
     review = input.config.review

@@ -18,7 +18,7 @@ both the label to add and the state labels to remove in one ``PUT``, whether or 
 keeps one label per scope (a Premium feature; on Free the ``::`` is just part of the name).
 Where GitLab does, putting the state labels in one scope makes two state labels on an issue
 impossible, but also means any *other* label of that scope is dropped whenever a state label
-is added: :func:`mapping_problems` refuses such a profile.
+is added: :func:`jidoka.workflow_file.gitlab_mapping_problems` refuses such a profile.
 
 ``id`` is the issue's ``iid`` (its number within the project) as a string, ``identifier`` is
 ``<project name>#<iid>``.
@@ -32,11 +32,10 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import Field, StringConstraints, field_validator
 
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
 from activities.tracker.github import marker_tag
@@ -60,8 +59,10 @@ from activities.tracker.http import (
     parse_timestamp,
     utc_now,
 )
-from jidoka.config import NonEmpty, SecretRef, TrackerStates
-from jidoka.models import BlockerRef, Issue, Problem
+from jidoka.config import (
+    GitLabTrackerConfig,
+)
+from jidoka.models import BlockerRef, Issue
 
 logger = logging.getLogger("jidoka.tracker.gitlab")
 
@@ -85,47 +86,7 @@ may be a string, a list or an object of field errors; ``error`` is another spell
 rate limit is a 429 with ``RateLimit-Reset``. 5xx, redirects and transport failures stay with
 :class:`~activities.tracker.http.ApiClient` (bounded retries of safe requests)."""
 
-PROJECT_PATTERN = (
-    r"^(?:[1-9][0-9]*|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$"
-)
-
 T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration (moves to jidoka/config.py, with TrackerKind.GITLAB, when the kind is wired)
-# --------------------------------------------------------------------------------------------
-
-
-class GitLabTrackerConfig(TrackerStates):
-    kind: Literal["gitlab"]
-    project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
-    """``group/sub/app`` (the project's path, as in its URL) or the numeric project id."""
-    api_key: SecretRef = "$GITLAB_TOKEN"
-    base_url: NonEmpty = "https://gitlab.com"
-    """The instance (self-managed: ``https://gitlab.example.com``); the API is
-    ``<base_url>/api/v4``."""
-    state_labels: dict[NonEmpty, NonEmpty] = Field(default_factory=dict[str, str])
-    """State name -> label, spelled as in GitLab (its label filter is exact). Open and closed
-    states alike; scoped labels (``jidoka::todo``) welcome."""
-    default_open_state: NonEmpty | None = None
-    """State of an open issue that carries no open-state label (None: such issues are ignored)."""
-    closed_states: list[NonEmpty] = Field(default_factory=list[str])
-    """States that mean closed. A closed issue without a closed-state label reads as the first:
-    list first the state a person's plain "Close issue" should mean."""
-    priority_labels: dict[NonEmpty, int] = Field(default_factory=dict[str, int])
-    """Label -> priority (1 = most urgent); an issue with several takes the lowest."""
-    merge_request_target: NonEmpty | None = None
-    """Target branch of merge requests opened on ship (default: ``workspace.base_branch``)."""
-    draft_merge_requests: bool = False
-
-    @field_validator("project", mode="before")
-    @classmethod
-    def _numeric_id(cls, value: object) -> object:
-        """YAML reads ``project: 1234`` as an int; the id is kept as text like a path."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
 
 
 def api_url(base_url: str) -> str:
@@ -135,115 +96,6 @@ def api_url(base_url: str) -> str:
     if base.endswith("/api/v4"):
         base = base[: -len("/api/v4")]
     return f"{base}/api/v4"
-
-
-def label_scope(label: str) -> str | None:
-    """The scope of a scoped label, lowercase: everything before its last ``::`` (GitLab's
-    rule, so ``a::b::c`` is in scope ``a::b``); None for an unscoped label."""
-    scope, sep, _ = label.strip().rpartition("::")
-    return scope.lower() if sep and scope else None
-
-
-def mapping_problems(config: GitLabTrackerConfig) -> list[Problem]:
-    """The cross-key rules of the GitLab profile (``jidoka check`` runs them once the kind is
-    wired): an issue must read as exactly one state, every declared state must be writable,
-    and adding a state label must never make GitLab drop a label the line reads."""
-
-    def norm(state: str) -> str:
-        return state.strip().casefold()
-
-    declared: dict[str, str] = {}
-    for state in [
-        *config.active_states,
-        *config.paused_states,
-        *config.terminal_states,
-        *config.backlog_states,
-        config.done_state,
-    ]:
-        declared.setdefault(norm(state), state)
-    problems: list[Problem] = []
-    closed = [norm(s) for s in config.closed_states]
-    closing = {norm(s) for s in config.terminal_states} | {norm(config.done_state)}
-    for state in config.closed_states:
-        if norm(state) not in closing:
-            problems.append(
-                Problem(
-                    path="tracker.closed_states",
-                    message=f"'{state}': closed issues can only be in terminal states or the "
-                    "done state",
-                )
-            )
-    label_owner: dict[str, str] = {}
-    for state, label in config.state_labels.items():
-        path = f"tracker.state_labels.{state}"
-        if norm(state) not in declared:
-            problems.append(Problem(path=path, message=f"'{state}' is not a declared state"))
-        if "," in label:
-            problems.append(
-                Problem(path=path, message=f"'{label}': a state label cannot contain a comma")
-            )
-        if label.strip().lower() in ("none", "any"):
-            problems.append(
-                Problem(
-                    path=path,
-                    message=f"'{label}': GitLab's label filter reads None and Any as 'no "
-                    "label' and 'any label', not as a label's name",
-                )
-            )
-        owner = label_owner.setdefault(label.strip().lower(), state)
-        if owner != state:
-            problems.append(
-                Problem(path=path, message=f"label '{label}' is already the label of '{owner}'")
-            )
-    labelled = {norm(s) for s in config.state_labels}
-    for state in config.closed_states[1:]:
-        if norm(state) not in labelled:
-            problems.append(
-                Problem(
-                    path="tracker.closed_states",
-                    message=f"'{state}' has no label in tracker.state_labels: a closed issue "
-                    f"without a closed-state label reads as '{config.closed_states[0]}', so "
-                    "only the first closed state can go without one",
-                )
-            )
-    default = config.default_open_state
-    if default is not None and norm(default) not in declared:
-        problems.append(
-            Problem(path="tracker.default_open_state", message=f"'{default}' is not declared")
-        )
-    elif default is not None and norm(default) in closed:
-        problems.append(
-            Problem(
-                path="tracker.default_open_state",
-                message=f"'{default}' is a closed state: open issues cannot be in it",
-            )
-        )
-    representable = labelled | set(closed) | ({norm(default)} if default else set[str]())
-    for key, state in declared.items():
-        if key not in representable:
-            problems.append(
-                Problem(
-                    path="tracker.state_labels",
-                    message=f"'{state}' has no GitLab representation: no issue could be in it",
-                    hint=f"add tracker.state_labels.{state}: jidoka::{key.replace(' ', '-')}",
-                )
-            )
-    scopes = {s for s in map(label_scope, config.state_labels.values()) if s is not None}
-    others = [(f"tracker.priority_labels.{x}", x) for x in config.priority_labels]
-    others += [("tracker.paused_labels", x) for x in config.paused_labels]
-    others += [("tracker.required_labels", x) for x in config.required_labels]
-    for path, label in others:
-        scope = label_scope(label)
-        if scope is not None and scope in scopes:
-            problems.append(
-                Problem(
-                    path=path,
-                    message=f"'{label}' shares the scope '{scope}::' with state labels: GitLab "
-                    "keeps one label per scope, so moving an issue would remove it",
-                    hint="give state labels a scope of their own (jidoka::todo, ...)",
-                )
-            )
-    return problems
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,11 +55,10 @@ import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import TypeVar
+from urllib.parse import quote
 
 import httpx
-from pydantic import Field, field_validator, model_validator
 
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
 from activities.tracker.http import (
@@ -79,7 +78,7 @@ from activities.tracker.http import (
     parse_timestamp,
     utc_now,
 )
-from jidoka.config import NonEmpty, SecretRef, TrackerStates
+from jidoka.config import JiraTrackerConfig
 from jidoka.models import DESCRIPTION_LIMIT, BlockerRef, Issue
 
 logger = logging.getLogger("jidoka.tracker.jira")
@@ -90,75 +89,6 @@ Json = dict[str, object]
 # --------------------------------------------------------------------------------------------
 # Configuration (moves to jidoka/config.py when the kind is wired)
 # --------------------------------------------------------------------------------------------
-
-DEFAULT_PRIORITY_MAP: dict[str, int] = {
-    "Highest": 1,
-    "High": 2,
-    "Medium": 3,
-    "Low": 4,
-    "Lowest": 5,
-}
-"""Jira's default priority scheme, most urgent first."""
-
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-_ORDER_BY = re.compile(r"(?i)\border\s+by\b")
-
-
-class JiraTrackerConfig(TrackerStates):
-    kind: Literal["jira"]
-    base_url: NonEmpty
-    """The site: ``https://your-site.atlassian.net`` (Cloud) or the Data Center base URL,
-    context path included (``https://jira.example.com/jira``)."""
-    project_key: NonEmpty | None = None
-    """Only issues of this project (``ENG``). At least one of ``project_key`` and ``jql``."""
-    jql: NonEmpty | None = None
-    """Extra JQL ANDed to every listing (``labels = jidoka``), without ``ORDER BY``."""
-    email: SecretRef = "$JIRA_EMAIL"
-    """Cloud: the account's email. Data Center: the username; empty for a personal access
-    token."""
-    api_token: SecretRef = "$JIRA_API_TOKEN"
-    deployment: Literal["cloud", "data_center"] = "cloud"
-    priority_map: dict[NonEmpty, int] = Field(default_factory=lambda: dict(DEFAULT_PRIORITY_MAP))
-    """Jira priority name -> priority (1 = most urgent); names match without regard to case.
-    A priority not listed reads as no priority."""
-
-    @field_validator("base_url")
-    @classmethod
-    def _a_site_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        loopback = parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS
-        if parts.scheme != "https" and not loopback:
-            raise ValueError(
-                "must be an https:// URL (https://your-site.atlassian.net); plain http only "
-                "to this machine"
-            )
-        if not parts.hostname or parts.query or parts.fragment:
-            raise ValueError("must be the site's base URL, without query or fragment")
-        return value.rstrip("/")
-
-    @field_validator("project_key")
-    @classmethod
-    def _a_project_key(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
-            raise ValueError(f"{value!r} is not a Jira project key (e.g. ENG)")
-        return value
-
-    @field_validator("jql")
-    @classmethod
-    def _no_order_by(cls, value: str | None) -> str | None:
-        if value is not None and _ORDER_BY.search(value):
-            raise ValueError(
-                "must not contain ORDER BY: it is ANDed into the adapter's own query, "
-                "which sets the order"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _scoped(self) -> JiraTrackerConfig:
-        if self.project_key is None and self.jql is None:
-            raise ValueError("set tracker.project_key, tracker.jql, or both")
-        return self
-
 
 # --------------------------------------------------------------------------------------------
 # Constants

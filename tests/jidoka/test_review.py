@@ -394,3 +394,39 @@ def test_a_retry_starts_the_caps_again_and_keeps_the_totals() -> None:
     step = next_step(feedback, fresh, MANUAL, later)
     assert step.kind is StepKind.REWORK  # not the time cap either: the clock started again
     assert addressed_after(fresh, step).rounds_toward_cap == 1
+
+
+def test_workflow_md_takes_jira_and_gitlab_lines_and_says_where_review_needs_more(
+    tmp_path: Path,
+) -> None:
+    jira = {
+        "kind": "jira",
+        "base_url": "https://acme.atlassian.net",
+        "project_key": "ENG",
+        "active_states": ["To Do", "In Progress"],
+        "terminal_states": ["Done"],
+        "done_state": "Done",
+    }
+    gitlab = {
+        "kind": "gitlab",
+        "project": "acme/widgets",
+        "active_states": ["Todo"],
+        "terminal_states": ["Done"],
+        "done_state": "Done",
+        "state_labels": {"Todo": "jidoka::todo"},
+        "closed_states": ["Done"],
+    }
+    for tracker in (jira, gitlab):
+        kit = make_line(tmp_path / tracker["kind"])
+        kit.front_matter["tracker"] = tracker
+        kit.front_matter["verdicts"] = {"DONE": "Done"}
+        kit.write()
+        config = load_workflow(kit.workflow_md).config
+        assert config.tracker.kind == tracker["kind"]
+        kit.front_matter["review"] = {"state": "In Review"}
+        kit.write()
+        with pytest.raises(WorkflowFileError) as raised:
+            load_workflow(kit.workflow_md)
+        rendered = "\n".join(p.render() for p in raised.value.problems)
+        wanted = "review.github" if tracker["kind"] == "jira" else "no forge for GitLab"
+        assert wanted in rendered, rendered

@@ -74,7 +74,7 @@ def test_only_a_linear_line_names_a_review_repository(tmp_path: Path) -> None:
     kit = make_line(tmp_path, {"review": {"state": "In Review", "github": {"repo": REPO}}})
     with pytest.raises(WorkflowFileError) as raised:
         load_workflow(kit.workflow_md)
-    assert "only a Linear line" in "\n".join(p.render() for p in raised.value.problems)
+    assert "only a Linear or Jira line" in "\n".join(p.render() for p in raised.value.problems)
 
 
 def test_the_review_token_is_a_secret_of_the_line(tmp_path: Path) -> None:

@@ -28,11 +28,11 @@ from activities.tracker.gitlab import (
     draft_title,
     gitlab_message,
     issue_reference,
-    label_scope,
-    mapping_problems,
 )
 from activities.tracker.http import RetryPolicy
+from jidoka.config import label_scope
 from jidoka.models import Issue
+from jidoka.workflow_file import gitlab_mapping_problems
 from tests.support.fakes.gitlab_server import (
     BASE_URL,
     NOW,
@@ -151,13 +151,13 @@ def test_api_url_accepts_a_base_with_or_without_api_v4() -> None:
     assert api_url("https://example.com/gitlab/api/v4/") == "https://example.com/gitlab/api/v4"
 
 
-def test_the_test_profile_has_no_mapping_problems() -> None:
-    assert mapping_problems(config()) == []
+def test_the_test_profile_has_no_gitlab_mapping_problems() -> None:
+    assert gitlab_mapping_problems(config()) == []
 
 
 def test_mapping_problems_name_their_keys() -> None:
     def paths(**overrides: Any) -> list[str]:
-        return [f"{p.path}: {p.message}" for p in mapping_problems(config(**overrides))]
+        return [f"{p.path}: {p.message}" for p in gitlab_mapping_problems(config(**overrides))]
 
     # A closed state after the first needs a label: without one it could never be read.
     unlabelled = paths(state_labels={"Todo": "jidoka::todo", "In Progress": "jidoka::doing"})
