@@ -155,6 +155,10 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
     waited = 0.0
     try:
         async with AGENT_SLOTS.hold(activity.heartbeat, timeout_s=input.slot_wait_s) as waited:
+            if _worker_shutting_down():
+                # The slot came free because the worker is stopping: starting an agent now
+                # would outlive the shutdown. The attempt is the infrastructure's, retried.
+                return early(AgentStop.WORKER_SHUTDOWN)
             notice = asyncio.create_task(_tell_workflow_the_agent_started(input.attempt, waited))
             agent_started = time.monotonic()
             try:

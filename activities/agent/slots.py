@@ -63,15 +63,27 @@ class AgentSlots:
         started = time.monotonic()
         self.waiting += 1
         beat = asyncio.create_task(self._beat_while_waiting(heartbeat))
+        acquired = False
         try:
-            await asyncio.wait_for(semaphore.acquire(), timeout=timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the slot is granted.
+            async with asyncio.timeout(timeout_s):
+                await semaphore.acquire()
+            acquired = True
         except TimeoutError:
             raise SlotTimeout(time.monotonic() - started, self.size, self.waiting - 1) from None
         finally:
             self.waiting -= 1
             beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            try:
+                # Wait for the heartbeat task without swallowing a cancellation of our own:
+                # a worker shutting down cancels waiters just as the agents it kills free
+                # their slots, and a lost cancel would start an agent after the shutdown.
+                await asyncio.wait({beat})
+            except asyncio.CancelledError:
+                if acquired:
+                    semaphore.release()
+                raise
         try:
             yield time.monotonic() - started
         finally:
