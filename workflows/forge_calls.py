@@ -14,12 +14,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from workflows.common import TRACKER_RETRY, cause_message, cause_type, is_permanent, run_local
-from workflows.tracker_calls import ReadFailed, Unreadable
+from workflows.common import TRACKER_RETRY, cause_message, run_local
+from workflows.tracker_calls import ReadFailed, read_failure
 
 with workflow.unsafe.imports_passed_through():
     from activities.forge.activities import forge_merge, forge_read
-    from activities.tracker.activities import TRACKER_NOT_FOUND
     from jidoka.config import WorkflowConfig
     from jidoka.payloads import ForgeMergeInput, ForgeReadInput
     from jidoka.review import ChangeRequest
@@ -53,12 +52,7 @@ class ForgeCalls:
                 retry_policy=TRACKER_RETRY,
             )
         except ActivityError as error:
-            message = cause_message(error)
-            if cause_type(error) == TRACKER_NOT_FOUND:
-                return ReadFailed(Unreadable.GONE, message)
-            if is_permanent(error):
-                return ReadFailed(Unreadable.REFUSED, message)
-            return ReadFailed(Unreadable.UNREACHABLE, message)
+            return read_failure(error)
 
     async def merge(self, config: WorkflowConfig, *, url: str, sha: str) -> bool | str:
         """True: merged at ``sha``. False: the forge refused. A string: the merge failed

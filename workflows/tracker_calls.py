@@ -53,6 +53,17 @@ class ReadFailed:
     message: str
 
 
+def read_failure(error: ActivityError) -> ReadFailed:
+    """What a failed read of the tracker or the forge means: gone, refused for good, or
+    unreachable for now."""
+    message = cause_message(error)
+    if cause_type(error) == TRACKER_NOT_FOUND:
+        return ReadFailed(Unreadable.GONE, message)
+    if is_permanent(error):
+        return ReadFailed(Unreadable.REFUSED, message)
+    return ReadFailed(Unreadable.UNREACHABLE, message)
+
+
 class TrackerWriteFailed(Exception):
     """A state change that did not land: refused by the guard, or the tracker failed."""
 
@@ -78,12 +89,7 @@ class TrackerCalls:
                 retry_policy=TRACKER_RETRY,
             )
         except ActivityError as error:
-            message = cause_message(error)
-            if cause_type(error) == TRACKER_NOT_FOUND:
-                return ReadFailed(Unreadable.GONE, message)
-            if is_permanent(error):
-                return ReadFailed(Unreadable.REFUSED, message)
-            return ReadFailed(Unreadable.UNREACHABLE, message)
+            return read_failure(error)
 
     async def transition(
         self,
