@@ -21,7 +21,6 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TypeVar, assert_never
 from urllib.parse import quote
 
@@ -43,6 +42,16 @@ from activities.tracker.http import (
     parse_int,
     parse_timestamp,
     utc_now,
+)
+from activities.tracker.labels import (
+    Listing,
+    MalformedRecordError,
+    Placement,
+    StateMap,
+    StatePlacement,
+    label_names,
+    label_priority,
+    listings,
 )
 from jidoka.config import GitHubTrackerConfig
 from jidoka.models import BlockerRef, Issue
@@ -81,92 +90,18 @@ def marker_tag(marker: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class Placement(StrEnum):
-    """How a Jidoka state is represented on a GitHub issue."""
-
-    LABELLED = "labelled"
-    """Open, carrying the state's label."""
-    OPEN_DEFAULT = "open_default"
-    """Open, carrying no state label (``default_open_state``)."""
-    CLOSED = "closed"
-    """Closed with a ``state_reason``."""
-
-
-@dataclass(frozen=True)
-class StatePlacement:
-    state: str
-    """The state as spelled in WORKFLOW.md: GitHub has no spelling of its own for it."""
-    placement: Placement
-    label: str | None = None
-    reason: str | None = None
-
-
-class MalformedRecordError(Exception):
-    """An issue payload that cannot be normalised: left out of lists, an error by id."""
-
-
-@dataclass(frozen=True)
-class StateMap:
-    placements: dict[str, StatePlacement]
-    """Case-folded state name -> placement."""
-    by_label: dict[str, str]
-    """Lowercase label -> state."""
-    by_reason: dict[str, str]
-    """``state_reason`` -> state."""
-    default_open: str | None
-
-    @classmethod
-    def from_config(cls, config: GitHubTrackerConfig) -> StateMap:
-        placements: dict[str, StatePlacement] = {}
-        by_label: dict[str, str] = {}
-        by_reason: dict[str, str] = {}
-        if config.default_open_state is not None:
-            state = config.default_open_state
-            placements[state.casefold()] = StatePlacement(state, Placement.OPEN_DEFAULT)
-        for state, label in config.state_labels.items():
-            placements[state.casefold()] = StatePlacement(state, Placement.LABELLED, label=label)
-            by_label[label.strip().lower()] = state
-        for state, reason in config.closed_states.items():
-            placements[state.casefold()] = StatePlacement(state, Placement.CLOSED, reason=reason)
-            by_reason[reason] = state
-        return cls(placements, by_label, by_reason, config.default_open_state)
-
-    def placement(self, state: str) -> StatePlacement | None:
-        return self.placements.get(state.strip().casefold())
-
-    def state_labels_in(self, labels: Iterable[str]) -> list[str]:
-        """The state labels among ``labels`` (lowercase in, lowercase out)."""
-        return [label for label in labels if label in self.by_label]
-
-    def state_of(self, *, is_open: bool, labels: Sequence[str], reason: str | None) -> str | None:
-        """The state of an issue, None when it is in none of this line's states."""
-        if not is_open:
-            return self.by_reason.get(reason) if reason is not None else None
-        found = self.state_labels_in(labels)
-        if len(found) > 1:
-            raise MalformedRecordError(f"several state labels: {', '.join(sorted(found))}")
-        if found:
-            return self.by_label[found[0]]
-        return self.default_open
+def github_states(config: GitHubTrackerConfig) -> StateMap:
+    """Open states by label; closed states by ``state_reason``, none without one."""
+    return StateMap.build(
+        state_labels=config.state_labels,
+        default_open_state=config.default_open_state,
+        closed_reasons=dict(config.closed_states),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Normalisation (pure)
 # --------------------------------------------------------------------------------------------
-
-
-def _label_names(raw_labels: list[object]) -> list[object]:
-    names: list[object] = []
-    for entry in raw_labels:
-        obj = as_object(entry)
-        names.append(obj.get("name") if obj is not None else entry)
-    return names
-
-
-def _priority(labels: Sequence[str], priority_labels: dict[str, int]) -> int | None:
-    wanted = {label.strip().lower(): value for label, value in priority_labels.items()}
-    values = [wanted[label] for label in labels if label in wanted]
-    return min(values) if values else None
 
 
 def _blockers(body: str | None, repo: str) -> list[BlockerRef]:
@@ -207,7 +142,7 @@ def decode_issue(raw: object, config: GitHubTrackerConfig, states: StateMap) -> 
     raw_labels = as_list(obj.get("labels"))
     if raw_labels is None:
         raise MalformedRecordError(f"#{number}: labels is not a list")
-    labels = clean_labels(_label_names(raw_labels))
+    labels = clean_labels(label_names(raw_labels))
     reason = obj.get("state_reason")
     try:
         state = states.state_of(
@@ -226,7 +161,7 @@ def decode_issue(raw: object, config: GitHubTrackerConfig, states: StateMap) -> 
         identifier=f"{config.repo.split('/', 1)[1]}#{number}",
         title=title,
         description=description,
-        priority=_priority(labels, config.priority_labels),
+        priority=label_priority(labels, config.priority_labels),
         state=state,
         url=non_empty_str(obj.get("html_url")),
         labels=labels,
@@ -268,16 +203,6 @@ def read_rate_limit(headers: httpx.Headers, now: datetime) -> RateLimitSnapshot 
 # --------------------------------------------------------------------------------------------
 # The client
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Listing:
-    state: str
-    """GitHub's ``state`` filter: ``open`` or ``closed``."""
-    label: str | None
-    max_pages: int
-    truncate: bool
-    """True: stop quietly at ``max_pages``; False: more pages than that is an error."""
 
 
 def github_api(
@@ -373,7 +298,7 @@ class GitHubTracker(TrackerClient):
     ) -> None:
         self._config = config
         self._owner, self._name = config.repo.split("/", 1)
-        self._states = StateMap.from_config(config)
+        self._states = github_states(config)
         self._api = github_api(
             config.endpoint,
             token,
@@ -401,13 +326,7 @@ class GitHubTracker(TrackerClient):
         return await self.fetch_issues_by_states(self._config.active_states)
 
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
-        wanted: dict[str, StatePlacement] = {}
-        for state in states:
-            placement = self._states.placement(state)
-            if placement is None:
-                logger.debug("state %r has no GitHub mapping: nothing can be in it", state)
-            else:
-                wanted[placement.state] = placement
+        wanted = self._states.wanted(states)
         if not wanted:
             return []
         found: dict[str, Issue] = {}
@@ -464,7 +383,7 @@ class GitHubTracker(TrackerClient):
         if raw is None:
             raise self._api.error(TrackerErrorCategory.UNKNOWN_PAYLOAD, f"#{number}: not an object")
         raw = dict(raw)
-        labels = clean_labels(_label_names(as_list(raw.get("labels")) or []))
+        labels = clean_labels(label_names(as_list(raw.get("labels")) or []))
         is_open = raw.get("state") == "open"
         match target.placement:
             case Placement.LABELLED:
@@ -569,25 +488,15 @@ class GitHubTracker(TrackerClient):
             )
         return number
 
-    def _listings(self, wanted: Iterable[StatePlacement]) -> list[_Listing]:
-        placements = list(wanted)
-        listings: list[_Listing] = []
-        kinds = {p.placement for p in placements}
-        if Placement.OPEN_DEFAULT in kinds:
-            # Unlabelled issues can only be found by listing every open issue; that listing
-            # already holds the labelled ones too.
-            listings.append(_Listing("open", None, MAX_OPEN_PAGES, truncate=False))
-        else:
-            listings.extend(
-                _Listing("open", p.label, MAX_OPEN_PAGES, truncate=False)
-                for p in placements
-                if p.placement is Placement.LABELLED
-            )
-        if Placement.CLOSED in kinds:
-            listings.append(_Listing("closed", None, MAX_CLOSED_PAGES, truncate=True))
-        return listings
+    def _listings(self, wanted: Iterable[StatePlacement]) -> list[Listing]:
+        return listings(
+            wanted,
+            open_filter="open",
+            max_open_pages=MAX_OPEN_PAGES,
+            max_closed_pages=MAX_CLOSED_PAGES,
+        )
 
-    async def _list_issues(self, listing: _Listing) -> list[object]:
+    async def _list_issues(self, listing: Listing) -> list[object]:
         params: dict[str, str | int] = {
             "state": listing.state,
             "per_page": PAGE_SIZE,
@@ -650,7 +559,7 @@ class GitHubTracker(TrackerClient):
         self, number: int, raw: dict[str, object], *, keep: str | None
     ) -> list[object]:
         current = as_list(raw.get("labels")) or []
-        for label in self._states.state_labels_in(clean_labels(_label_names(current))):
+        for label in self._states.state_labels_in(clean_labels(label_names(current))):
             if label == keep:
                 continue
             reply = await self._api.request(

@@ -31,7 +31,6 @@ import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -58,6 +57,16 @@ from activities.tracker.http import (
     parse_retry_after,
     parse_timestamp,
     utc_now,
+)
+from activities.tracker.labels import (
+    Listing,
+    MalformedRecordError,
+    Placement,
+    StateMap,
+    StatePlacement,
+    label_names,
+    label_priority,
+    listings,
 )
 from jidoka.config import (
     GitLabTrackerConfig,
@@ -103,105 +112,20 @@ def api_url(base_url: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class Placement(StrEnum):
-    """How a Jidoka state is represented on a GitLab issue."""
-
-    LABELLED = "labelled"
-    """Open, carrying the state's label."""
-    OPEN_DEFAULT = "open_default"
-    """Open, carrying no open-state label (``default_open_state``)."""
-    CLOSED = "closed"
-    """Closed, carrying the state's label when it has one (the first closed state need not)."""
-
-
-@dataclass(frozen=True)
-class StatePlacement:
-    state: str
-    """As spelled in WORKFLOW.md: GitLab has no spelling of its own for it."""
-    placement: Placement
-    label: str | None = None
-    """As configured (GitLab's label filter and writes are exact)."""
-
-
-class MalformedRecordError(Exception):
-    """An issue payload that cannot be normalised: left out of lists, an error by id."""
-
-
-@dataclass(frozen=True)
-class StateMap:
-    placements: dict[str, StatePlacement]
-    """Case-folded state name -> placement."""
-    open_by_label: dict[str, str]
-    """Lowercase label -> open state."""
-    closed_by_label: dict[str, str]
-    """Lowercase label -> closed state."""
-    default_open: str | None
-    default_closed: str | None
-
-    @classmethod
-    def from_config(cls, config: GitLabTrackerConfig) -> StateMap:
-        closed = {s.casefold() for s in config.closed_states}
-        placements: dict[str, StatePlacement] = {}
-        open_by_label: dict[str, str] = {}
-        closed_by_label: dict[str, str] = {}
-        if config.default_open_state is not None:
-            state = config.default_open_state
-            placements[state.casefold()] = StatePlacement(state, Placement.OPEN_DEFAULT)
-        for state in config.closed_states:
-            placements[state.casefold()] = StatePlacement(state, Placement.CLOSED)
-        for state, label in config.state_labels.items():
-            if state.casefold() in closed:
-                placements[state.casefold()] = StatePlacement(state, Placement.CLOSED, label)
-                closed_by_label[label.strip().lower()] = state
-            else:
-                placements[state.casefold()] = StatePlacement(state, Placement.LABELLED, label)
-                open_by_label[label.strip().lower()] = state
-        default_closed = config.closed_states[0] if config.closed_states else None
-        return cls(
-            placements, open_by_label, closed_by_label, config.default_open_state, default_closed
-        )
-
-    def placement(self, state: str) -> StatePlacement | None:
-        return self.placements.get(state.strip().casefold())
-
-    def is_state_label(self, label: str) -> bool:
-        key = label.strip().lower()
-        return key in self.open_by_label or key in self.closed_by_label
-
-    def state_of(self, *, is_open: bool, labels: Sequence[str]) -> str | None:
-        """The state of an issue (``labels`` lowercase), None when it is in none of this
-        line's states."""
-        by_label = self.open_by_label if is_open else self.closed_by_label
-        found = sorted({label for label in labels if label in by_label})
-        if len(found) > 1:
-            group = "open" if is_open else "closed"
-            raise MalformedRecordError(f"several {group}-state labels: {', '.join(found)}")
-        if found:
-            return by_label[found[0]]
-        return self.default_open if is_open else self.default_closed
+def gitlab_states(config: GitLabTrackerConfig) -> StateMap:
+    """Open states by label; closed states by label, else the first closed state (GitLab has
+    no close reason)."""
+    return StateMap.build(
+        state_labels=config.state_labels,
+        default_open_state=config.default_open_state,
+        closed_reasons=dict.fromkeys(config.closed_states),
+        default_closed=config.closed_states[0] if config.closed_states else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Normalisation (pure)
 # --------------------------------------------------------------------------------------------
-
-
-def _label_names(raw_labels: list[object]) -> list[str]:
-    """Label names as GitLab spells them: plain strings by default, objects with a ``name``
-    when listed ``with_labels_details``."""
-    names: list[str] = []
-    for entry in raw_labels:
-        obj = as_object(entry)
-        name = obj.get("name") if obj is not None else entry
-        if isinstance(name, str) and name.strip():
-            names.append(name.strip())
-    return names
-
-
-def _priority(labels: Sequence[str], priority_labels: dict[str, int]) -> int | None:
-    wanted = {label.strip().lower(): value for label, value in priority_labels.items()}
-    values = [wanted[label] for label in labels if label in wanted]
-    return min(values) if values else None
 
 
 def _positive_int(value: object) -> int | None:
@@ -254,7 +178,7 @@ def decode_issue(raw: object, config: GitLabTrackerConfig, states: StateMap) -> 
     raw_labels = as_list(obj.get("labels"))
     if raw_labels is None:
         raise MalformedRecordError(f"#{iid}: labels is not a list")
-    labels = clean_labels(_label_names(raw_labels))
+    labels = clean_labels(label_names(raw_labels))
     if native_state == "closed" and obj.get("moved_to_id") is not None:
         return None  # moved to another project: it lives on there, not in this line
     try:
@@ -269,7 +193,7 @@ def decode_issue(raw: object, config: GitLabTrackerConfig, states: StateMap) -> 
         identifier=f"{project_name(config, obj)}#{iid}",
         title=title,
         description=description if isinstance(description, str) else None,
-        priority=_priority(labels, config.priority_labels),
+        priority=label_priority(labels, config.priority_labels),
         state=state,
         url=non_empty_str(obj.get("web_url")),
         labels=labels,
@@ -299,7 +223,7 @@ def decode_blocker(
     native = obj.get("state")
     if iid is None or native not in ("opened", "closed"):
         return None
-    labels = clean_labels(_label_names(as_list(obj.get("labels")) or []))
+    labels = clean_labels(label_names(as_list(obj.get("labels")) or []))
     try:
         state = states.state_of(is_open=native == "opened", labels=labels)
     except MalformedRecordError:
@@ -668,15 +592,6 @@ def issue_reference(body: str, iid: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Listing:
-    state: str
-    """GitLab's ``state`` filter: ``opened`` or ``closed``."""
-    label: str | None
-    max_pages: int
-    truncate: bool
-
-
 class GitLabTracker(TrackerClient):
     def __init__(
         self,
@@ -691,7 +606,7 @@ class GitLabTracker(TrackerClient):
     ) -> None:
         self._config = config
         self._project = project_path(config.project)
-        self._states = StateMap.from_config(config)
+        self._states = gitlab_states(config)
         self._api = GitLabApi(
             config.base_url,
             token,
@@ -721,13 +636,7 @@ class GitLabTracker(TrackerClient):
         return await self.fetch_issues_by_states(self._config.active_states)
 
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
-        wanted: dict[str, StatePlacement] = {}
-        for state in states:
-            placement = self._states.placement(state)
-            if placement is None:
-                logger.debug("state %r has no GitLab mapping: nothing can be in it", state)
-            else:
-                wanted[placement.state] = placement
+        wanted = self._states.wanted(states)
         if not wanted:
             return []
         found: dict[str, tuple[Issue, dict[str, object]]] = {}
@@ -791,7 +700,7 @@ class GitLabTracker(TrackerClient):
         raw = as_object(await self._get_issue(iid))
         if raw is None:
             raise self._api.error(TrackerErrorCategory.UNKNOWN_PAYLOAD, f"#{iid}: not an object")
-        names = _label_names(as_list(raw.get("labels")) or [])
+        names = label_names(as_list(raw.get("labels")) or [])
         present = {name.lower() for name in names}
         keep = target.label.strip().lower() if target.label is not None else None
         changes: dict[str, str] = {}
@@ -871,25 +780,15 @@ class GitLabTracker(TrackerClient):
             )
         return iid
 
-    def _listings(self, wanted: Iterable[StatePlacement]) -> list[_Listing]:
-        placements = list(wanted)
-        kinds = {p.placement for p in placements}
-        listings: list[_Listing] = []
-        if Placement.OPEN_DEFAULT in kinds:
-            # Unlabelled issues can only be found by listing every open issue; that listing
-            # already holds the labelled ones too.
-            listings.append(_Listing("opened", None, MAX_OPEN_PAGES, truncate=False))
-        else:
-            listings.extend(
-                _Listing("opened", p.label, MAX_OPEN_PAGES, truncate=False)
-                for p in placements
-                if p.placement is Placement.LABELLED
-            )
-        if Placement.CLOSED in kinds:
-            listings.append(_Listing("closed", None, MAX_CLOSED_PAGES, truncate=True))
-        return listings
+    def _listings(self, wanted: Iterable[StatePlacement]) -> list[Listing]:
+        return listings(
+            wanted,
+            open_filter="opened",
+            max_open_pages=MAX_OPEN_PAGES,
+            max_closed_pages=MAX_CLOSED_PAGES,
+        )
 
-    async def _list_issues(self, listing: _Listing) -> list[object]:
+    async def _list_issues(self, listing: Listing) -> list[object]:
         query: list[tuple[str, str | int]] = [("state", listing.state)]
         if listing.label is not None:
             query.append(("labels", listing.label.strip()))

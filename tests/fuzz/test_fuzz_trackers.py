@@ -33,7 +33,7 @@ from hypothesis.strategies import DrawFn
 
 from activities.tracker import github, linear
 from activities.tracker.base import TrackerClient, TrackerError
-from activities.tracker.github import GitHubTracker, StateMap
+from activities.tracker.github import GitHubTracker, github_states
 from activities.tracker.http import RetryPolicy
 from activities.tracker.linear import LinearTracker
 from jidoka.config import GitHubTrackerConfig, LinearTrackerConfig
@@ -75,7 +75,7 @@ GITHUB_CONFIG = GitHubTrackerConfig.model_validate(
         "priority_labels": {"P1": 1, "p2": 2, "Bug": 3},
     }
 )
-GITHUB_STATES = StateMap.from_config(GITHUB_CONFIG)
+GITHUB_STATES = github_states(GITHUB_CONFIG)
 LINEAR_CONFIG = LinearTrackerConfig.model_validate(
     {
         "kind": "linear",

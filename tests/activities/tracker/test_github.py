@@ -175,7 +175,7 @@ async def test_malformed_records_are_omitted_from_lists_but_fatal_by_id(
         issues = await client.fetch_candidate_issues()
     assert ids(issues) == ["1"]
     assert "#2: no title" in caplog.text
-    assert "#3: several state labels" in caplog.text
+    assert "#3: several open-state labels" in caplog.text
     for bad in ("2", "3"):
         with pytest.raises(TrackerError) as caught:
             await client.fetch_issue(bad)
