@@ -41,7 +41,7 @@ from activities.git.credentials import TOKEN_USERNAME
 from activities.tracker.github import marker_tag
 from jidoka.keys import work_branch, workspace_key
 from jidoka.outcomes import HaltCategory, HaltSource, Phase
-from jidoka.payloads import AnswerRequest, IssueStatus, ResumeRequest, ResumeResult
+from jidoka.payloads import AnswerRequest, IssueStatus
 from tests.support.fakes.git_server import REAL_GIT, serve_git
 from tests.support.fakes.github_server import FakeGitHub, make_issue, serve_github
 from tests.support.linekit import (
@@ -50,6 +50,7 @@ from tests.support.linekit import (
     factory,
     line_status,
     make_line,
+    resume_leaving_the_issue_halted,
     start_line,
     wait_for_phase,
 )
@@ -351,28 +352,10 @@ async def test_a_github_line_ships_pauses_halts_and_never_leaks_the_token(
                 ASK.identifier: Phase.SHIPPED,
                 SHIP.identifier: Phase.SHIPPED,
             }
-            # An operator resumes once the halt has reached the issue, with a root cause. (A
-            # known orchestrator race: the line's halt and resume broadcasts interleave, so a
-            # resume sent while the halt is still being broadcast can reach an issue before
-            # the halt does and leave it gated.)
-            await eventually(
-                lambda: issue[HALLUCINATE].query(IssueWorkflow.status),
-                lambda s: s.phase is Phase.HALTED and s.line_halted,
-                timeout=TIMEOUT,
-                what="the halt reached the issue",
-            )
-            resumed = await handle.execute_update(
-                "resume",
-                ResumeRequest(root_cause="agent claimed work it never committed", operator="ops"),
-                result_type=ResumeResult,
-            )
-            assert isinstance(resumed, ResumeResult) and resumed.accepted
-            # The line runs again; the hallucinated issue stays halted for its own decision.
-            held = await eventually(
-                lambda: issue[HALLUCINATE].query(IssueWorkflow.status),
-                lambda s: not s.line_halted,
-                timeout=TIMEOUT,
-                what="the resume reached the issue",
+            # The operator resumes the line with a root cause; the hallucinated issue stays
+            # halted for its own decision.
+            held = await resume_leaving_the_issue_halted(
+                handle, issue[HALLUCINATE], "agent claimed work it never committed", timeout=TIMEOUT
             )
             status = await line_status(handle)
             await handle.terminate("test done")

@@ -31,7 +31,7 @@ from activities.git.access import repo_access
 from activities.git.credentials import TOKEN_USERNAME
 from jidoka.keys import work_branch, workspace_key
 from jidoka.outcomes import HaltCategory, HaltSource, Phase
-from jidoka.payloads import AnswerRequest, IssueStatus, ResumeRequest, ResumeResult
+from jidoka.payloads import AnswerRequest, IssueStatus
 from jidoka.workflow_file import load_workflow
 from tests.support.fakes import gitlab_server, jira_server
 from tests.support.fakes.git_server import GitServer, serve_git
@@ -43,6 +43,7 @@ from tests.support.linekit import (
     factory,
     line_status,
     make_line,
+    resume_leaving_the_issue_halted,
     start_line,
     wait_for_phase,
 )
@@ -183,23 +184,8 @@ async def run_three_issues(client: Client, kit: LineKit, tracker: Provider) -> I
         halt = status.open_halts[0]
         assert (halt.category, halt.source) == (HaltCategory.NO_PROGRESS, HaltSource.ORCHESTRATOR)
         assert halt.issue_identifier == tracker.identifier(HALLUCINATE)
-        await eventually(
-            lambda: issue[HALLUCINATE].query(IssueWorkflow.status),
-            lambda s: s.phase is Phase.HALTED and s.line_halted,
-            timeout=TIMEOUT,
-            what="the halt reached the issue",
-        )
-        resumed = await handle.execute_update(
-            "resume",
-            ResumeRequest(root_cause="agent claimed work it never committed", operator="ops"),
-            result_type=ResumeResult,
-        )
-        assert isinstance(resumed, ResumeResult) and resumed.accepted
-        held = await eventually(
-            lambda: issue[HALLUCINATE].query(IssueWorkflow.status),
-            lambda s: not s.line_halted,
-            timeout=TIMEOUT,
-            what="the resume reached the issue",
+        held = await resume_leaving_the_issue_halted(
+            handle, issue[HALLUCINATE], "agent claimed work it never committed", timeout=TIMEOUT
         )
         status = await line_status(handle)
         await handle.terminate("test done")

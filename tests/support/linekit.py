@@ -32,6 +32,7 @@ from jidoka.payloads import (
     LineStatus,
     LineWorkflowInput,
     ResumeRequest,
+    ResumeResult,
 )
 from tests.support.git import make_origin, run_git
 from tests.support.workerproc import TAG_VAR
@@ -419,6 +420,37 @@ async def retry_and_resume(
     )
     await line.execute_update(
         LineWorkflow.resume_update, ResumeRequest(root_cause=root_cause, operator="ops")
+    )
+
+
+async def resume_leaving_the_issue_halted(
+    line: WorkflowHandle[Any, Any],
+    issue: WorkflowHandle[Any, Any],
+    root_cause: str,
+    *,
+    timeout: float = 60,
+) -> IssueStatus:
+    """An operator resumes a line an issue halted, with a root cause, and leaves the issue
+    halted for its own decision; the issue's status once the resume has reached it.
+
+    The resume is sent once the halt has reached the issue: the line's halt and resume
+    broadcasts interleave, so a resume sent while the halt is still being broadcast can reach
+    an issue before the halt does and leave it gated (a known orchestrator race)."""
+    await eventually(
+        lambda: issue.query(IssueWorkflow.status),
+        lambda s: s.phase is Phase.HALTED and s.line_halted,
+        timeout=timeout,
+        what="the halt reached the issue",
+    )
+    resumed = await line.execute_update(
+        "resume", ResumeRequest(root_cause=root_cause, operator="ops"), result_type=ResumeResult
+    )
+    assert isinstance(resumed, ResumeResult) and resumed.accepted, resumed
+    return await eventually(
+        lambda: issue.query(IssueWorkflow.status),
+        lambda s: not s.line_halted,
+        timeout=timeout,
+        what="the resume reached the issue",
     )
 
 
