@@ -1057,14 +1057,6 @@ def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Probl
     problem = review_state_problem(review, tracker)
     if problem is not None:
         return [Problem(path="review.state", message=problem)]
-    if isinstance(tracker, GitLabTrackerConfig):
-        return [
-            Problem(
-                path="review",
-                message="the review loop has no forge for GitLab merge requests yet (the "
-                "local board, GitHub, and Linear or Jira with review.github have one)",
-            )
-        ]
     without_pull_requests = isinstance(tracker, LinearTrackerConfig | JiraTrackerConfig)
     if without_pull_requests and review.github is None:
         return [
@@ -1084,15 +1076,18 @@ def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Probl
                 "line reviews in its own repository, and the local board is its own forge",
             )
         ]
-    if isinstance(tracker, GitHubTrackerConfig) and _norm(review.state) not in {
-        _norm(state) for state in tracker.state_labels
-    }:
+    labelled = isinstance(tracker, GitHubTrackerConfig | GitLabTrackerConfig)
+    if labelled and _norm(review.state) not in {_norm(state) for state in tracker.state_labels}:
+        forge = "GitHub" if isinstance(tracker, GitHubTrackerConfig) else "GitLab"
+        label = (
+            "jidoka:in-review" if isinstance(tracker, GitHubTrackerConfig) else "jidoka::in-review"
+        )
         return [
             Problem(
                 path="review.state",
-                message=f"'{review.state}' has no label in tracker.state_labels: on GitHub an "
+                message=f"'{review.state}' has no label in tracker.state_labels: on {forge} an "
                 "open issue's state is its label",
-                hint=f"add tracker.state_labels.{review.state}: jidoka:in-review",
+                hint=f"add tracker.state_labels.{review.state}: {label}",
             )
         ]
     return []
@@ -1145,7 +1140,9 @@ def _tracker_kind_problems(
                         "the branch must be pushed",
                     )
                 )
-            problems.extend(gitlab_mapping_problems(tracker))
+            problems.extend(
+                gitlab_mapping_problems(tracker, review_state=review.state if review else None)
+            )
         case LinearTrackerConfig() | LocalTrackerConfig() | JiraTrackerConfig():
             pass
         case _:
@@ -1153,10 +1150,14 @@ def _tracker_kind_problems(
     return problems
 
 
-def gitlab_mapping_problems(config: GitLabTrackerConfig) -> list[Problem]:
+def gitlab_mapping_problems(
+    config: GitLabTrackerConfig, *, review_state: str | None = None
+) -> list[Problem]:
     """The cross-key rules of the GitLab profile (``jidoka check`` runs them once the kind is
     wired): an issue must read as exactly one state, every declared state must be writable,
-    and adding a state label must never make GitLab drop a label the line reads."""
+    and adding a state label must never make GitLab drop a label the line reads.
+    ``review_state``: ``review.state``, a declared state of a line with ``review:`` (its label
+    is required by the review rules)."""
 
     def norm(state: str) -> str:
         return state.strip().casefold()
@@ -1170,6 +1171,8 @@ def gitlab_mapping_problems(config: GitLabTrackerConfig) -> list[Problem]:
         config.done_state,
     ]:
         declared.setdefault(norm(state), state)
+    # review.state may have a label too; that it has one is the review rules' to say.
+    labellable = {*declared, *([norm(review_state)] if review_state is not None else [])}
     problems: list[Problem] = []
     closed = [norm(s) for s in config.closed_states]
     closing = {norm(s) for s in config.terminal_states} | {norm(config.done_state)}
@@ -1185,7 +1188,7 @@ def gitlab_mapping_problems(config: GitLabTrackerConfig) -> list[Problem]:
     label_owner: dict[str, str] = {}
     for state, label in config.state_labels.items():
         path = f"tracker.state_labels.{state}"
-        if norm(state) not in declared:
+        if norm(state) not in labellable:
             problems.append(Problem(path=path, message=f"'{state}' is not a declared state"))
         if "," in label:
             problems.append(

@@ -1,9 +1,10 @@
 """Forge activities: the only place the review loop reads or merges a change request.
 
 A forge is where a shipped issue's change request lives: GitHub's pull requests for a GitHub
-tracker, the board itself for the local board (review there is a person's edit). Both answer
-the same two questions, so the workflow never knows which one it watches; another forge
-(GitLab) plugs in as one more case of :func:`make_forge`. Errors leave typed, as the tracker
+tracker (and for Linear and Jira lines, in ``review.github``), GitLab's merge requests for a
+GitLab tracker, the board itself for the local board (review there is a person's edit). All
+answer the same two questions, so the workflow never knows which one it watches; another
+forge plugs in as one more case of :func:`make_forge`. Errors leave typed, as the tracker
 activities' do: a refused token halts, an outage is retried, nothing leaks a secret.
 """
 
@@ -18,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.forge.board import BoardForge
 from activities.forge.github import GitHubForge, review_repository_forge
+from activities.forge.gitlab import GitLabForge
 from activities.secrets import resolve_secret
 from activities.tracker.activities import etag_cache, make_tracker, typed_tracker_errors
 from activities.tracker.local import LocalBoard
@@ -52,6 +54,24 @@ class _PullRequests:
 
     async def read(self, issue_id: str, url: str, shipped_head: str) -> ChangeRequest:
         return await self._forge.read(url)
+
+    async def merge(self, issue_id: str, url: str, sha: str) -> bool:
+        return await self._forge.merge(url, sha)
+
+    async def aclose(self) -> None:
+        await self._forge.aclose()
+
+
+class _MergeRequests:
+    """GitLab: the change request is the merge request the ship opened. The shipped head goes
+    along: GitLab moves a merge request's head to a push seconds after it, and the forge tells
+    that lag from someone else's push by the branch's tip."""
+
+    def __init__(self, forge: GitLabForge) -> None:
+        self._forge = forge
+
+    async def read(self, issue_id: str, url: str, shipped_head: str) -> ChangeRequest:
+        return await self._forge.read(url, shipped_head=shipped_head)
 
     async def merge(self, issue_id: str, url: str, sha: str) -> bool:
         return await self._forge.merge(url, sha)
@@ -106,11 +126,13 @@ def make_forge(config: WorkflowConfig, review: ReviewConfig) -> Forge:
                 )
             return _PullRequests(forge)
         case GitLabTrackerConfig():
-            raise ApplicationError(
-                "the review loop has no forge for GitLab merge requests yet; WORKFLOW.md "
-                "refuses review: on a GitLab line",
-                type="ConfigInvalid",
-                non_retryable=True,
+            return _MergeRequests(
+                GitLabForge(
+                    tracker.project,
+                    resolve_secret(tracker.api_key),
+                    base_url=tracker.base_url,
+                    cache=etag_cache(tracker),
+                )
             )
         case _:
             assert_never(tracker)

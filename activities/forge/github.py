@@ -24,6 +24,19 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from activities.forge.text import (
+    COMMENT_CHARS,
+    NAME_CHARS,
+    SUMMARY_CHARS,
+    SUMMARY_LINES,
+    bounded_body,
+    bounded_name,
+    bounded_path,
+    clean_text,
+    login_of,
+    output_tail,
+    positive_int,
+)
 from activities.secrets import resolve_secret
 from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.github import (
@@ -55,6 +68,31 @@ from jidoka.review import (
     ReviewVerdict,
 )
 
+__all__ = [
+    # The text bounds live in activities/forge/text.py (the GitLab forge shares them); named
+    # here too, as they always were.
+    "COMMENT_CHARS",
+    "DEFAULT_ENDPOINT",
+    "MAX_CHECKS",
+    "MAX_COMMENTS",
+    "MAX_PAGES",
+    "MAX_REVIEWS",
+    "NAME_CHARS",
+    "SUMMARY_CHARS",
+    "SUMMARY_LINES",
+    "TRUSTED_ASSOCIATIONS",
+    "GitHubForge",
+    "bounded_body",
+    "clean_text",
+    "decode_check_run",
+    "decode_review",
+    "decode_review_comment",
+    "decode_status",
+    "output_tail",
+    "request_state",
+    "review_repository_forge",
+]
+
 logger = logging.getLogger("jidoka.forge.github")
 
 T = TypeVar("T")
@@ -68,14 +106,6 @@ MAX_COMMENTS = 200
 """The latest ones: older comments were sent to the agent already, or are stale."""
 MAX_PAGES = 20
 """A listing read past this many pages is cut (logged): 2,000 reviews on one pull request."""
-SUMMARY_LINES = 60
-SUMMARY_CHARS = 4_000
-COMMENT_CHARS = 2_000
-NAME_CHARS = 200
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters other than tab and newline, and lone surrogates (JSON can carry them,
-UTF-8 cannot)."""
 _PULL_URL = re.compile(r"^/(?P<owner>[^/]+)/(?P<name>[^/]+)/pulls?/(?P<number>\d+)(?:/.*)?$")
 
 _VERDICTS = {
@@ -90,60 +120,6 @@ _STATUS_STATES = {
     "failure": CheckState.FAILED,
     "error": CheckState.FAILED,
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Bounding untrusted text (pure)
-# --------------------------------------------------------------------------------------------
-
-
-def clean_text(text: str) -> str:
-    """Line ends made ``\\n``; other control characters replaced by U+FFFD."""
-    return _CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
-
-
-def output_tail(*parts: object) -> str:
-    """A check's output (``output.summary`` then ``output.text``): the last
-    :data:`SUMMARY_LINES` lines and at most :data:`SUMMARY_CHARS` characters, cleaned. Values
-    that are not strings (null, missing, numbers) are skipped; a huge one is cut before any
-    work is done on it."""
-    texts = [p for p in parts if isinstance(p, str) and p.strip()]
-    if not texts:
-        return ""
-    # The tail is all that is kept: never split megabytes into lines. Twice the budget leaves
-    # room for the CRLFs cleaning folds.
-    budget = 2 * SUMMARY_CHARS
-    text = "\n".join(t[-budget:] for t in texts)[-budget:]
-    lines = clean_text(text).strip("\n").split("\n")
-    tail = "\n".join(lines[-SUMMARY_LINES:])
-    return tail[-SUMMARY_CHARS:]
-
-
-def bounded_body(value: object) -> str:
-    """A review comment's body: its head, at most :data:`COMMENT_CHARS` characters."""
-    if not isinstance(value, str):
-        return ""
-    text = clean_text(value[: COMMENT_CHARS + 1])
-    if len(text) > COMMENT_CHARS:
-        text = text[: COMMENT_CHARS - 1] + "\u2026"
-    return text
-
-
-def _name(value: object, fallback: str) -> str:
-    text = non_empty_str(value)
-    return clean_text(text.strip())[:NAME_CHARS] if text is not None else fallback
-
-
-def _login(user: object) -> str:
-    """A user's login; GitHub shows a deleted account as ``ghost``."""
-    obj = as_object(user)
-    return _name(obj.get("login") if obj is not None else None, "ghost")
-
-
-def _positive_int(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +143,7 @@ def decode_check_run(raw: object) -> Check | None:
     obj = as_object(raw)
     if obj is None:
         return None
-    name = _name(obj.get("name"), "")
+    name = bounded_name(obj.get("name"), "")
     if not name:
         return None
     output = as_object(obj.get("output")) or {}
@@ -189,7 +165,7 @@ def decode_status(raw: object) -> Check | None:
     obj = as_object(raw)
     if obj is None:
         return None
-    name = _name(obj.get("context"), "")
+    name = bounded_name(obj.get("context"), "")
     state = _STATUS_STATES.get(str(obj.get("state")))
     if not name or state is None:
         return None
@@ -218,7 +194,7 @@ def decode_review(raw: object) -> Review | None:
         return None
     commit = non_empty_str(obj.get("commit_id"))
     return Review(
-        author=_login(obj.get("user")),
+        author=login_of(obj.get("user")),
         verdict=verdict,
         commit_sha=commit.strip() if commit is not None else "",
         submitted_at=submitted_at,
@@ -233,13 +209,12 @@ def decode_review_comment(raw: object) -> ReviewComment | None:
     raw_id = obj.get("id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, int | str) or not str(raw_id).strip():
         return None
-    path = non_empty_str(obj.get("path"))
-    line = _positive_int(obj.get("line")) or _positive_int(obj.get("original_line"))
+    line = positive_int(obj.get("line")) or positive_int(obj.get("original_line"))
     return ReviewComment(
         id=str(raw_id).strip(),
-        author=_login(obj.get("user")),
+        author=login_of(obj.get("user")),
         body=bounded_body(obj.get("body")),
-        path=clean_text(path)[:1_000] if path is not None else None,
+        path=bounded_path(obj.get("path")),
         line=line,
     )
 

@@ -96,10 +96,9 @@ def make_tracker(config: WorkflowConfig, base_dir: str | None = None) -> Tracker
                 tracker, resolve_secret(tracker.email), resolve_secret(tracker.api_token)
             )
         case GitLabTrackerConfig():
-            cache = _ETAG_CACHES.setdefault(
-                f"{tracker.base_url}/{tracker.project}", ConditionalCache()
+            return GitLabTracker(
+                tracker, resolve_secret(tracker.api_key), cache=etag_cache(tracker)
             )
-            return GitLabTracker(tracker, resolve_secret(tracker.api_key), cache=cache)
         case _:
             assert_never(tracker)
 
@@ -121,8 +120,14 @@ def typed_tracker_errors(config: WorkflowConfig) -> Iterator[None]:
         ) from None
 
 
-def etag_cache(tracker: GitHubTrackerConfig) -> ConditionalCache:
-    return _ETAG_CACHES.setdefault(f"{tracker.endpoint}/{tracker.repo}", ConditionalCache())
+def etag_cache(tracker: GitHubTrackerConfig | GitLabTrackerConfig) -> ConditionalCache:
+    """The conditional-request cache of a tracker's repository or project, one per worker
+    process, shared by its tracker and forge clients."""
+    if isinstance(tracker, GitLabTrackerConfig):
+        key = f"{tracker.base_url}/{tracker.project}"
+    else:
+        key = f"{tracker.endpoint}/{tracker.repo}"
+    return _ETAG_CACHES.setdefault(key, ConditionalCache())
 
 
 @contextlib.asynccontextmanager

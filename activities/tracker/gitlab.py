@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -36,6 +36,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from activities.jsontext import loads
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
 from activities.tracker.github import marker_tag
 from activities.tracker.http import (
@@ -48,6 +49,7 @@ from activities.tracker.http import (
     Reply,
     RetryPolicy,
     Sleep,
+    TailReply,
     as_list,
     as_object,
     clean_labels,
@@ -300,7 +302,7 @@ def retry_after_s(headers: httpx.Headers, now: datetime) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# The REST client (shared with a GitLab forge when the review loop gets one)
+# The REST client (shared with the GitLab forge, activities/forge/gitlab.py)
 # --------------------------------------------------------------------------------------------
 
 
@@ -362,14 +364,21 @@ class GitLabApi:
         json: object = None,
         safe: bool,
         conditional: bool = False,
+        answers: Collection[int] = (),
     ) -> Reply:
         """One request; a 2xx :class:`Reply` or a ``TrackerError``. ``url`` carries its whole
         query: ``httpx`` would replace, not merge, a query with ``params``, and GitLab's
-        ``iids[]`` repeats a key."""
+        ``iids[]`` repeats a key. ``answers``: error statuses that are an answer to the caller
+        (a merge's refusal), returned as a :class:`Reply` instead of raised."""
         reply = await self.api.request(
-            method, url, json=json, safe=safe, conditional=conditional, passthrough=ERROR_STATUSES
+            method,
+            url,
+            json=json,
+            safe=safe,
+            conditional=conditional,
+            passthrough=(*ERROR_STATUSES, *answers),
         )
-        if 200 <= reply.status < 300:
+        if 200 <= reply.status < 300 or reply.status in answers:
             return reply
         raise self._failure(method, url, reply)
 
@@ -435,6 +444,21 @@ class GitLabApi:
                     f"GET {path}: more than {max_pages} pages; narrow the line's states",
                 )
             pages += 1
+
+    async def text_tail(self, url: str, *, keep_bytes: int, max_bytes: int) -> TailReply:
+        """The end of a plain-text body that may be huge (a job's log), streamed so that at
+        most ``keep_bytes`` are held (:meth:`ApiClient.read_tail`); failures classified as
+        :meth:`call` classifies them."""
+        reply = await self.api.read_tail(
+            url, keep_bytes=keep_bytes, max_bytes=max_bytes, passthrough=ERROR_STATUSES
+        )
+        if 200 <= reply.status < 300:
+            return reply
+        try:
+            body: object = loads(reply.tail)
+        except (ValueError, RecursionError):
+            body = reply.tail.decode("utf-8", "replace")
+        raise self._failure("GET", url, Reply(reply.status, reply.headers, body, None))
 
     def _failure(self, method: str, url: str, reply: Reply) -> TrackerError:
         status = reply.status

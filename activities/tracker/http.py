@@ -360,6 +360,55 @@ class ApiClient:
             raise failure
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    async def read_tail(
+        self,
+        url: str,
+        *,
+        keep_bytes: int,
+        max_bytes: int,
+        passthrough: Collection[int] = (),
+    ) -> TailReply:
+        """A ``GET`` of a body that may be huge (a CI job's log), streamed: only its last
+        ``keep_bytes`` are ever held, and reading stops after ``max_bytes`` (``cut``). Retried
+        like a safe :meth:`request`; a failure is classified from the first
+        :data:`ERROR_BODY_BYTES` of its body, which is also what a ``passthrough`` status
+        returns in ``tail``. Never conditional, never cached."""
+        request = self._client.build_request("GET", url, headers={"Accept": "text/plain"})
+        self._check_origin(request.url)
+        attempts = self._retry.attempts
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                response = await self._client.send(request, stream=True)
+                try:
+                    self._observe(response.headers)
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        return await _stream_tail(response, keep_bytes, max_bytes)
+                    content = await _stream_head(response, ERROR_BODY_BYTES)
+                finally:
+                    await response.aclose()
+            except httpx.TransportError as exc:
+                failure = self.error(
+                    TrackerErrorCategory.API_REQUEST,
+                    f"GET {request.url.path} failed: {type(exc).__name__}: {exc}",
+                    retryable=True,
+                )
+                if last:
+                    raise failure from None
+                await self._backoff(attempt, failure)
+                continue
+            logger.debug("%s GET %s -> %d", self.provider, request.url.path, status)
+            if status in passthrough:
+                return TailReply(status=status, headers=response.headers, tail=content)
+            failure = self._classify("GET", request.url, response, content)
+            server_error = failure.retryable and failure.category is TrackerErrorCategory.API_STATUS
+            if server_error and not last:
+                await self._backoff(attempt, failure)
+                continue
+            raise failure
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     # -- internals ---------------------------------------------------------------------------
 
     def _check_origin(self, url: httpx.URL) -> None:
@@ -431,6 +480,51 @@ class ApiClient:
         if status == 422:
             return self.error(TrackerErrorCategory.UNPROCESSABLE, where)
         return self.error(TrackerErrorCategory.API_STATUS, where, retryable=status >= 500)
+
+
+@dataclass(frozen=True)
+class TailReply:
+    """What :meth:`ApiClient.read_tail` kept of a body."""
+
+    status: int
+    headers: httpx.Headers
+    tail: bytes
+    """The last bytes read (at most ``keep_bytes``); for a passthrough status, the body's
+    first bytes."""
+    size: int = 0
+    """Bytes read in all."""
+    cut: bool = False
+    """Reading stopped at ``max_bytes``: ``tail`` is not the body's end."""
+
+
+ERROR_BODY_BYTES = 64 * 1024
+"""What is read of an error's body when the body itself is streamed."""
+
+
+async def _stream_tail(response: httpx.Response, keep_bytes: int, max_bytes: int) -> TailReply:
+    kept = bytearray()
+    size = 0
+    cut = False
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        kept += chunk
+        if len(kept) > keep_bytes:
+            del kept[: len(kept) - keep_bytes]
+        if size >= max_bytes:
+            cut = True
+            break
+    return TailReply(
+        status=response.status_code, headers=response.headers, tail=bytes(kept), size=size, cut=cut
+    )
+
+
+async def _stream_head(response: httpx.Response, limit: int) -> bytes:
+    head = bytearray()
+    async for chunk in response.aiter_bytes():
+        head += chunk[: limit - len(head)]
+        if len(head) >= limit:
+            break
+    return bytes(head)
 
 
 def _looks_rate_limited(status: int, headers: httpx.Headers, body_text: str) -> bool:

@@ -399,6 +399,8 @@ def test_a_retry_starts_the_caps_again_and_keeps_the_totals() -> None:
 def test_workflow_md_takes_jira_and_gitlab_lines_and_says_where_review_needs_more(
     tmp_path: Path,
 ) -> None:
+    """Jira has no pull requests: its review needs review.github. GitLab reviews its own merge
+    requests, and review.state is a label there, as on GitHub."""
     jira = {
         "kind": "jira",
         "base_url": "https://acme.atlassian.net",
@@ -428,5 +430,18 @@ def test_workflow_md_takes_jira_and_gitlab_lines_and_says_where_review_needs_mor
         with pytest.raises(WorkflowFileError) as raised:
             load_workflow(kit.workflow_md)
         rendered = "\n".join(p.render() for p in raised.value.problems)
-        wanted = "review.github" if tracker["kind"] == "jira" else "no forge for GitLab"
-        assert wanted in rendered, rendered
+        if tracker["kind"] == "jira":
+            assert "review.github" in rendered, rendered
+        else:
+            assert "on GitLab an open issue's state is its label" in rendered, rendered
+            assert "jidoka::in-review" in rendered, rendered
+            assert len(raised.value.problems) == 1, rendered
+    gitlab["state_labels"] = {"Todo": "jidoka::todo", "In Review": "jidoka::in-review"}
+    kit = make_line(tmp_path / "gitlab-labelled")
+    kit.front_matter["tracker"] = gitlab
+    kit.front_matter["verdicts"] = {"DONE": "Done"}
+    kit.front_matter["review"] = {"state": "In Review", "merge": "auto"}
+    kit.write()
+    config = load_workflow(kit.workflow_md).config
+    assert config.review is not None and config.review.state == "In Review"
+    assert config.shipped_state() == "In Review"

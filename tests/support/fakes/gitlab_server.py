@@ -13,6 +13,18 @@ Objects are built in GitLab's documented shapes (docs.gitlab.com/api/issues, /no
   labels exclusive per scope when ``scoped_labels`` (GitLab Premium and Ultimate);
 * merge request creation answering 409 "Another open merge request already exists for this
   source branch", as GitLab does;
+* what the review loop reads of a merge request (docs.gitlab.com/api/merge_requests, /jobs,
+  /pipelines, /commits, /merge_request_approvals, /discussions, /members, /users): its
+  ``head_pipeline`` and that pipeline's jobs (retried ones left out), a job's log as
+  ``text/plain``, commit statuses at a sha, ``approvals`` (``approved_by`` with
+  ``approved_at``), ``reviewers`` (``state``), diff ``versions`` (a new one each time the head
+  moves, newest first), ``discussions``, ``members/all/:user_id``, ``GET /user`` (the
+  token's user) and ``repository/branches/:branch``;
+* a merge request's head (``sha``) is its branch's tip when ``head_of`` (or ``branches``)
+  knows it, as on GitLab once it has caught up with a push;
+* the merge pinned to a head: 405 "Method Not Allowed" unless ``detailed_merge_status`` is
+  ``mergeable`` (GitLab checks mergeability first), 409 "SHA does not match HEAD of source
+  branch", 401 when the token's user may not merge (``can_merge``);
 * errors in GitLab's shapes (:func:`error_response`).
 
 Two ways to reach it: ``fake.transport`` (an ``httpx.MockTransport``) for unit tests, and
@@ -181,6 +193,7 @@ def make_merge_request(
     project: str = PROJECT,
     project_id: int = PROJECT_ID,
     source_project_id: int | None = None,
+    base_url: str = BASE_URL,
 ) -> dict[str, Any]:
     """A merge request as ``GET /projects/:id/merge_requests`` lists it."""
     draft = bool(re.match(r"(?i)^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|draft\s|draft$)", title))
@@ -220,10 +233,206 @@ def make_merge_request(
         "draft_title_prefix": None,
         "should_remove_source_branch": None,
         "force_remove_source_branch": False,
-        "web_url": f"{BASE_URL}/{project}/-/merge_requests/{iid}",
+        "web_url": f"{base_url}/{project}/-/merge_requests/{iid}",
         "references": {"short": f"!{iid}", "relative": f"!{iid}", "full": f"{project}!{iid}"},
         "has_conflicts": False,
         "blocking_discussions_resolved": True,
+        "head_pipeline": None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# What the review loop reads of a merge request
+# --------------------------------------------------------------------------------------------
+
+
+def make_user(user_id: int, username: str) -> dict[str, Any]:
+    """A user as GitLab embeds one (``UserBasic``: authors, approvers, reviewers)."""
+    return {
+        "id": user_id,
+        "username": username,
+        "name": username.title(),
+        "state": "active",
+        "locked": False,
+        "avatar_url": None,
+        "web_url": f"{BASE_URL}/{username}",
+    }
+
+
+def make_member(user: dict[str, Any], access_level: int = 30) -> dict[str, Any]:
+    """``GET /projects/:id/members/all/:user_id``: the user with their role in the project
+    (10 Guest, 15 Planner, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner)."""
+    return {
+        **user,
+        "access_level": access_level,
+        "created_at": _stamp(NOW - timedelta(days=30)),
+        "expires_at": None,
+        "membership_state": "active",
+    }
+
+
+def make_pipeline(
+    pipeline_id: int,
+    sha: str,
+    *,
+    status: str = "running",
+    ref: str = "main",
+    project_id: int = PROJECT_ID,
+    project: str = PROJECT,
+) -> dict[str, Any]:
+    """A pipeline as a merge request's ``head_pipeline`` holds it."""
+    return {
+        "id": pipeline_id,
+        "iid": pipeline_id,
+        "project_id": project_id,
+        "sha": sha,
+        "ref": ref,
+        "status": status,
+        "source": "merge_request_event",
+        "created_at": _stamp(NOW),
+        "updated_at": _stamp(NOW),
+        "web_url": f"{BASE_URL}/{project}/-/pipelines/{pipeline_id}",
+    }
+
+
+def make_job(
+    job_id: int,
+    name: str,
+    status: str = "success",
+    *,
+    pipeline: dict[str, Any] | None = None,
+    stage: str = "test",
+    allow_failure: bool = False,
+    failure_reason: str | None = None,
+    retried: bool = False,
+    project: str = PROJECT,
+) -> dict[str, Any]:
+    """A job as ``GET /projects/:id/pipelines/:pipeline_id/jobs`` lists it (``retried`` is
+    the fake's own mark: GitLab lists a retried job only with ``include_retried``)."""
+    finished = status in ("success", "failed", "canceled", "skipped")
+    job: dict[str, Any] = {
+        "id": job_id,
+        "name": name,
+        "stage": stage,
+        "status": status,
+        "ref": (pipeline or {}).get("ref", "main"),
+        "tag": False,
+        "coverage": None,
+        "allow_failure": allow_failure,
+        "created_at": _stamp(NOW),
+        "started_at": _stamp(NOW) if status not in ("created", "pending", "manual") else None,
+        "finished_at": _stamp(NOW) if finished else None,
+        "erased_at": None,
+        "duration": 1.5 if finished else None,
+        "queued_duration": 0.1,
+        "user": USER,
+        "commit": {"id": (pipeline or {}).get("sha"), "short_id": None, "title": "A commit"},
+        "pipeline": {
+            key: (pipeline or {}).get(key) for key in ("id", "project_id", "ref", "sha", "status")
+        },
+        "web_url": f"{BASE_URL}/{project}/-/jobs/{job_id}",
+        "artifacts": [],
+        "runner": None,
+        "tag_list": [],
+        "_retried": retried,
+    }
+    if status == "failed":
+        job["failure_reason"] = failure_reason or "script_failure"
+    return job
+
+
+def make_commit_status(
+    status_id: int,
+    name: str,
+    status: str,
+    sha: str,
+    *,
+    description: Any = None,
+    allow_failure: bool = False,
+) -> dict[str, Any]:
+    """``GET /projects/:id/repository/commits/:sha/statuses``: external CI's statuses (and
+    GitLab's own jobs, which it lists there too)."""
+    return {
+        "id": status_id,
+        "sha": sha,
+        "ref": "main",
+        "status": status,
+        "name": name,
+        "target_url": f"https://ci.example.com/builds/{status_id}",
+        "description": description,
+        "created_at": _stamp(NOW),
+        "started_at": _stamp(NOW),
+        "finished_at": _stamp(NOW) if status in ("success", "failed", "canceled") else None,
+        "allow_failure": allow_failure,
+        "coverage": None,
+        "pipeline_id": None,
+        "author": USER,
+    }
+
+
+def make_position(
+    path: str, new_line: int | None, *, old_line: int | None = None
+) -> dict[str, Any]:
+    """A diff note's ``position`` (a text line of the diff)."""
+    return {
+        "base_sha": "b" * 40,
+        "start_sha": "b" * 40,
+        "head_sha": "c" * 40,
+        "old_path": path,
+        "new_path": path,
+        "position_type": "text",
+        "old_line": old_line,
+        "new_line": new_line,
+        "line_range": None,
+    }
+
+
+def make_mr_note(
+    note_id: int,
+    body: Any,
+    author: dict[str, Any],
+    *,
+    system: bool = False,
+    resolvable: bool = False,
+    resolved: bool = False,
+    position: dict[str, Any] | None = None,
+    noteable_iid: int = 1,
+) -> dict[str, Any]:
+    """A note of a merge request's discussion; a diff note carries its ``position``."""
+    note: dict[str, Any] = {
+        "id": note_id,
+        "type": "DiffNote" if position is not None else ("DiscussionNote" if resolvable else None),
+        "body": body,
+        "attachment": None,
+        "author": author,
+        "created_at": _stamp(NOW + timedelta(seconds=note_id)),
+        "updated_at": _stamp(NOW + timedelta(seconds=note_id)),
+        "system": system,
+        "noteable_id": noteable_iid,
+        "noteable_type": "MergeRequest",
+        "project_id": PROJECT_ID,
+        "resolvable": resolvable,
+        "confidential": False,
+        "internal": False,
+        "noteable_iid": noteable_iid,
+        "commands_changes": {},
+    }
+    if resolvable:
+        note.update(resolved=resolved, resolved_by=USER if resolved else None)
+        note["resolved_at"] = _stamp(NOW) if resolved else None
+    if position is not None:
+        note["position"] = position
+    return note
+
+
+def make_discussion(notes: list[dict[str, Any]], *, individual: bool = False) -> dict[str, Any]:
+    """``GET /projects/:id/merge_requests/:iid/discussions``: a thread (``individual_note``: a
+    lone comment, not a thread)."""
+    first = notes[0]["id"] if notes else 0
+    return {
+        "id": hashlib.sha1(f"discussion:{first}".encode()).hexdigest(),
+        "individual_note": individual,
+        "notes": notes,
     }
 
 
@@ -283,10 +492,112 @@ class FakeGitLab:
         self.not_modified = 0
         self.override: Callable[[httpx.Request], httpx.Response | None] | None = None
         self.lock = threading.Lock()
+        # -- what the review loop reads --
+        self.base_url = BASE_URL
+        """Where the instance's pages are (merge requests' ``web_url``): set it to the served
+        URL for a client that checks a merge request's URL against its ``base_url``."""
+        self.user: dict[str, Any] = USER
+        """The token's own user (``GET /user``)."""
+        self.members: dict[int, dict[str, Any]] = {}
+        self.pipelines: dict[int, dict[str, Any]] = {}
+        self.jobs: dict[int, list[dict[str, Any]]] = {}
+        """Pipeline id -> its jobs."""
+        self.traces: dict[int, str | bytes] = {}
+        """Job id -> its log."""
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        """Sha -> commit statuses."""
+        self.approvals: dict[int, list[dict[str, Any]]] = {}
+        """Merge request iid -> ``approved_by`` entries."""
+        self.reviewers: dict[int, list[dict[str, Any]]] = {}
+        self.discussions: dict[int, list[dict[str, Any]]] = {}
+        self.versions: dict[int, list[dict[str, Any]]] = {}
+        """Merge request iid -> its diff versions, newest first."""
+        self.branches: dict[str, str] = {}
+        """Branch -> tip, when ``head_of`` is not set."""
+        self.head_of: Callable[[str], str | None] | None = None
+        """Where pushed branches live: a merge request's head is its branch's tip (None: the
+        head is what the test set, or ``branches``)."""
+        self.clock: Callable[[], datetime] = lambda: self.now
+        """When a new head's version and an approval are stamped."""
+        self.can_merge = True
+        """False: the token's user may not merge (GitLab's 401)."""
 
     @property
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
+
+    # -- merge requests as the review loop sees them ------------------------------------------
+
+    def add_merge_request(self, iid: int, *, sha: str, **fields: Any) -> dict[str, Any]:
+        """A merge request (:func:`make_merge_request`) at head ``sha``, replacing any with that
+        iid, its first diff version recorded."""
+        fields.setdefault("source_branch", f"feature-{iid}")
+        fields.setdefault("base_url", self.base_url)
+        mr = make_merge_request(iid, project=self.project, project_id=self.project_id, **fields)
+        mr["sha"] = sha
+        self.merge_requests = [m for m in self.merge_requests if m["iid"] != iid]
+        self.merge_requests.append(mr)
+        self.versions[iid] = []
+        self._new_version(mr)
+        return mr
+
+    def merge_request(self, iid: int) -> dict[str, Any] | None:
+        """The merge request, its head moved to its branch's tip (GitLab having caught up)."""
+        mr = next((m for m in self.merge_requests if m["iid"] == iid), None)
+        if mr is not None:
+            self._follow_branch(mr)
+        return mr
+
+    def tip(self, branch: str) -> str | None:
+        return self.head_of(branch) if self.head_of is not None else self.branches.get(branch)
+
+    def add_member(self, user_id: int, username: str, access_level: int = 30) -> dict[str, Any]:
+        """A user with a role in the project; returns the user as GitLab embeds one."""
+        user = make_user(user_id, username)
+        self.members[user_id] = make_member(user, access_level)
+        return user
+
+    def set_pipeline(self, iid: int, pipeline: dict[str, Any], jobs: list[dict[str, Any]]) -> None:
+        """``pipeline`` becomes the merge request's head pipeline, with ``jobs``."""
+        self.pipelines[pipeline["id"]] = pipeline
+        self.jobs[pipeline["id"]] = jobs
+        mr = next(m for m in self.merge_requests if m["iid"] == iid)
+        mr["head_pipeline"] = pipeline
+
+    def approve(self, iid: int, user: dict[str, Any], at: datetime | None = None) -> None:
+        self.approvals.setdefault(iid, []).append(
+            {"user": user, "approved_at": _stamp(at or self.clock())}
+        )
+
+    def request_changes(self, iid: int, user: dict[str, Any]) -> None:
+        self.reviewers.setdefault(iid, []).append(
+            {"user": user, "state": "requested_changes", "created_at": _stamp(self.clock())}
+        )
+
+    def _follow_branch(self, mr: dict[str, Any]) -> None:
+        if mr["state"] != "opened":
+            return
+        tip = self.tip(mr["source_branch"])
+        if tip is not None and tip != mr["sha"]:
+            mr["sha"] = tip
+            self._new_version(mr)
+
+    def _new_version(self, mr: dict[str, Any]) -> None:
+        versions = self.versions.setdefault(mr["iid"], [])
+        versions.insert(
+            0,
+            {
+                "id": mr["id"] * 100 + len(versions) + 1,
+                "head_commit_sha": mr["sha"],
+                "base_commit_sha": "b" * 40,
+                "start_commit_sha": "b" * 40,
+                "created_at": _stamp(self.clock()),
+                "merge_request_id": mr["id"],
+                "state": "collected",
+                "real_size": "1",
+                "patch_id_sha": None,
+            },
+        )
 
     def writes(self) -> list[str]:
         return [f"{r.method} {_raw_path(r)}" for r in self.requests if r.method != "GET"]
@@ -393,6 +704,8 @@ class FakeGitLab:
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         raw = _raw_path(request)
+        if raw == "/api/v4/user" and request.method == "GET":
+            return self._json(request, self.user)
         match = re.fullmatch(r"/api/v4/projects/([^/]+)(?:/(.*))?", raw)
         if match is None:
             return self._error(request, 404, {"message": "404 Not Found"})
@@ -433,6 +746,8 @@ class FakeGitLab:
             return self._json(request, self.links.get(iid, []))
         if tail == "merge_requests" and method == "GET":
             params = request.url.params
+            for mr in self.merge_requests:
+                self._follow_branch(mr)
             found = [
                 mr
                 for mr in self.merge_requests
@@ -443,14 +758,137 @@ class FakeGitLab:
         if tail == "merge_requests" and method == "POST":
             return self._open_merge_request(request)
         if (m := re.fullmatch(r"merge_requests/(\d+)", tail)) and method in ("GET", "PUT"):
-            mr = next((x for x in self.merge_requests if x["iid"] == int(m.group(1))), None)
+            mr = self.merge_request(int(m.group(1)))
             if mr is None:
                 return self._error(request, 404)
             if method == "PUT":
                 changes = json.loads(request.content or b"{}")
                 mr.update({k: v for k, v in changes.items() if k in ("title", "description")})
             return self._json(request, mr)
+        if m := re.fullmatch(r"merge_requests/(\d+)/(\w+)", tail):
+            return self._merge_request_part(request, int(m.group(1)), m.group(2))
+        return self._review_route(request, tail)
+
+    def _merge_request_part(self, request: httpx.Request, iid: int, part: str) -> httpx.Response:
+        mr = self.merge_request(iid)
+        if mr is None:
+            return self._error(request, 404)
+        match request.method, part:
+            case "PUT", "merge":
+                return self._merge(request, mr)
+            case "GET", "approvals":
+                approved = self.approvals.get(iid, [])
+                return self._json(
+                    request,
+                    {
+                        key: mr[key]
+                        for key in ("id", "iid", "project_id", "title", "description", "state")
+                    }
+                    | {
+                        "created_at": mr["created_at"],
+                        "updated_at": mr["updated_at"],
+                        "merge_status": mr["merge_status"],
+                        "approved": bool(approved),
+                        "approvals_required": 0,
+                        "approvals_left": 0,
+                        "require_password_to_approve": False,
+                        "approved_by": approved,
+                        "suggested_approvers": [],
+                        "approvers": [],
+                        "approver_groups": [],
+                        "user_has_approved": False,
+                        "user_can_approve": True,
+                        "approval_rules_left": [],
+                        "has_approval_rules": False,
+                        "merge_request_approvers_available": False,
+                        "multiple_approval_rules_available": False,
+                        "invalid_approvers_rules": [],
+                    },
+                )
+            case "GET", "reviewers":
+                return self._json(request, self.reviewers.get(iid, []))  # not paginated
+            case "GET", "versions":
+                return self._page(request, self.versions.get(iid, []))
+            case "GET", "discussions":
+                return self._page(request, self.discussions.get(iid, []))
+            case _:
+                return self._error(request, 404, {"message": "404 Not Found"})
+
+    def _review_route(self, request: httpx.Request, tail: str) -> httpx.Response:
+        method = request.method
+        if (m := re.fullmatch(r"pipelines/(\d+)/jobs", tail)) and method == "GET":
+            pipeline_id = int(m.group(1))
+            if pipeline_id not in self.pipelines:
+                return self._error(request, 404)
+            retried = request.url.params.get("include_retried") == "true"
+            listed: list[Any] = []
+            for job in self.jobs.get(pipeline_id, []):
+                if not isinstance(job, dict):  # a test's junk entry, served as is
+                    listed.append(job)
+                elif retried or not job.get("_retried"):
+                    listed.append({k: v for k, v in job.items() if k != "_retried"})
+            # Newest first, as GitLab lists them.
+            return self._page(request, sorted(listed, key=_newest_first))
+        if (m := re.fullmatch(r"jobs/(\d+)/trace", tail)) and method == "GET":
+            job_id = int(m.group(1))
+            if not any(j["id"] == job_id for jobs in self.jobs.values() for j in jobs):
+                return self._error(request, 404, {"message": "404 Job Not Found"})
+            trace = self.traces.get(job_id, "")
+            content = trace.encode() if isinstance(trace, str) else trace
+            self.remaining -= 1
+            headers = self._headers()
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            headers["Content-Disposition"] = "attachment; filename=job.log"
+            return httpx.Response(200, content=content, headers=headers)
+        if (m := re.fullmatch(r"repository/commits/([0-9a-fA-F]+)/statuses", tail)) and (
+            method == "GET"
+        ):
+            return self._page(request, self.statuses.get(m.group(1), []))
+        if (m := re.fullmatch(r"members/all/(\d+)", tail)) and method == "GET":
+            member = self.members.get(int(m.group(1)))
+            if member is None:
+                return self._error(request, 404, {"message": "404 Not found"})
+            return self._json(request, member)
+        if (m := re.fullmatch(r"repository/branches/(.+)", tail)) and method == "GET":
+            tip = self.tip(m.group(1))
+            if tip is None:
+                return self._error(request, 404, {"message": "404 Branch Not Found"})
+            return self._json(
+                request,
+                {
+                    "name": m.group(1),
+                    "commit": {"id": tip, "short_id": tip[:8], "title": "A commit"},
+                    "merged": False,
+                    "protected": False,
+                    "default": False,
+                    "developers_can_push": False,
+                    "developers_can_merge": False,
+                    "can_push": True,
+                    "web_url": f"{BASE_URL}/{self.project}/-/tree/{m.group(1)}",
+                },
+            )
         return self._error(request, 404, {"message": "404 Not Found"})
+
+    def _merge(self, request: httpx.Request, mr: dict[str, Any]) -> httpx.Response:
+        """GitLab's order: may this user merge (401), is it mergeable now (405: closed,
+        draft, a rule of the project, a conflict), is ``sha`` its head (409)."""
+        if not self.can_merge:
+            return self._error(request, 401)
+        if mr["state"] != "opened" or mr["detailed_merge_status"] != "mergeable":
+            return self._error(request, 405, {"message": "405 Method Not Allowed"})
+        sha = json.loads(request.content or b"{}").get("sha")
+        if sha is not None and sha != mr["sha"]:
+            message = f"SHA does not match HEAD of source branch: {mr['sha']}"
+            return self._error(request, 409, {"message": message})
+        mr.update(
+            state="merged",
+            merged_by=self.user,
+            merge_user=self.user,
+            merged_at=_stamp(self.clock()),
+            merge_commit_sha=hashlib.sha1(f"merge:{mr['iid']}:{mr['sha']}".encode()).hexdigest(),
+            detailed_merge_status="not_open",
+        )
+        return self._json(request, mr)
 
     def _filtered(self, request: httpx.Request) -> list[dict[str, Any]]:
         params = request.url.params
@@ -521,9 +959,20 @@ class FakeGitLab:
             description=payload.get("description") or "",
             project=self.project,
             project_id=self.project_id,
+            base_url=self.base_url,
         )
+        tip = self.tip(source)
+        if tip is not None:
+            mr["sha"] = tip
         self.merge_requests.append(mr)
+        self.versions[mr["iid"]] = []
+        self._new_version(mr)
         return self._json(request, mr, status=201)
+
+
+def _newest_first(item: Any) -> int:
+    job_id = item.get("id") if isinstance(item, dict) else None
+    return -job_id if isinstance(job_id, int) else 0
 
 
 def _raw_path(request: httpx.Request) -> str:
