@@ -10,6 +10,7 @@ from pathlib import Path
 from activities.sandbox import probe
 from cli.errors import SubParsers
 from jidoka.config import LocalTrackerConfig, SandboxMode
+from jidoka.cost import pricing_warnings
 from jidoka.judge import config_warnings
 from jidoka.models import LoadedWorkflow, Problem
 from jidoka.policy import config_risks
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = loaded.config
     machine_notes = notes(loaded)
     risks = config_risks(config)
-    warnings = config_warnings(config)
+    warnings = config_warnings(config) + pricing_warnings(config)
     if args.json:
         print(
             json.dumps(

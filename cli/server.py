@@ -11,6 +11,7 @@ from pathlib import Path
 from cli import setup as judge_setup
 from cli.common import StopSignals, client_or_fail, temporal_address
 from cli.errors import CliError, SubParsers
+from jidoka import search_attributes
 from runtime.devserver import (
     DevServerError,
     DevServerSettings,
@@ -49,10 +50,10 @@ def add_parsers(subparsers: SubParsers) -> None:
     setup = subparsers.add_parser(
         "setup",
         help="register the search attributes on a cluster; 'setup judge': propose a judge",
-        description="Without a subcommand (or with 'search-attributes'): register JidokaLine, "
-        "JidokaIssue, JidokaPhase, JidokaOutcome, JidokaHalted, JidokaTokens and "
-        "JidokaConfigInvalid on the namespace (idempotent). 'setup judge [PATH]': propose "
-        "hooks.verify and the judge: section for a project repository.",
+        description="Without a subcommand (or with 'search-attributes'): register "
+        f"{', '.join(key.name for key in search_attributes.ALL)} on the namespace "
+        "(idempotent). 'setup judge [PATH]': propose hooks.verify and the judge: section for "
+        "a project repository.",
     )
     setup.set_defaults(handler=run_setup)
     what = setup.add_subparsers(dest="setup_command", metavar="WHAT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from jidoka import ratchet
+from jidoka.cost import money_text
 from jidoka.models import HaltRecord, ShipEvidence, TestComparison, TestSample
 from jidoka.outcomes import HaltCategory
 from jidoka.review import ChangeRequest, ReviewLedger, approvers
@@ -66,6 +67,19 @@ def tests_lines(tests: TestComparison) -> list[str]:
     return lines
 
 
+def spent_text(evidence: ShipEvidence) -> str:
+    """What the issue cost: exact, a lower bound while some attempt's cost is unknown, or
+    unknown (never ``$0.00`` for a cost nobody knows)."""
+    currency = evidence.currency or "USD"
+    unknown = evidence.cost_unknown_attempts
+    if evidence.cost is None or (unknown and not evidence.cost):
+        return "unknown (no price for the agent's model, or no usage reported)"
+    amount = money_text(evidence.cost, currency)
+    if unknown:
+        return f"at least {amount} ({unknown} attempt(s) of unknown cost)"
+    return amount
+
+
 def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | None) -> str:
     lines = [
         f"**Jidoka: shipped** → {done_state}",
@@ -83,6 +97,8 @@ def ship_comment(evidence: ShipEvidence, done_state: str, verify_command: str | 
         ),
         f"- tokens: {evidence.tokens_total:,}",
     ]
+    if evidence.currency is not None:
+        lines.append(f"- cost: {spent_text(evidence)}")
     if evidence.tests is not None:
         lines += tests_lines(evidence.tests)
     if evidence.protected:

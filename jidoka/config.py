@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, assert_never
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -254,6 +254,8 @@ class UsageFields(Section):
     input_tokens: NonEmpty | None = None
     output_tokens: NonEmpty | None = None
     total_tokens: NonEmpty | None = None
+    cached_input_tokens: NonEmpty | None = None
+    """The part of the input read from the provider's cache (priced as ``cached_input``)."""
     cumulative: bool = False
     """True when each event repeats the running total; False when events are deltas."""
 
@@ -307,6 +309,46 @@ class FleetBudget(Section):
     tokens_per_hour: PositiveInt | None = None
 
 
+class TokenPrices(Section):
+    """What one model's tokens cost, per million tokens, in ``pricing.currency``."""
+
+    input: Annotated[float, Field(ge=0)]
+    """Prompt tokens read fresh (not from the provider's cache)."""
+    cached_input: Annotated[float, Field(ge=0)] | None = None
+    """Prompt tokens read from the provider's cache; unset: priced as ``input``."""
+    output: Annotated[float, Field(ge=0)]
+
+
+class PricingConfig(Section):
+    """Token prices, so every attempt's cost is known in money as well as in tokens."""
+
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    models: dict[NonEmpty, TokenPrices] = Field(default_factory=dict[str, TokenPrices])
+    """Model name -> its prices. An attempt whose model has no price has an unknown cost,
+    never a cost of zero."""
+    model: NonEmpty | None = None
+    """The model the line's agent runs, when its own settings do not name one
+    (``agent.codex.model`` / ``agent.claude.model`` win); it must be one of ``models``."""
+
+
+def agent_model(agent: AgentConfig, pricing: PricingConfig | None) -> str | None:
+    """The model an agent runs, as far as WORKFLOW.md says: its own setting, else
+    ``pricing.model``; None when neither names one (its cost is then unknown)."""
+    named: str | None
+    match agent.kind:
+        case AgentKind.CODEX:
+            named = agent.codex.model
+        case AgentKind.CLAUDE:
+            named = agent.claude.model
+        case AgentKind.COMMAND | AgentKind.SCRIPTED:
+            named = None
+        case _:
+            assert_never(agent.kind)
+    if named is not None:
+        return named
+    return pricing.model if pricing is not None else None
+
+
 class BudgetsConfig(Section):
     max_attempts: PositiveInt = 3
     """Failed attempts the agent is charged with (crash, stall, hook failure) before the line
@@ -319,6 +361,9 @@ class BudgetsConfig(Section):
     max_turns: PositiveInt = 20
     max_tokens: PositiveInt = 2_000_000
     max_tokens_before_first_commit: PositiveInt = 200_000
+    max_cost: Annotated[float, Field(gt=0)] | None = None
+    """The issue's spend cap in money (``pricing.currency``); needs a price for the agent's
+    model. Checked like ``max_tokens``: the attempt that crosses it is the last."""
     max_wall_time: Annotated[int | str, Field(union_mode="left_to_right")] = "4h"
     """Seconds, or a duration such as ``90m`` / ``4h``: the issue's total time under agents."""
     fleet: FleetBudget = Field(default_factory=FleetBudget)
@@ -497,6 +542,8 @@ class WorkflowConfig(Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     review: ReviewConfig | None = None
     """None: a ship moves the issue to the done state and the workflow ends."""
+    pricing: PricingConfig | None = None
+    """None: costs are shown in tokens only."""
 
     # -- derived views used by policy -------------------------------------------------------
 
@@ -511,6 +558,10 @@ class WorkflowConfig(Section):
         """Where a ship moves the issue: the review state while a review loop follows, the
         done state otherwise."""
         return self.review.state if self.review is not None else self.tracker.done_state
+
+    def agent_model(self) -> str | None:
+        """The model the line's agent runs, as far as WORKFLOW.md says."""
+        return agent_model(self.agent, self.pricing)
 
     def verify_timeout_s(self) -> int:
         return self.hooks.verify_timeout_s or self.hooks.timeout_s

@@ -318,6 +318,11 @@ class ShipEvidence(Model):
     verified_sha: str | None = None
     """The commit ``verify`` ran on (a fresh checkout): it must be ``head_sha``."""
     tokens_total: int
+    cost: float | None = None
+    """Money spent by the attempts whose cost is known; None on a line without prices."""
+    cost_unknown_attempts: int = 0
+    """Attempts whose cost is unknown: ``cost`` is then a lower bound."""
+    currency: str | None = None
     summary: str = ""
     pushed_to: str | None = None
     pull_request_url: str | None = None
@@ -333,14 +338,18 @@ class ShipEvidence(Model):
 
 class TokenUsage(Model):
     input_tokens: int = 0
+    """Every prompt token, cached ones included."""
     output_tokens: int = 0
     total_tokens: int = 0
+    cached_input_tokens: int = 0
+    """The part of ``input_tokens`` the provider read from its cache (priced lower)."""
 
     def plus(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
         )
 
 
@@ -393,6 +402,9 @@ class AgentRunResult(Model):
     exit_code: int | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     """Tokens of this session only."""
+    usage_reported: bool = True
+    """False when the agent reported no usage at all: its zero tokens are unknown, not free.
+    (Defaults True so that results recorded before the field read as they did.)"""
     tokens_before_first_commit: int = 0
     """Tokens of this session spent while the work branch had no commit beyond the base."""
     first_commit_seen: bool = False
@@ -429,6 +441,11 @@ class IssueCounters(Model):
     tokens_before_first_commit: int = 0
     has_commit: bool = False
     agent_seconds: float = 0.0
+    cost: float = 0.0
+    """The money spent by the attempts whose cost is known (``pricing.currency``)."""
+    cost_unknown: int = 0
+    """Attempts whose cost is unknown (no price for the model, no usage reported): while
+    any is, ``cost`` is a lower bound, and shown as one."""
 
 
 class AttemptRecord(Model):
@@ -439,6 +456,13 @@ class AttemptRecord(Model):
     agent_stop: AgentStop | None = None
     agent_detail: str = ""
     tokens: int = 0
+    usage: TokenUsage | None = None
+    """The attempt's usage by kind; None when the agent reported none."""
+    model: str | None = None
+    """The model the attempt's cost was priced as, as WORKFLOW.md names it."""
+    cost: float | None = None
+    """None: unknown (no price for the model, no usage reported), never zero."""
+    agent_seconds: float = 0.0
     verdict: str | None = None
     verdict_error: str | None = None
     commits_ahead: int | None = None

@@ -258,6 +258,12 @@ class IssueResult(Model):
     ship: ShipEvidence | None = None
     preserved_branch: str | None = None
     halts: list[HaltRecord] = Field(default_factory=list[HaltRecord])
+    attempts: list[AttemptRecord] = Field(default_factory=list[AttemptRecord])
+    """The latest attempts (outcome, tokens, cost, time each), as the state keeps them: what
+    ``jidoka report`` reads of a closed issue."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    review: ReviewLedger | None = None
 
 
 class DecideResult(Model):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import assert_never
 
+from jidoka import cost
 from jidoka.config import HALT_VERDICT, SandboxMode, WorkflowConfig
 from jidoka.models import (
     AgentRunResult,
@@ -418,6 +419,8 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
             )
         case Outcome.BUDGET_EXCEEDED:
             rule = BUDGET_RULES.get(ctx.agent_stop, "budgets") if ctx.agent_stop else "budgets"
+            if ctx.agent_stop is AgentStop.TOKEN_BUDGET and money_binds(ctx.counters, config):
+                rule = "budgets.max_cost"
             return _halt(
                 HaltCategory.BUDGET_EXCEEDED,
                 _with_detail("a budget was exhausted mid-run", ctx.detail),
@@ -470,6 +473,14 @@ def budget_gate(counters: IssueCounters, config: WorkflowConfig) -> Decision | N
             f"{counters.agent_seconds:.0f}s of agent time used of {config.max_wall_time_s()}s",
             "budgets.max_wall_time",
         )
+    if cost.cost_cap_reached(counters.cost, budgets.max_cost):
+        currency = config.pricing.currency if config.pricing is not None else "USD"
+        return _halt(
+            HaltCategory.BUDGET_EXCEEDED,
+            f"{cost.money_text(counters.cost, currency)} spent of "
+            f"{cost.money_text(budgets.max_cost, currency)}",
+            "budgets.max_cost",
+        )
     return None
 
 
@@ -492,18 +503,58 @@ def attempt_budget(counters: IssueCounters, config: WorkflowConfig) -> AttemptBu
         else max(budgets.max_tokens_before_first_commit - counters.tokens_before_first_commit, 0)
     )
     issue_wall_left = max(config.max_wall_time_s() - counters.agent_seconds, 0.0)
+    tokens_left = max(budgets.max_tokens - counters.tokens.total_tokens, 0)
+    money_tokens = money_token_cap(counters, config)
     return AttemptBudget(
-        tokens=max(budgets.max_tokens - counters.tokens.total_tokens, 0),
+        tokens=tokens_left if money_tokens is None else min(tokens_left, money_tokens),
         tokens_before_first_commit=first_commit_left,
         wall_s=min(float(config.agent.turn_timeout_s), issue_wall_left),
         max_turns=budgets.max_turns,
     )
 
 
-def record_usage(counters: IssueCounters, agent: AgentRunResult) -> IssueCounters:
-    """Counters after an attempt's tokens, turns and time (the attempt itself counted before)."""
+def money_token_cap(counters: IssueCounters, config: WorkflowConfig) -> int | None:
+    """The tokens ``budgets.max_cost`` still pays for, each priced at the model's dearest
+    kind, so the supervisor can stop an attempt mid-run before it overspends; None without a
+    money budget or a price."""
+    budgets = config.budgets
+    if budgets.max_cost is None:
+        return None
+    prices = cost.prices_for(config.pricing, config.agent_model())
+    if prices is None:
+        return None
+    dearest = max(prices.input, prices.output, prices.cached_input or 0.0)
+    if dearest <= 0:
+        return None
+    left = max(budgets.max_cost - counters.cost, 0.0)
+    return int(left * cost.PER / dearest)
+
+
+def money_binds(counters: IssueCounters, config: WorkflowConfig) -> bool:
+    """Whether ``budgets.max_cost`` is the tighter of the two token caps an attempt gets, so
+    a token-budget stop is named after the money."""
+    money_tokens = money_token_cap(counters, config)
+    tokens_left = max(config.budgets.max_tokens - counters.tokens.total_tokens, 0)
+    return money_tokens is not None and money_tokens < tokens_left
+
+
+def attempt_cost(agent: AgentRunResult, config: WorkflowConfig) -> float | None:
+    """What the attempt cost; None when unknown (no price, no usage reported)."""
+    return cost.attempt_cost(
+        agent.usage, agent.usage_reported, config.pricing, config.agent_model()
+    )
+
+
+def record_usage(
+    counters: IssueCounters, agent: AgentRunResult, spent: float | None = None
+) -> IssueCounters:
+    """Counters after an attempt's tokens, money, turns and time (the attempt itself counted
+    before). ``spent`` None: the attempt's cost is unknown, and the total becomes a lower
+    bound."""
     return counters.model_copy(
         update={
+            "cost": round(counters.cost + (spent or 0.0), 9),
+            "cost_unknown": counters.cost_unknown + (1 if spent is None else 0),
             "tokens": counters.tokens.plus(agent.usage),
             "tokens_before_first_commit": counters.tokens_before_first_commit
             + agent.tokens_before_first_commit,
@@ -663,12 +714,13 @@ def halt_facts(
 def ship_evidence(
     evidence: Evidence,
     config: WorkflowConfig,
-    tokens_total: int,
+    counters: IssueCounters,
     protected: Sequence[str] = (),
 ) -> ShipEvidence:
     """The proof a ship carries to the tracker (checked again at the tracker boundary).
     ``protected``: the protected paths it changes, each with who allowed it."""
     verdict = evidence.verdict.verdict
+    priced = config.pricing is not None
     return ShipEvidence(
         outcome=Outcome.SHIPPED,
         branch=evidence.git.branch,
@@ -680,7 +732,10 @@ def ship_evidence(
         verify_configured=config.hooks.verify is not None,
         verify_passed=evidence.verify.ok if evidence.verify is not None else None,
         verified_sha=evidence.verify.sha if evidence.verify is not None else None,
-        tokens_total=tokens_total,
+        tokens_total=counters.tokens.total_tokens,
+        cost=counters.cost if priced else None,
+        cost_unknown_attempts=counters.cost_unknown if priced else 0,
+        currency=config.pricing.currency if config.pricing is not None else None,
         summary=verdict.summary if verdict else "",
         protected=list(protected),
         tests=evidence.verify.tests if evidence.verify is not None else None,

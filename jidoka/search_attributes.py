@@ -18,7 +18,15 @@ CONFIG_INVALID = SearchAttributeKey.for_bool("JidokaConfigInvalid")
 REVIEW_ROUNDS = SearchAttributeKey.for_int("JidokaReviewRounds")
 """Rework rounds sent after the ship (set once an issue enters review)."""
 
-AnyKey = SearchAttributeKey[str] | SearchAttributeKey[bool] | SearchAttributeKey[int]
+COST = SearchAttributeKey.for_float("JidokaCost")
+"""Money spent by the attempts whose cost is known (set only on lines with ``pricing:``)."""
+
+AnyKey = (
+    SearchAttributeKey[str]
+    | SearchAttributeKey[bool]
+    | SearchAttributeKey[int]
+    | SearchAttributeKey[float]
+)
 
 ALL: tuple[AnyKey, ...] = (
     LINE,
@@ -29,4 +37,5 @@ ALL: tuple[AnyKey, ...] = (
     TOKENS,
     CONFIG_INVALID,
     REVIEW_ROUNDS,
+    COST,
 )

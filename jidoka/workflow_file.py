@@ -40,15 +40,18 @@ from jidoka.config import (
     JiraTrackerConfig,
     LinearTrackerConfig,
     LocalTrackerConfig,
+    PricingConfig,
     ReviewConfig,
     TrackerConfig,
     TrackerStates,
     WorkflowConfig,
     WorkspaceConfig,
+    agent_model,
     is_env_ref,
     label_scope,
     parse_duration,
 )
+from jidoka.cost import prices_for
 from jidoka.models import LoadedWorkflow, Problem
 from jidoka.outcomes import AgentKind, TrackerKind
 from jidoka.prompt import template_problems
@@ -732,6 +735,7 @@ class Sections:
     concurrency: ConcurrencyConfig | None = None
     workspace: WorkspaceConfig | None = None
     review: ReviewConfig | None = None
+    pricing: PricingConfig | None = None
 
     @classmethod
     def of(cls, config: WorkflowConfig) -> Sections:
@@ -744,6 +748,7 @@ class Sections:
             concurrency=config.concurrency,
             workspace=config.workspace,
             review=config.review,
+            pricing=config.pricing,
         )
 
     @classmethod
@@ -759,6 +764,7 @@ class Sections:
             "concurrency",
             "workspace",
             "review",
+            "pricing",
         ):
             field = WorkflowConfig.model_fields[name]
             if field.annotation is None:
@@ -811,6 +817,36 @@ def section_problems(sections: Sections) -> list[Problem]:
         problems.extend(_literal_secret_env_problems(sections.agent))
     if sections.workspace is not None:
         problems.extend(_repo_credential_problems(sections.workspace))
+    if sections.agent is not None and sections.budgets is not None:
+        problems.extend(_pricing_problems(sections.pricing, sections.budgets, sections.agent))
+    return problems
+
+
+def _pricing_problems(
+    pricing: PricingConfig | None, budgets: BudgetsConfig, agent: AgentConfig
+) -> list[Problem]:
+    """``pricing.model`` names a priced model, and a money budget has a price to count with."""
+    problems: list[Problem] = []
+    if pricing is not None and pricing.model is not None and not prices_for(pricing, pricing.model):
+        problems.append(
+            Problem(
+                path="pricing.model",
+                message=f"'{pricing.model}' has no price in pricing.models",
+                hint=_suggest(pricing.model, list(pricing.models)),
+            )
+        )
+    if budgets.max_cost is not None:
+        model = agent_model(agent, pricing)
+        if model is None or prices_for(pricing, model) is None:
+            named = f"the agent's model '{model}'" if model else "the agent's model (not named)"
+            problems.append(
+                Problem(
+                    path="budgets.max_cost",
+                    message=f"a money budget needs a price for {named}",
+                    hint="add the model to pricing.models, and name it in pricing.model or in "
+                    "the agent's own settings (agent.codex.model, agent.claude.model)",
+                )
+            )
     return problems
 
 

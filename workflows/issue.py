@@ -293,6 +293,7 @@ class IssueWorkflow:
             self._s.config_error = None
             self._config_loaded_at = workflow.now()
             self._reports.tokens_count_now = loaded.config.budgets.fleet.tokens_per_hour is not None
+            self._reports.priced = loaded.config.pricing is not None
             return
 
     async def _start_issue(self) -> None:
@@ -391,7 +392,9 @@ class IssueWorkflow:
                 s.counters = s.counters.model_copy(update={"attempts": number})
                 await self._enter(Phase.WAITING_FOR_SLOT)
                 agent = await self._run_agent(loaded, issue, workspace, number)
-                s.counters = policy.record_usage(s.counters, agent)
+                s.counters = policy.record_usage(
+                    s.counters, agent, policy.attempt_cost(agent, loaded.config)
+                )
                 if agent.resume_token:
                     s.resume_token = agent.resume_token
                 after = await self._hook(HookName.AFTER_RUN, workspace, number, fatal=False)
@@ -536,6 +539,10 @@ class IssueWorkflow:
         if agent is not None:
             record.agent_stop = agent.stop
             record.tokens = agent.usage.total_tokens
+            record.usage = agent.usage if agent.usage_reported else None
+            record.model = self._config.agent_model()
+            record.cost = policy.attempt_cost(agent, self._config)
+            record.agent_seconds = agent.duration_s
             record.slot_wait_s = agent.slot_wait_s
         if evidence is not None:
             reading = evidence.verdict
@@ -678,7 +685,7 @@ class IssueWorkflow:
         ship = policy.ship_evidence(
             evidence,
             config,
-            s.counters.tokens.total_tokens,
+            s.counters,
             protected=judge.shipped_protected(evidence, config, s.issue, s.consents),
         )
         try:
@@ -1213,6 +1220,10 @@ class IssueWorkflow:
             ship=s.ship,
             preserved_branch=s.preserved_branch,
             halts=s.halts,
+            attempts=s.attempts,
+            started_at=s.started_at,
+            finished_at=s.finished_at,
+            review=s.review,
         )
 
     # ------------------------------------------------------------------------------------------

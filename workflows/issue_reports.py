@@ -45,6 +45,9 @@ class IssueReports:
         """The state the last report said the issue was moving to (None after any other)."""
         self.tokens_count_now = False
         """A fleet token budget is configured: the line needs an attempt's tokens at once."""
+        self.priced = False
+        """WORKFLOW.md has ``pricing:``: the cost is kept in the ``JidokaCost`` attribute too
+        (never upserted otherwise, so a server without it registered keeps working)."""
         self._line_knows: Phase | None = (
             Phase.QUEUED if workflow.info().continued_run_id is None else None
         )
@@ -56,7 +59,13 @@ class IssueReports:
             self._seeded = True
             if patched(LEAN_HISTORY):
                 self._attributes.seed()
-        self._attributes.upsert(*pairs, (sa.TOKENS, self._s.counters.tokens.total_tokens))
+        counters = self._s.counters
+        figures: list[tuple[SearchAttributeKey[Any], object]] = [
+            (sa.TOKENS, counters.tokens.total_tokens)
+        ]
+        if self.priced:
+            figures.append((sa.COST, counters.cost))
+        self._attributes.upsert(*pairs, *figures)
 
     def upsert_with_next(self, *pairs: tuple[SearchAttributeKey[Any], object]) -> None:
         """Upsert with the next phase change (histories before the patch: now)."""

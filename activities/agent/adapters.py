@@ -214,7 +214,8 @@ class CommandAdapter(AgentAdapter):
     """Jidoka's command protocol: stdout lines that are JSON objects with an ``event`` key.
 
     * ``{"event": "usage", "input_tokens": N, "output_tokens": N, "total_tokens": N}``: the
-      session's *cumulative* usage (``total_tokens`` may be left out: input + output);
+      session's *cumulative* usage (``total_tokens`` may be left out: input + output;
+      ``cached_input_tokens``, the part of the input read from a cache, may be added);
     * ``{"event": "progress", "message": "..."}``: resets the progress clock;
     * ``{"event": "rate_limit", "resets_at": "<ISO 8601>"|null, "used_percent": x,
       "exhausted": bool}``: the provider is limiting the agent;
@@ -255,11 +256,13 @@ def _native_event(obj: dict[str, object]) -> AgentEvent | None:
         case "usage":
             input_tokens = token_count(obj.get("input_tokens", 0))
             output_tokens = token_count(obj.get("output_tokens", 0))
+            cached_input_tokens = token_count(obj.get("cached_input_tokens", 0))
             total = obj.get("total_tokens")
             total_tokens = None if total is None else token_count(total)
             if (
                 input_tokens is None
                 or output_tokens is None
+                or cached_input_tokens is None
                 or (total is not None and total_tokens is None)
             ):
                 return None  # malformed counts: raw activity, never a guess
@@ -267,6 +270,7 @@ def _native_event(obj: dict[str, object]) -> AgentEvent | None:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 total_tokens=total_tokens,
+                cached_input_tokens=cached_input_tokens,
                 mode=UsageMode.CUMULATIVE,
             )
             return AgentEvent(EventKind.USAGE, obj, usage=reading)

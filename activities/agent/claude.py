@@ -109,7 +109,7 @@ class ClaudeAdapter(AgentAdapter):
         self._executable = agent.command or DEFAULT_COMMAND
         self._session_id: str | None = None
         self._scope = "claude-turn:1"
-        self._counted: dict[str, tuple[int, int]] = {}
+        self._counted: dict[str, tuple[int, int, int]] = {}
         """Per API message id: the usage already counted (lines repeat a message's usage)."""
         self._anonymous = 0
         self._result: _Result | None = None
@@ -196,18 +196,30 @@ class ClaudeAdapter(AgentAdapter):
         usage = jsonline.obj(message, "usage")
         if usage is None:
             return None
-        now = _prompt_tokens(usage), jsonline.count(usage, "output_tokens")
+        now = (
+            _prompt_tokens(usage),
+            jsonline.count(usage, "output_tokens"),
+            jsonline.count(usage, "cache_read_input_tokens"),
+        )
         key = jsonline.text(message, "id")
         if key is None:  # no id, no way to de-duplicate: count it once as it is
             self._anonymous += 1
             key = f"anonymous-{self._anonymous}"
-        before = self._counted.get(key, (0, 0))
-        self._counted[key] = (max(before[0], now[0]), max(before[1], now[1]))
-        delta = max(now[0] - before[0], 0), max(now[1] - before[1], 0)
-        if delta == (0, 0):
+        before = self._counted.get(key, (0, 0, 0))
+        self._counted[key] = (
+            max(before[0], now[0]),
+            max(before[1], now[1]),
+            max(before[2], now[2]),
+        )
+        delta = tuple(max(n - b, 0) for n, b in zip(now, before, strict=True))
+        if delta[:2] == (0, 0):
             return None
         return UsageReading(
-            input_tokens=delta[0], output_tokens=delta[1], mode=UsageMode.DELTA, scope=self._scope
+            input_tokens=delta[0],
+            output_tokens=delta[1],
+            cached_input_tokens=delta[2],
+            mode=UsageMode.DELTA,
+            scope=self._scope,
         )
 
     def _rate_limit_event(self, event: JsonObject) -> AgentEvent:
@@ -249,6 +261,7 @@ class ClaudeAdapter(AgentAdapter):
             final = UsageReading(
                 input_tokens=_prompt_tokens(usage),
                 output_tokens=jsonline.count(usage, "output_tokens"),
+                cached_input_tokens=jsonline.count(usage, "cache_read_input_tokens"),
                 mode=UsageMode.FINAL,
                 scope=self._scope,
             )

@@ -77,6 +77,7 @@ def token_usage(params: JsonObject) -> UsageReading | None:
     return UsageReading(
         input_tokens=jsonline.count(total, "inputTokens"),
         output_tokens=jsonline.count(total, "outputTokens"),
+        cached_input_tokens=jsonline.count(total, "cachedInputTokens"),
         mode=UsageMode.CUMULATIVE,
         scope=f"codex-thread:{thread}",
     )

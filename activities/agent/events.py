@@ -78,6 +78,8 @@ class UsageReading:
     output_tokens: int = 0
     total_tokens: int | None = None
     """None: the agent reported no total, so input + output is used."""
+    cached_input_tokens: int = 0
+    """The part of ``input_tokens`` read from the provider's cache."""
     mode: UsageMode = UsageMode.CUMULATIVE
     scope: str = "session"
     """What the reading accumulates over: a thread, a turn, a message id (for de-duplication)."""

@@ -189,6 +189,7 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
         stop=report.stop,
         exit_code=report.exit_code,
         usage=report.usage,
+        usage_reported=report.usage_reported,
         tokens_before_first_commit=report.tokens_before_first_commit,
         first_commit_seen=report.first_commit_seen,
         turns=report.turns,

@@ -58,6 +58,7 @@ class SessionReport:
     stop: AgentStop
     exit_code: int | None
     usage: TokenUsage
+    usage_reported: bool
     tokens_before_first_commit: int
     first_commit_seen: bool
     turns: int

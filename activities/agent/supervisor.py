@@ -469,6 +469,7 @@ class Supervisor:
             # A stopped agent's exit status is our own signal, not its verdict on itself.
             exit_code=end.exit_code if end.stop in _OWN_EXIT else None,
             usage=usage,
+            usage_reported=self._meter.reported,
             tokens_before_first_commit=self._before_first_commit,
             first_commit_seen=self._probe.seen,
             turns=self._turns,

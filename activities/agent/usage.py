@@ -24,6 +24,7 @@ class UsageMeter:
             input_tokens=reading.input_tokens,
             output_tokens=reading.output_tokens,
             total_tokens=reading.total,
+            cached_input_tokens=reading.cached_input_tokens,
         )
         old = self._scopes.get(reading.scope, TokenUsage())
         match reading.mode:
@@ -33,11 +34,18 @@ class UsageMeter:
                     input_tokens=max(old.input_tokens, new.input_tokens),
                     output_tokens=max(old.output_tokens, new.output_tokens),
                     total_tokens=max(old.total_tokens, new.total_tokens),
+                    cached_input_tokens=max(old.cached_input_tokens, new.cached_input_tokens),
                 )
             case UsageMode.DELTA:
                 self._scopes[reading.scope] = old.plus(new)
             case UsageMode.FINAL:
                 self._scopes[reading.scope] = new
+
+    @property
+    def reported(self) -> bool:
+        """Whether the agent reported any usage at all (zero tokens may be unknown, not
+        free)."""
+        return bool(self._scopes)
 
     @property
     def usage(self) -> TokenUsage:
@@ -121,6 +129,7 @@ def reading_from_fields(
         ("input", fields.input_tokens),
         ("output", fields.output_tokens),
         ("total", fields.total_tokens),
+        ("cached", fields.cached_input_tokens),
     ):
         counts[name] = token_count(dotted(event, path)) if path else None
     if all(count is None for count in counts.values()):
@@ -129,6 +138,7 @@ def reading_from_fields(
         input_tokens=counts["input"] or 0,
         output_tokens=counts["output"] or 0,
         total_tokens=counts["total"],
+        cached_input_tokens=counts["cached"] or 0,
         mode=UsageMode.CUMULATIVE if fields.cumulative else UsageMode.DELTA,
         scope=scope,
     )

@@ -140,6 +140,8 @@ def test_usage_readings_deduplicate_by_message_id_and_the_result_replaces_them()
                     assert meter.total <= 1150 + 20 + 1210 + 80
     assert modes == [UsageMode.DELTA, UsageMode.DELTA, UsageMode.FINAL]
     assert meter.total == 2480
+    # The cached part of the prompt, priced apart: the result's figure, not the deltas'.
+    assert meter.usage.cached_input_tokens == 2200 and meter.reported
     assert adapter.cost_usd == 0.0421 and adapter.agent_turns == 3
 
 

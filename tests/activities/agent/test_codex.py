@@ -225,6 +225,7 @@ async def test_every_server_request_is_answered_and_the_turn_never_stalls(
     # Four cumulative snapshots (1000, 2500, 2500, 4000): the thread total, counted once.
     assert result.usage.total_tokens == 4000
     assert (result.usage.input_tokens, result.usage.output_tokens) == (3000, 1000)
+    assert result.usage.cached_input_tokens == 1500  # inside the 3000, priced apart
     # Completed with a verdict, a commit and a diff: the evidence decides, and it ships.
     assert lab.outcome(result, workflow.config) is Outcome.SHIPPED
 

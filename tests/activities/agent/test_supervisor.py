@@ -77,6 +77,7 @@ async def test_ship_exits_zero_counts_usage_once_and_writes_transcript(lab: Lab)
     # Two cumulative events (3000, then 6000): summing them would say 9000.
     assert result.usage.total_tokens == 6000
     assert (result.usage.input_tokens, result.usage.output_tokens) == (4800, 1200)
+    assert result.usage.cached_input_tokens == 2400 and result.usage_reported
     assert result.first_commit_seen
     # The commit came between the two usage events: the second one is not "before".
     assert result.tokens_before_first_commit == 3000
@@ -135,6 +136,8 @@ async def test_environment_prompt_and_secrets(lab: Lab, worker_secrets: None) ->
 
     assert result.stop is AgentStop.EXITED
     assert result.exit_code == 1
+    # It printed no usage: its zero tokens are unknown, not free.
+    assert result.usage.total_tokens == 0 and not result.usage_reported
     seen = json.loads((lab.path / "seen.json").read_text())
     env = seen["env"]
     assert env["JIDOKA_ISSUE"] == "DEMO-1"
