@@ -34,6 +34,7 @@ from activities.evidence import collect_evidence
 from activities.forge.activities import forge_merge, forge_read
 from activities.hooks import run_hook
 from activities.line import LineActivities
+from activities.metrics import watch_slots
 from activities.tracker.activities import (
     tracker_comment,
     tracker_dispatch_plan,
@@ -52,6 +53,7 @@ from activities.workspace import (
     push_branch,
     remove_workspace,
 )
+from jidoka import metrics
 from jidoka.keys import SHARED_TASK_QUEUE
 from runtime.temporal import connect
 from workflows.issue import IssueWorkflow
@@ -165,6 +167,9 @@ async def running_worker(
     settings = settings or WorkerSettings()
     host = settings.host or host_identity()
     AGENT_SLOTS.resize(settings.max_agents)
+    watch_slots(
+        AGENT_SLOTS, (client.service_client.config.runtime or Runtime.default()).metric_meter
+    )
     not_dumpable()
     shared = Worker(
         client,
@@ -211,8 +216,15 @@ PR_SET_DUMPABLE = 4
 
 
 def metrics_runtime(bind: str) -> Runtime:
-    """One Runtime per process, exporting SDK metrics for Prometheus at ``/metrics``."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    """One Runtime per process, exporting for Prometheus at ``/metrics`` the SDK's metrics and
+    Jidoka's own (``jidoka_*``, docs/metrics.md), its histograms with their own buckets."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=bind, histogram_bucket_overrides=metrics.bucket_overrides()
+            )
+        )
+    )
 
 
 async def main(settings: WorkerSettings | None = None) -> None:

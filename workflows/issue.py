@@ -51,6 +51,7 @@ from typing import assert_never
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
+from workflows import metrics
 from workflows.common import (
     LEAN_HISTORY,
     cause_message,
@@ -433,6 +434,7 @@ class IssueWorkflow:
             outcome = Outcome.ORCHESTRATOR_ERROR
             detail = f"{error.activity_type or 'an activity'} failed: {cause_message(error)}"
         self._finish_attempt(record, agent, evidence, outcome, detail)
+        metrics.attempt_ended(config, record, agent_ran=pending is None)
         await self._decide_and_act(record, outcome, agent, evidence)
 
     @property
@@ -724,6 +726,7 @@ class IssueWorkflow:
             await self._halt(failed.category, str(failed), HaltSource.ORCHESTRATOR)
             return
         s.ship = ship
+        metrics.shipped(config.line)
         if config.review is not None:
             await self._enter_review(ship)
             return
@@ -1018,6 +1021,7 @@ class IssueWorkflow:
         )
         s.halt = record
         s.halts = [*s.halts, record][-MAX_RECORDS:]
+        metrics.halted(self._workflow.config.line if self._workflow else None, category)
         await self._enter(Phase.HALTED)
         if self._input.line_workflow_id:
             await signal_quietly(

@@ -33,6 +33,7 @@ from typing import Any, assert_never
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
+from workflows import metrics
 from workflows.common import (
     FETCH_RETRY,
     LEAN_STEPS,
@@ -178,6 +179,10 @@ class LineWorkflow:
     def _config(self) -> WorkflowConfig:
         assert self._workflow is not None, "config used before the first load"
         return self._workflow.config
+
+    @property
+    def _line_name(self) -> str | None:
+        return self._workflow.config.line if self._workflow is not None else None
 
     # ------------------------------------------------------------------------------------------
     # Config, startup
@@ -621,6 +626,7 @@ class LineWorkflow:
         issue_identifier: str | None = None,
     ) -> None:
         """The line stops itself (the orchestrator pulls the cord), saying why."""
+        metrics.halted(self._line_name, category)
         await self._halt_line(
             HaltRecord(
                 category=category,
@@ -702,6 +708,8 @@ class LineWorkflow:
 
     @workflow.signal
     async def halt(self, request: HaltRequest) -> None:
+        if request.issue_identifier is None:  # an issue's own halt was counted by the issue
+            metrics.halted(self._line_name, request.category)
         await self._halt_line(
             HaltRecord(
                 category=request.category,

@@ -43,6 +43,7 @@ from activities.agent.supervisor import HEARTBEAT_EVERY_S, Supervisor
 from activities.agent.transcript import Transcript, transcript_path
 from activities.heartbeats import heartbeat_every
 from activities.host_state import agent_home
+from activities.metrics import slot_waited
 from activities.sandbox import SandboxUnavailable, confinement
 from activities.secrets import Scrubber, withheld_names
 from activities.workspace_files import write_jidoka_file
@@ -155,6 +156,7 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
     waited = 0.0
     try:
         async with AGENT_SLOTS.hold(activity.heartbeat, timeout_s=input.slot_wait_s) as waited:
+            slot_waited(config.line, agent.kind.value, waited)
             if _worker_shutting_down():
                 # The slot came free because the worker is stopping: starting an agent now
                 # would outlive the shutdown. The attempt is the infrastructure's, retried.
@@ -174,6 +176,7 @@ async def run_agent(input: AgentRunInput) -> AgentRunResult:
             finally:
                 notice.cancel()
     except SlotTimeout as error:
+        slot_waited(config.line, agent.kind.value, error.waited_s)
         result = early(AgentStop.SLOT_TIMEOUT, str(error))
         return result.model_copy(update={"duration_s": 0.0, "slot_wait_s": error.waited_s})
     except asyncio.CancelledError:

@@ -34,6 +34,8 @@ class SlotTimeout(Exception):
 
 class AgentSlots:
     def __init__(self, size: int = DEFAULT_MAX_AGENTS) -> None:
+        self.on_change: Callable[[AgentSlots], None] | None = None
+        """Told of every change of size, slots held and waiters (the worker's slot gauges)."""
         self.resize(size)
 
     def resize(self, size: int) -> None:
@@ -42,6 +44,7 @@ class AgentSlots:
         self.size = size
         self._semaphore = asyncio.Semaphore(size)
         self.waiting = 0
+        self._changed()
 
     @property
     def in_use(self) -> int:
@@ -62,6 +65,7 @@ class AgentSlots:
         semaphore = self._semaphore
         started = time.monotonic()
         self.waiting += 1
+        self._changed()
         beat = asyncio.create_task(self._beat_while_waiting(heartbeat))
         acquired = False
         try:
@@ -74,6 +78,7 @@ class AgentSlots:
             raise SlotTimeout(time.monotonic() - started, self.size, self.waiting - 1) from None
         finally:
             self.waiting -= 1
+            self._changed()
             beat.cancel()
             try:
                 # Wait for the heartbeat task without swallowing a cancellation of our own:
@@ -83,11 +88,17 @@ class AgentSlots:
             except asyncio.CancelledError:
                 if acquired:
                     semaphore.release()
+                    self._changed()
                 raise
         try:
             yield time.monotonic() - started
         finally:
             semaphore.release()
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
 
     async def _beat_while_waiting(self, heartbeat: Callable[..., Any]) -> None:
         while True:

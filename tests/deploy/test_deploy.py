@@ -31,7 +31,7 @@ import yaml
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfig, ClientConfigProfile
 
-from jidoka import search_attributes
+from jidoka import metrics, search_attributes
 from jidoka.workflow_file import parse_workflow
 from runtime.temporal import temporal_cli_path
 from tests.support.paths import REPO_ROOT
@@ -47,6 +47,7 @@ PG_COMPOSE = COMPOSE_DIR / "docker-compose.postgres.yml"
 COMPOSE_FILES = (DEV_COMPOSE, PG_COMPOSE)
 K8S = DEPLOY / "k8s"
 PROMETHEUS = DEPLOY / "observability" / "prometheus.yml"
+DASHBOARD = DEPLOY / "observability" / "grafana-jidoka.json"
 CLOUD = DEPLOY / "cloud"
 
 LINE_WORKFLOW = PurePosixPath("/etc/jidoka/line/WORKFLOW.md")
@@ -861,6 +862,121 @@ def test_dev_compose_publishes_the_worker_metrics_port() -> None:
         assert bind, f"{name}: metrics off"
         published = {str(p).rsplit(":", 1)[-1] for p in worker.get("ports", [])}
         assert str(port_of(bind)) in published, f"{name}: {bind} is not published"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Grafana dashboard
+# ---------------------------------------------------------------------------------------------
+
+PROMQL_WORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+    | {"and", "or", "unless", "inf", "nan"}
+)
+OTHER_LABELS = frozenset({"le", "instance", "job"})
+"""Labels a query may use besides the catalog's: a histogram bucket's bound, Prometheus's own."""
+
+
+@dataclass(frozen=True)
+class Query:
+    metrics: frozenset[str]
+    labels: frozenset[str]
+
+
+def promql_query(expr: str) -> Query:
+    """The metric names and the label names a PromQL expression uses (enough of PromQL for
+    a dashboard: selectors, matchers, ranges, aggregations, functions, arithmetic)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\$\{?\w+\}?", "", text)  # Grafana's $variables
+    labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", " ".join(re.findall(r"\{[^}]*\}", text))))
+    for group in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", text):
+        labels.update(n.strip() for n in group.split(",") if n.strip())
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\boffset\s+-?[0-9a-z]+", " ", text)
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\b", " ", text)
+    names: set[str] = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        if text[match.end() :].lstrip().startswith("(") or word.lower() in PROMQL_WORDS:
+            continue  # a function or a keyword
+        names.add(word)
+    return Query(frozenset(names), frozenset(labels))
+
+
+def exported_name(series: str) -> str:
+    """A histogram's series (``_bucket``, ``_sum``, ``_count``) under its histogram's name."""
+    histograms = {m.name for m in metrics.ALL if m.kind is metrics.Kind.HISTOGRAM}
+    for suffix in ("_bucket", "_sum", "_count"):
+        if series.endswith(suffix) and series.removesuffix(suffix) in histograms:
+            return series.removesuffix(suffix)
+    return series
+
+
+def dashboard() -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(DASHBOARD.read_text()))
+
+
+def dashboard_queries() -> dict[str, str]:
+    """Where -> PromQL, for every panel target and every query variable."""
+    board = dashboard()
+    found: dict[str, str] = {}
+    for panel in cast(list[dict[str, Any]], board["panels"]):
+        for target in cast(list[dict[str, Any]], panel.get("targets", [])):
+            found[f"panel {panel['title']!r} {target['refId']}"] = str(target["expr"])
+    for variable in cast(list[dict[str, Any]], board["templating"]["list"]):
+        if variable["type"] == "query":
+            query = variable["query"]
+            text = str(query["query"] if isinstance(query, dict) else query)
+            inner = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", text)
+            assert inner, f"variable {variable['name']}: {text}"
+            found[f"variable {variable['name']!r}"] = (
+                f"sum by ({inner.group(2)}) ({inner.group(1)})"
+            )
+    return found
+
+
+def test_the_promql_reader_finds_metrics_and_labels() -> None:
+    query = promql_query(
+        "histogram_quantile(0.9, sum by (le, outcome) (rate(jidoka_attempt_agent_seconds_bucket"
+        '{line=~"$line",outcome!="shipped"}[$__rate_interval]))) * 3600 / 1e6'
+        " + on (instance) up - sum without (job) (jidoka_ships_total offset 1h)"
+    )
+    assert query.metrics == {"jidoka_attempt_agent_seconds_bucket", "up", "jidoka_ships_total"}
+    assert query.labels == {"le", "outcome", "line", "instance", "job"}
+
+
+def test_the_dashboard_queries_only_metrics_and_labels_the_worker_exports() -> None:
+    catalog = {m.name: m for m in metrics.ALL}
+    used: set[str] = set()
+    for where, expr in dashboard_queries().items():
+        query = promql_query(expr)
+        assert query.metrics, f"{where}: no metric in {expr!r}"
+        names = {exported_name(n) for n in query.metrics}
+        unknown = names - set(catalog)
+        assert not unknown, f"{where}: {sorted(unknown)} are not exported (jidoka/metrics.py)"
+        known = {label for n in names for label in catalog[n].labels} | OTHER_LABELS
+        assert query.labels <= known, f"{where}: labels {sorted(query.labels - known)}"
+        used |= names
+    assert used == set(catalog), f"no panel shows {sorted(set(catalog) - used)}"
+
+
+def test_the_dashboard_is_importable_and_reads_a_chosen_prometheus() -> None:
+    board = dashboard()
+    assert board["uid"] and board["title"] and isinstance(board["schemaVersion"], int)
+    assert "id" not in board, "an id would overwrite another dashboard on import"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = cast(list[dict[str, Any]], board["panels"])
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"]), panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"] and panel.get("description"), panel["title"]
+    readme = (DEPLOY / "README.md").read_text()
+    assert DASHBOARD.relative_to(DEPLOY).as_posix() in readme, "deploy/README.md never names it"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,3 +45,34 @@ async def test_a_cancellation_that_meets_the_grant_is_not_swallowed(turns: int) 
         assert started == ["agent"]  # it had already run: the cancel came too late
     await first
     assert slots.in_use == 0  # every granted slot went back
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_the_observer_hears_every_change_and_ends_where_the_slots_are(turns: int) -> None:
+    """The worker's slot gauges (``activities.metrics``) are set from ``on_change``: after a
+    grant, a release, a wait and a cancelled wait, the last word is the slots' own state."""
+    slots = AgentSlots(1)
+    heard: list[tuple[int, int, int]] = []
+    slots.on_change = lambda s: heard.append((s.size, s.in_use, s.waiting))
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots.hold(lambda *_: None):
+            await release.wait()
+
+    async def waiter() -> None:
+        async with slots.hold(lambda *_: None):
+            pass
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(waiter())
+    await asyncio.sleep(0)
+    assert heard[-1] == (1, 1, 1)  # one agent running, one attempt waiting
+    release.set()
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    second.cancel()
+    await asyncio.gather(first, second, return_exceptions=True)
+    assert (1, 1, 0) in heard
+    assert heard[-1] == (1, slots.in_use, slots.waiting) == (1, 0, 0)
