@@ -9,19 +9,23 @@ import os
 import signal
 import sys
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import CliError
+from jidoka.config import WorkflowConfig
 from jidoka.keys import issue_workflow_id, line_workflow_id, workspace_key
 from jidoka.models import LoadedWorkflow
 from jidoka.workflow_file import WorkflowFileError, load_workflow
-from runtime.temporal import DEFAULT_ADDRESS, DEFAULT_UI_PORT, connect
+from runtime.devserver import ServerRecord, read_record
+from runtime.temporal import DEFAULT_ADDRESS, connect
 
 T = TypeVar("T")
 
@@ -54,13 +58,60 @@ def load_or_fail(path: str) -> LoadedWorkflow:
         ) from None
 
 
-def line_name(args: argparse.Namespace) -> str:
+def line_config(args: argparse.Namespace) -> WorkflowConfig | None:
+    """The line's WORKFLOW.md, when the command is given one (or finds ./WORKFLOW.md); None
+    with ``--line NAME``, which names the line without reading any file."""
     if getattr(args, "line", None):
-        return str(args.line)
+        return None
     path = getattr(args, "workflow", None) or "WORKFLOW.md"
     if not Path(path).exists():
         raise CliError(f"no {path} here: pass the line's WORKFLOW.md or --line NAME")
-    return load_or_fail(path).config.line
+    return load_or_fail(path).config
+
+
+async def started_workflow_path(client: Client, workflow_id: str) -> str | None:
+    """The ``workflow_path`` in the start input of a line or issue workflow's latest run: None
+    when there is no such workflow, ``""`` when its input names none."""
+    try:
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events(
+            page_size=1
+        ):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            decoded = await client.data_converter.decode(payloads, [dict[str, Any]])
+            started: object = decoded[0] if decoded else None
+            path = started.get("workflow_path") if isinstance(started, dict) else None
+            return path if isinstance(path, str) else ""
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return None
+
+
+def load_quietly(path: str | None) -> WorkflowConfig | None:
+    """A WORKFLOW.md's config if it can be read here; None for another host's path, a file
+    since removed or now invalid (the caller then says what it cannot know)."""
+    if not path:
+        return None
+    try:
+        return load_workflow(path).config
+    except (WorkflowFileError, OSError):
+        return None
+
+
+async def started_config(client: Client, workflow_id: str) -> WorkflowConfig | None:
+    """The WORKFLOW.md a line or issue workflow was started with, when that file can be read
+    here: for ``--line NAME``, which names no file. None when it cannot (another host's path,
+    a file since removed or now invalid, no such workflow)."""
+    try:
+        return load_quietly(await started_workflow_path(client, workflow_id))
+    except (RPCError, ValueError, TypeError):
+        return None
+
+
+def line_name(args: argparse.Namespace) -> str:
+    config = line_config(args)
+    return config.line if config is not None else str(args.line)
 
 
 def line_id(args: argparse.Namespace) -> str:
@@ -75,19 +126,72 @@ def temporal_address() -> str:
     return os.environ.get("TEMPORAL_ADDRESS") or DEFAULT_ADDRESS
 
 
-def web_ui_url() -> str:
-    """Where the Web UI is: ``JIDOKA_UI_URL``, else the dev server's next to the address."""
-    explicit = os.environ.get("JIDOKA_UI_URL")
+UI_URL_VARIABLE = "JIDOKA_UI_URL"
+"""Where the Web UI of the server the CLI talks to is, when Jidoka cannot know it."""
+
+CLOUD_UI = "https://cloud.temporal.io"
+_CLOUD_HOSTS = (".tmprl.cloud", ".api.temporal.io")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "::1", "")  # noqa: S104
+
+
+@dataclass(frozen=True)
+class WebUi:
+    """The Web UI that serves the histories of the server the CLI connected to, or why it is
+    not known (then no link is printed: a guessed one would lead to another server)."""
+
+    url: str | None
+    why_not: str = ""
+
+    def link(self, workflow_id: str, namespace: str = "default") -> str:
+        """The workflow's page, or ``unknown (why)``."""
+        if self.url is None:
+            return f"unknown ({self.why_not})"
+        return (
+            f"{self.url}/namespaces/{quote(namespace, safe='')}"
+            f"/workflows/{quote(workflow_id, safe='')}"
+        )
+
+
+def _host_and_port(target: str) -> tuple[str, int | None]:
+    host, _, port = target.rpartition(":")
+    if not host or "]" in port:  # no port at all (a bare host, or a bare IPv6 address)
+        return target.strip("[]"), None
+    return host.strip("[]"), int(port) if port.isdigit() else None
+
+
+def web_ui_for(target: str, *, explicit: str | None, record: ServerRecord | None) -> WebUi:
+    """The Web UI of the server at ``target`` (``host:port``, as the client connected):
+    ``explicit`` (``JIDOKA_UI_URL``) when set; Temporal Cloud's; the one a jidoka-started dev
+    server on that port was given (``record``, by port: ``jidoka server`` / ``jidoka run``);
+    otherwise unknown, said so."""
     if explicit:
-        return explicit.rstrip("/")
-    host = temporal_address().rsplit(":", 1)[0]
-    if host in ("127.0.0.1", "0.0.0.0", ""):  # noqa: S104
-        host = "localhost"
-    return f"http://{host}:{DEFAULT_UI_PORT}"
+        return WebUi(explicit.rstrip("/"))
+    host, port = _host_and_port(target)
+    if host.endswith(_CLOUD_HOSTS):
+        return WebUi(CLOUD_UI)
+    if record is not None and record.port == port and (host in _LOCAL_HOSTS or host == record.ip):
+        if record.ui_port is None:
+            return WebUi(
+                None,
+                f"the {record.owner} dev server at {target} runs headless, without a Web UI",
+            )
+        ui_host = "localhost" if record.ip in _LOCAL_HOSTS else record.ip
+        return WebUi(f"http://{ui_host}:{record.ui_port}")
+    return WebUi(
+        None,
+        f"the Temporal server at {target} was not started by jidoka, so its Web UI's address "
+        f"is not known here; set {UI_URL_VARIABLE} to it",
+    )
 
 
-def workflow_url(workflow_id: str, namespace: str = "default") -> str:
-    return f"{web_ui_url()}/namespaces/{namespace}/workflows/{workflow_id}"
+def web_ui(client: Client) -> WebUi:
+    """The Web UI of the server ``client`` is connected to (see :func:`web_ui_for`)."""
+    target = client.service_client.config.target_host
+    _, port = _host_and_port(target)
+    record = read_record(port) if port is not None else None
+    if record is not None and not record.server_alive:
+        record = None
+    return web_ui_for(target, explicit=os.environ.get(UI_URL_VARIABLE), record=record)
 
 
 async def client_or_fail() -> Client:

@@ -9,6 +9,10 @@ to resume it from another terminal with ``--interactive``.
 Every ship goes into review (``review:`` in the demo's WORKFLOW.md), where a scripted reviewer
 plays the person: it sends DEMO-1 back once with a comment (a rework round), then approves and
 merges it, and every other issue that reaches review, by editing their board files.
+
+At its end the demo writes the line's report (``jidoka report``: throughput, lead time, value
+and waste in tokens and money, the Pareto of stops) to ``report.html`` in the demo's folder.
+Its prices are illustrative: ``pricing:`` in the demo's WORKFLOW.md prices a made-up model.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from activities.tracker.local import (
 )
 from cli.common import load_or_fail
 from cli.errors import CliError, SubParsers
-from cli.run import run_line
+from cli.report import DEFAULT_SINCE, build_report, parse_window, summary_line, write_html
+from cli.run import Connection, run_line
 from jidoka.config import LocalTrackerConfig
 from jidoka.models import LoadedWorkflow
 from jidoka.outcomes import Phase
@@ -293,6 +298,41 @@ def with_person_comment(issue_file: IssueFile, author: str, body: str) -> str:
     return f"{text}{nl}{nl}### {stamp} · {author}{nl}{body}{nl}"
 
 
+REPORT_FILE = "report.html"
+
+
+class ReportWriter:
+    """Writes the demo line's report at the end of the run, while its worker still answers
+    the status queries of the issues left halted or paused."""
+
+    def __init__(self, loaded: LoadedWorkflow, path: Path, out: TextIO) -> None:
+        self._loaded = loaded
+        self._path = path
+        self._out = out
+
+    async def __call__(self, connection: Connection) -> None:
+        now = datetime.now(UTC)
+        report = await build_report(
+            connection.client,
+            self._loaded.config.line,
+            parse_window(DEFAULT_SINCE, None, now),
+            now=now,
+            config=self._loaded.config,
+            ui_url=connection.ui_url,
+        )
+        path = write_html(report, self._path)
+        pricing = self._loaded.config.pricing
+        model = pricing.model if pricing is not None else None
+        print(
+            f"\njidoka report: {summary_line(report)}\n"
+            f"  (the prices are illustrative: pricing: in the demo's WORKFLOW.md prices a "
+            f"made-up model, {model})\n"
+            f"  the report, one self-contained page: {path}",
+            file=self._out,
+            flush=True,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     target = Path(args.dir) if args.dir else Path.cwd() / ".jidoka" / "demo"
     workflow = prepare(target.resolve())
@@ -310,13 +350,16 @@ def run(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         wait_when_halted=args.interactive,
     )
-    reviewer = scripted_reviewer(load_or_fail(str(workflow)), say)
-    code = asyncio.run(run_line(run_args, hold_open=reviewer))
+    loaded = load_or_fail(str(workflow))
+    reviewer = scripted_reviewer(loaded, say)
+    report = ReportWriter(loaded, workflow.parent / REPORT_FILE, say)
+    code = asyncio.run(run_line(run_args, hold_open=reviewer, at_end=report))
     print(
         "\nThe line's histories stay in "
         f"{workflow.parent / '.jidoka' / 'temporal.db'}. To explore them later:\n"
         f"  jidoka run {workflow}            # the Web UI and a worker again (the line resumes)\n"
-        f"  jidoka why DEMO-2 --line demo    # from another terminal while it runs",
+        f"  jidoka why DEMO-2 --line demo    # from another terminal while it runs\n"
+        f"  jidoka report --line demo        # the report again, from another terminal",
         file=say,
     )
     return code

@@ -15,12 +15,17 @@ from cli.common import (
     client_or_fail,
     execute_update,
     issue_id_for,
+    line_config,
     line_name,
     operator_name,
     rpc_failure,
+    started_config,
+    web_ui,
 )
 from cli.errors import CliError, SubParsers
+from cli.money import currency_of
 from cli.render import issue_status_text
+from jidoka import search_attributes as sa
 from jidoka.outcomes import HaltCategory, HaltSource, OperatorDecision
 from jidoka.payloads import AnswerRequest, DecideRequest, DecideResult, HaltRequest, IssueStatus
 
@@ -79,16 +84,26 @@ async def _handle(args: argparse.Namespace) -> WorkflowHandle[object, object]:
 
 def run_status(args: argparse.Namespace) -> int:
     async def go() -> int:
-        handle = await _handle(args)
+        client = await client_or_fail()
+        config = line_config(args)
+        line = config.line if config is not None else line_name(args)
+        handle = client.get_workflow_handle(issue_id_for(line, args.issue))
         try:
             status = await handle.query("status", result_type=IssueStatus)
+            if args.json:
+                print(json.dumps(status.model_dump(mode="json"), indent=2))
+                return 0
+            config = config or await started_config(client, handle.id)
+            if config is not None:
+                priced = config.pricing is not None
+            else:  # no WORKFLOW.md readable: it holds JidokaCost only on a priced line
+                description = await handle.describe()
+                priced = description.typed_search_attributes.get(sa.COST) is not None
         except RPCError as error:
             raise rpc_failure(error, handle.id) from None
-        print(
-            json.dumps(status.model_dump(mode="json"), indent=2)
-            if args.json
-            else issue_status_text(status)
-        )
+        currency = currency_of(config.pricing if config is not None else None)
+        link = web_ui(client).link(handle.id, client.namespace)
+        print(issue_status_text(status, link=link, currency=currency if priced else None))
         return 0
 
     return asyncio.run(go())

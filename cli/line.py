@@ -15,14 +15,18 @@ from cli.common import (
     add_target_arguments,
     client_or_fail,
     execute_update,
+    line_config,
     line_id,
     line_name,
     operator_name,
     rpc_failure,
+    started_config,
 )
 from cli.errors import CliError, SubParsers
 from cli.line_view import LineView, read_line_view
+from cli.money import currency_of
 from cli.render import line_status_text
+from jidoka.config import WorkflowConfig
 from jidoka.outcomes import HaltCategory, HaltSource
 from jidoka.payloads import HaltRequest, ResumeRequest, ResumeResult
 
@@ -63,22 +67,35 @@ async def _handle(args: argparse.Namespace) -> WorkflowHandle[object, object]:
     return client.get_workflow_handle(line_id(args))
 
 
-async def line_view(client: Client, handle: WorkflowHandle[object, object]) -> LineView:
+async def line_view(
+    client: Client, handle: WorkflowHandle[object, object], config: WorkflowConfig | None
+) -> LineView:
+    """``config``: the line's WORKFLOW.md (whether the line is priced, in which currency): the
+    one the command was given, else the one the line was started with if readable here; None
+    when neither is (visibility then tells whether the line is priced, and the currency is
+    taken to be USD)."""
     try:
-        return await read_line_view(client, handle)
+        return await read_line_view(
+            client,
+            handle,
+            priced=None if config is None else config.pricing is not None,
+            currency=currency_of(config.pricing if config is not None else None),
+        )
     except RPCError as error:
         raise rpc_failure(error, handle.id) from None
+
+
+def view_text(view: LineView) -> str:
+    return line_status_text(view.status, review_rounds=view.review_rounds, money=view)
 
 
 def run_status(args: argparse.Namespace) -> int:
     async def go() -> int:
         client = await client_or_fail()
-        view = await line_view(client, client.get_workflow_handle(line_id(args)))
-        print(
-            json.dumps(view.json(), indent=2)
-            if args.json
-            else line_status_text(view.status, review_rounds=view.review_rounds)
-        )
+        handle = client.get_workflow_handle(line_id(args))
+        config = line_config(args) or await started_config(client, handle.id)
+        view = await line_view(client, handle, config)
+        print(json.dumps(view.json(), indent=2) if args.json else view_text(view))
         return 0
 
     return asyncio.run(go())
@@ -140,12 +157,13 @@ def run_watch(args: argparse.Namespace) -> int:
     async def go() -> int:
         client = await client_or_fail()
         handle = client.get_workflow_handle(line_id(args))
+        config = line_config(args) or await started_config(client, handle.id)
         # On a terminal each frame replaces the last; piped (a log, `tee`), frames follow one
         # another without escape codes.
         clear = "\033[2J\033[H" if sys.stdout.isatty() else ""
         while True:
-            view = await line_view(client, handle)
-            frame = line_status_text(view.status, review_rounds=view.review_rounds)
+            view = await line_view(client, handle, config)
+            frame = view_text(view)
             print(clear + frame if clear else f"{frame}\n", flush=True)
             await asyncio.sleep(args.interval)
 

@@ -20,7 +20,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from cli import check, demo, issue, line, run, server, why
+from cli import check, demo, issue, line, report, run, server, why
 from cli.errors import CliError
 from jidoka import __version__
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     line.add_parser(subparsers)
     issue.add_parser(subparsers)
     why.add_parser(subparsers)
+    report.add_parser(subparsers)
     server.add_parsers(subparsers)
     return parser
 

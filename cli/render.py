@@ -6,8 +6,10 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from cli.common import ago, table, workflow_url
-from jidoka.models import Evidence, HaltRecord, RunningEntry
+from cli.common import ago, table
+from cli.line_view import LineView
+from cli.money import attempt_cost_text, attempts_total_text
+from jidoka.models import AttemptRecord, Evidence, HaltRecord, RunningEntry
 from jidoka.outcomes import HaltCategory, Phase
 from jidoka.payloads import IssueStatus, LineStatus
 
@@ -40,11 +42,14 @@ def line_status_text(
     now: datetime | None = None,
     *,
     review_rounds: Mapping[str, int] | None = None,
+    money: LineView | None = None,
 ) -> str:
     """``review_rounds``: the rework rounds of the running issues that entered review, by
-    workflow id (``JidokaReviewRounds``, read with the live phases)."""
+    workflow id (``JidokaReviewRounds``, read with the live phases). ``money``: the view that
+    read the costs, on a priced line (each running issue's, and the line's total)."""
     now = now or datetime.now(UTC)
     rounds = review_rounds or {}
+    priced = money if money is not None and money.cost is not None else None
     line = status.line or "?"
     out = [
         f"Line {line} ({status.workflow_id}): {'HALTED' if status.halted else status.phase.value}"
@@ -68,6 +73,8 @@ def line_status_text(
     out.append(
         f"  tokens: {fleet.tokens_last_hour:,} in the last hour{cap}, {fleet.tokens_total:,} in total"
     )
+    if priced is not None and priced.cost is not None:
+        out.append(f"  cost: {priced.cost.text()}")
     if status.rate_gate_until and status.rate_gate_until > now:
         out.append(
             f"  rate-limit gate: no dispatch until {status.rate_gate_until.isoformat(timespec='seconds')}"
@@ -85,14 +92,20 @@ def line_status_text(
                 _phase_cell(e, now, rounds.get(e.workflow_id)),
                 e.attempt,
                 f"{e.tokens:,}",
+                *(
+                    [priced.cost_text(e.workflow_id, e.tokens, e.last_outcome is not None)]
+                    if priced is not None
+                    else []
+                ),
                 ago(e.started_at, now),
                 e.state,
             ]
             for e in status.running
         ]
-        out.append(
-            _indent(table(["ISSUE", "PHASE", "ATTEMPT", "TOKENS", "ELAPSED", "STATE"], rows))
-        )
+        headers = ["ISSUE", "PHASE", "ATTEMPT", "TOKENS", "ELAPSED", "STATE"]
+        if priced is not None:
+            headers.insert(4, "COST")
+        out.append(_indent(table(headers, rows)))
     if status.retry_queue:
         out.append(
             "Retry queue: "
@@ -207,12 +220,20 @@ def issue_row(status: IssueStatus) -> list[object]:
 ISSUE_HEADERS = ["ISSUE", "TITLE", "STATE", "PHASE", "OUTCOME", "EVIDENCE", "HALT", "TOKENS"]
 
 
-def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
+def issue_status_text(
+    status: IssueStatus,
+    now: datetime | None = None,
+    *,
+    link: str | None = None,
+    currency: str | None = None,
+) -> str:
+    """``link``: the workflow's Web UI page (or why it is unknown); ``currency``: set on a
+    priced line, which shows the issue's cost and each attempt's."""
     now = now or datetime.now(UTC)
     c = status.counters
     out = [
         f"{status.identifier or status.issue_id}: {status.title or ''}",
-        f"  workflow: {status.workflow_id} ({workflow_url(status.workflow_id)})",
+        f"  workflow: {status.workflow_id}" + (f" (Web UI: {link})" if link else ""),
         f"  phase: {status.phase.value}; tracker state: {status.tracker_state}",
         f"  attempts {c.attempts} (failures {c.failures}, continuations {c.continuations}, "
         f"lost to the infrastructure {c.infra_failures}), "
@@ -221,6 +242,9 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
         f"  last outcome: {status.last_outcome.value if status.last_outcome else '-'}; "
         f"evidence: {evidence_text(status.last_evidence)}",
     ]
+    if currency is not None:
+        out.insert(4, f"  cost: {attempts_total_text(c.cost, c.cost_unknown, currency)}")
+        out += _attempt_lines(status.attempts, currency)
     if status.last_decision:
         d = status.last_decision
         out.append(f"  last decision: {d.kind.value}: {d.reason} (rule: {d.rule})")
@@ -262,6 +286,26 @@ def issue_status_text(status: IssueStatus, now: datetime | None = None) -> str:
     if status.preserved_branch:
         out.append(f"  work preserved on {status.preserved_branch}")
     return "\n".join(out)
+
+
+def _attempt_lines(attempts: list[AttemptRecord], currency: str) -> list[str]:
+    """Each attempt the status keeps (the latest ones), with its tokens and its cost."""
+    if not attempts:
+        return []
+    out = ["  attempts:"]
+    for attempt in attempts:
+        if attempt.agent_stop is None:
+            spent = "no agent ran"
+        else:
+            reported = attempt.usage is not None or attempt.tokens > 0
+            tokens = f"{attempt.tokens:,} tokens" if reported else "tokens not reported"
+            cost = attempt_cost_text(
+                attempt.cost, currency, usage_reported=reported, model=attempt.model
+            )
+            spent = f"{tokens}, {cost}"
+        outcome = attempt.outcome.value if attempt.outcome else "under way"
+        out.append(f"    {attempt.number}: {outcome} — {spent}")
+    return out
 
 
 def review_lines(status: IssueStatus, now: datetime) -> list[str]:

@@ -37,7 +37,7 @@ from cli.common import (
     load_or_fail,
     operator_name,
     table,
-    web_ui_url,
+    web_ui,
 )
 from cli.errors import CliError, SubParsers
 from cli.line_view import read_line_status
@@ -67,6 +67,9 @@ POLL_S = 1.0
 HoldOpen = Callable[[LineStatus], Awaitable[bool]]
 """Awaited with the line's status at every poll of the follow; while it returns True,
 ``--until-idle`` does not end on an idle line (see :func:`run_line`)."""
+AtEnd = Callable[["Connection"], Awaitable[None]]
+"""Awaited once the follow has ended and the summary is printed, while the server and this
+worker still answer (``jidoka demo`` writes its report there); not after a stop signal."""
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
 class Connection:
     client: Client
     ui_url: str | None
-    """None for a headless ``jidoka server``."""
+    """None for a headless ``jidoka server``, or a cluster whose Web UI is not known
+    (``JIDOKA_UI_URL`` names it)."""
     where: str
 
 
@@ -115,7 +119,9 @@ async def temporal_for(
     if os.environ.get("TEMPORAL_ADDRESS"):
         client = await client_or_fail()
         await _ensure_search_attributes(client, say)
-        yield Connection(client=client, ui_url=web_ui_url(), where=os.environ["TEMPORAL_ADDRESS"])
+        yield Connection(
+            client=client, ui_url=web_ui(client).url, where=os.environ["TEMPORAL_ADDRESS"]
+        )
         return
     settings = DevServerSettings(
         db_path=Path(loaded.base_dir) / ".jidoka" / "temporal.db", port=port, ui_port=ui_port
@@ -178,7 +184,9 @@ async def _ensure_search_attributes(client: Client, say: TextIO) -> None:
         print(f"registered search attributes: {', '.join(added)}", file=say)
 
 
-async def run_line(args: argparse.Namespace, *, hold_open: HoldOpen | None = None) -> int:
+async def run_line(
+    args: argparse.Namespace, *, hold_open: HoldOpen | None = None, at_end: AtEnd | None = None
+) -> int:
     """The run, stopped in order by SIGINT or SIGTERM: the follow ends, the summary is still
     printed, the worker shuts down (agents get the grace, then are killed and their attempts
     recorded), then the embedded server stops. Exit code 128 + the signal's number.
@@ -206,7 +214,9 @@ async def run_line(args: argparse.Namespace, *, hold_open: HoldOpen | None = Non
     with stop.installed():
         stop.arm()
         try:
-            return await _run_line(args, loaded, settings, say, stop, hold_open=hold_open)
+            return await _run_line(
+                args, loaded, settings, say, stop, hold_open=hold_open, at_end=at_end
+            )
         except asyncio.CancelledError:
             if not stop.requested.is_set():
                 raise
@@ -223,6 +233,7 @@ async def _run_line(
     stop: StopSignals,
     *,
     hold_open: HoldOpen | None = None,
+    at_end: AtEnd | None = None,
 ) -> int:
     async with temporal_for(loaded, args.port, args.ui_port, say) as connection:
         print(f"jidoka: line {loaded.config.line} on {connection.where}", file=say)
@@ -273,6 +284,8 @@ async def _run_line(
                     file=say,
                     flush=True,
                 )
+            if at_end is not None and not stop.requested.is_set():
+                await at_end(connection)
             if stop.requested.is_set():
                 print(
                     "jidoka: the line keeps its state in Temporal; 'jidoka run' again carries on",

@@ -11,7 +11,10 @@ from typing import assert_never
 
 from pydantic import BaseModel
 
+from cli.money import attempt_cost_text, attempts_total_text, currency_of
 from jidoka import ratchet
+from jidoka.config import PricingConfig
+from jidoka.cost import attempt_cost
 from jidoka.models import (
     AgentRunResult,
     Decision,
@@ -22,7 +25,7 @@ from jidoka.models import (
     IssueCounters,
     WorkspaceInfo,
 )
-from jidoka.outcomes import DecisionKind, HaltCategory, Outcome, Phase
+from jidoka.outcomes import DecisionKind, HaltCategory, HaltScope, HaltSource, Outcome, Phase
 from jidoka.payloads import (
     AnswerRequest,
     CancelRequest,
@@ -84,7 +87,18 @@ class HaltedRecord:
     at: datetime
 
 
-Record = ActivityRecord | DecisionRecord | MessageRecord | TimerRecord | HaltedRecord
+@dataclass(frozen=True)
+class ConfigRecord:
+    """The WORKFLOW.md the issue loaded (at its start, and again before an attempt): what its
+    attempts were priced with."""
+
+    at: datetime
+    pricing: PricingConfig | None
+    model: str | None
+    """The model the agent runs, as WORKFLOW.md names it (``WorkflowConfig.agent_model``)."""
+
+
+Record = ActivityRecord | DecisionRecord | MessageRecord | TimerRecord | HaltedRecord | ConfigRecord
 
 
 @dataclass
@@ -99,15 +113,56 @@ class Story:
     """The issue's halts, oldest first (from its status query, or its result once it ended)."""
     review_waiting: str | None = None
     """What the review watch waits for, when it still runs (from the status query)."""
+    counters: IssueCounters | None = None
+    """The issue's counters (tokens, money), from its result or its status query."""
 
 
-def _agent_line(agent: AgentRunResult) -> str:
+def _agent_line(agent: AgentRunResult, priced: ConfigRecord | None = None) -> str:
+    """What the agent did; on a priced line, what it cost (``priced``: the config in force)."""
     code = f" (exit {agent.exit_code})" if agent.exit_code is not None else ""
     waited = f" (after waiting {agent.slot_wait_s:.1f}s for a slot)" if agent.slot_wait_s else ""
+    tokens = f"{agent.usage.total_tokens:,} tokens"
+    if not agent.usage_reported:
+        tokens = "tokens not reported"
+    if priced is not None and priced.pricing is not None:
+        cost = attempt_cost(agent.usage, agent.usage_reported, priced.pricing, priced.model)
+        tokens += ", " + attempt_cost_text(
+            cost, priced.pricing.currency, usage_reported=agent.usage_reported, model=priced.model
+        )
     return (
         f"agent: {agent.stop.value}{code} after {agent.duration_s:.1f}s{waited}, "
-        f"{agent.usage.total_tokens:,} tokens — {agent.detail}".rstrip(" —")
+        f"{tokens} — {agent.detail}".rstrip(" —")
     )
+
+
+@dataclass
+class _Spent:
+    """What the story's attempts cost, as it told them."""
+
+    tokens: int = 0
+    attempts: int = 0
+    cost: float = 0.0
+    unknown: int = 0
+
+
+def _spent_line(story: Story, spent: _Spent, priced: ConfigRecord | None) -> str | None:
+    """The issue's total: its counters when the story has them (what its budgets counted),
+    else the sum of the attempts told."""
+    counters = story.counters
+    if counters is not None:
+        spent = _Spent(
+            tokens=counters.tokens.total_tokens,
+            attempts=counters.attempts,
+            cost=counters.cost,
+            unknown=counters.cost_unknown,
+        )
+    if not spent.attempts and not spent.tokens:
+        return None
+    line = f"Spent: {spent.tokens:,} tokens over {spent.attempts} attempt(s)"
+    if priced is not None and priced.pricing is not None:
+        money = attempts_total_text(spent.cost, spent.unknown, currency_of(priced.pricing))
+        line += f"; cost {money}"
+    return line + "."
 
 
 def _charges(decisions: list[DecisionRecord]) -> str | None:
@@ -385,6 +440,67 @@ def _tell_reading(lines: list[str], seen: _Review, request: ChangeRequest, at: d
     seen.url, seen.reading = request.url, request
 
 
+@dataclass
+class _LineStop:
+    at: datetime
+    halt: HaltRequest | None
+    """None for a resume whose halt is not in this history."""
+    resume: ResumeRequest | None = None
+
+
+@dataclass
+class _LineStops:
+    """The line-wide halts and resumes the line sent this issue (every running issue gets
+    them): context, not the issue's own story, so told once, after it, one line per stop."""
+
+    stops: list[_LineStop] = field(default_factory=list[_LineStop])
+
+    def halted(self, at: datetime, halt: HaltRequest) -> None:
+        last = self.stops[-1] if self.stops else None
+        if last is not None and last.resume is None and last.halt == halt:
+            return  # the same stop sent again
+        self.stops.append(_LineStop(at=at, halt=halt))
+
+    def resumed(self, at: datetime, resume: ResumeRequest) -> None:
+        last = self.stops[-1] if self.stops else None
+        if last is not None and last.resume is None:
+            last.resume = resume
+        else:  # its halt came before this history (or after: the broadcasts can cross)
+            self.stops.append(_LineStop(at=at, halt=None, resume=resume))
+
+    def lines(self, identifier: str | None) -> list[str]:
+        if not self.stops:
+            return []
+        out = ["Meanwhile on the line (line-wide stops, not this issue's own unless said):"]
+        for stop in self.stops:
+            when = stop.at.isoformat(timespec="seconds")
+            text = f"  {when} " + (
+                _line_halt_text(stop.halt, identifier)
+                if stop.halt
+                else "the line was halted (its halt is not in this history)"
+            )
+            if stop.resume is not None:
+                who = stop.resume.operator or "an operator"
+                cause = stop.resume.root_cause or "(no root cause)"
+                text += f"; resumed by {who}: {cause}"
+            else:
+                text += "; not resumed while this history ran"
+            out.append(text)
+        return out
+
+
+def _line_halt_text(halt: HaltRequest, identifier: str | None) -> str:
+    what = f"{halt.category.value} by {halt.source.value}"
+    if halt.issue_identifier is not None and halt.issue_identifier == identifier:
+        return f"the line halted for this issue's own halt ({what}, told above)"
+    if halt.issue_identifier is not None:
+        return f"the line halted for another issue, {halt.issue_identifier} ({what}): {halt.reason}"
+    if halt.source is HaltSource.OPERATOR:
+        who = f"operator {halt.operator}" if halt.operator else "an operator"
+        return f"the line halted by {who}: {halt.reason}"
+    return f"the line halted ({what}): {halt.reason}"
+
+
 def tell(story: Story) -> str:
     """The chain, in plain words."""
     lines: list[str] = []
@@ -397,12 +513,20 @@ def tell(story: Story) -> str:
     halts_told: set[int] = set()
     halt_explained = False
     """A decision or a halt signal already told why the next halt happens."""
+    identifier: str | None = None
+    priced: ConfigRecord | None = None
+    """The WORKFLOW.md in force: what the next attempt is priced with."""
+    spent = _Spent()
+    line_stops = _LineStops()
     for record in story.records:
         told = len(lines)
         quiet = False
         match record:
+            case ConfigRecord():
+                priced = record
             case ActivityRecord(name="tracker_fetch_issue", result=Issue() as issue) if not title:
                 title = f'{issue.identifier} "{issue.title}"'
+                identifier = issue.identifier
             case ActivityRecord(name="prepare_workspace", result=WorkspaceInfo() as ws):
                 attempt_open += 1
                 seen.watching = False
@@ -410,7 +534,16 @@ def tell(story: Story) -> str:
                     f"Attempt {attempt_open} (workspace {ws.path}, branch {ws.branch}, base {ws.base_sha[:10]}):"
                 )
             case ActivityRecord(name="run_agent", result=AgentRunResult() as agent):
-                lines.append("  " + _agent_line(agent))
+                lines.append("  " + _agent_line(agent, priced))
+                spent.attempts += 1
+                spent.tokens += agent.usage.total_tokens
+                pricing = priced.pricing if priced is not None else None
+                model = priced.model if priced is not None else None
+                cost = attempt_cost(agent.usage, agent.usage_reported, pricing, model)
+                if cost is None:
+                    spent.unknown += 1
+                else:
+                    spent.cost += cost
             case ActivityRecord(
                 name="run_hook", input=HookInput() as hook_input, result=HookResult() as hook
             ):
@@ -489,6 +622,12 @@ def tell(story: Story) -> str:
                 else:
                     lines.append("Halted (the issue's status no longer lists why)")
                 halt_explained = False
+            case MessageRecord(name="halt", payload=HaltRequest(scope=HaltScope.LINE) as halt):
+                line_stops.halted(record.at, halt)
+            case MessageRecord(
+                name="resume", payload=ResumeRequest(scope=HaltScope.LINE) as resume
+            ):
+                line_stops.resumed(record.at, resume)
             case MessageRecord(name="halt", payload=HaltRequest() as halt):
                 who = halt.operator or halt.source.value
                 halt_explained = True
@@ -521,10 +660,16 @@ def tell(story: Story) -> str:
             else:
                 seen.read_line = seen.waits_from = None
     header = f"{title or story.workflow_id} — {describe_state(story)}"
+    meanwhile = line_stops.lines(identifier)
+    if meanwhile:
+        lines += ["", *meanwhile]
     ending = conclusion(story, last_decision, last_evidence, seen)
     charges = _charges(decisions)
     if charges:
         ending.append(charges)
+    total = _spent_line(story, spent, priced)
+    if total:
+        ending.append(total)
     return "\n".join([header, "", *lines, "", *ending, f"Web UI: {story.url}"])
 
 

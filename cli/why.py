@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -23,11 +23,12 @@ from cli.common import (
     issue_id_for,
     line_name,
     rpc_failure,
-    workflow_url,
+    web_ui,
 )
 from cli.errors import SubParsers
 from cli.story import (
     ActivityRecord,
+    ConfigRecord,
     DecisionRecord,
     HaltedRecord,
     MessageRecord,
@@ -37,7 +38,15 @@ from cli.story import (
     tell,
 )
 from jidoka import search_attributes as sa
-from jidoka.models import AgentRunResult, Decision, Evidence, HookResult, Issue, WorkspaceInfo
+from jidoka.models import (
+    AgentRunResult,
+    Decision,
+    Evidence,
+    HookResult,
+    Issue,
+    LoadedWorkflow,
+    WorkspaceInfo,
+)
 from jidoka.outcomes import Outcome, Phase
 from jidoka.payloads import (
     AnswerRequest,
@@ -47,6 +56,7 @@ from jidoka.payloads import (
     HookInput,
     IssueResult,
     IssueStatus,
+    IssueWorkflowInput,
     PreserveResult,
     PushResult,
     ResumeRequest,
@@ -61,6 +71,7 @@ Decoded = BaseModel | str | bool | None
 ResultType = type[BaseModel] | type[bool]
 
 ACTIVITY_TYPES: dict[str, tuple[type[BaseModel] | None, ResultType | None]] = {
+    "load_workflow_config": (None, LoadedWorkflow),
     "tracker_fetch_issue": (None, Issue),
     "prepare_workspace": (None, WorkspaceInfo),
     "run_agent": (None, AgentRunResult),
@@ -111,7 +122,7 @@ async def read_story(client: Client, workflow_id: str) -> Story:
     except RPCError as error:
         raise rpc_failure(error, workflow_id) from None
     runs = await _run_chain(client, workflow_id, description.run_id)
-    story = Story(workflow_id=workflow_id, url=workflow_url(workflow_id, client.namespace))
+    story = Story(workflow_id=workflow_id, url=web_ui(client).link(workflow_id, client.namespace))
     for run_id in runs:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         await add_run(story, client.data_converter, history.events)
@@ -121,6 +132,7 @@ async def read_story(client: Client, workflow_id: str) -> Story:
             story.phase = status.phase
             story.halts = list(status.halts)
             story.review_waiting = status.review_waiting
+            story.counters = status.counters
         except RPCError:
             story.phase = _phase_from_attributes(description)
     return story
@@ -138,6 +150,7 @@ async def add_run(story: Story, converter: DataConverter, events: Sequence[Histo
             if isinstance(result, IssueResult):
                 story.result = result
                 story.halts = list(result.halts)
+                story.counters = result.counters
 
 
 def _phase_from_attributes(description: WorkflowExecutionDescription) -> Phase | None:
@@ -163,6 +176,11 @@ async def _run_chain(client: Client, workflow_id: str, latest: str) -> list[str]
     return list(reversed(chain))
 
 
+def _config_record(at: datetime, loaded: LoadedWorkflow) -> ConfigRecord:
+    config = loaded.config
+    return ConfigRecord(at=at, pricing=config.pricing, model=config.agent_model())
+
+
 async def _decode(converter: DataConverter, payloads: Payloads, kind: ResultType | None) -> Decoded:
     if not payloads.payloads:
         return None
@@ -182,7 +200,12 @@ async def records_of(converter: DataConverter, events: Sequence[HistoryEvent]) -
     """A running timer's started event id -> the index of its record."""
     for event in events:
         at = event.event_time.ToDatetime().replace(tzinfo=UTC)
-        if event.HasField("activity_task_scheduled_event_attributes"):
+        if event.HasField("workflow_execution_started_event_attributes"):
+            attrs = event.workflow_execution_started_event_attributes
+            started = await _decode(converter, attrs.input, IssueWorkflowInput)
+            if isinstance(started, IssueWorkflowInput) and started.workflow is not None:
+                records.append(_config_record(at, started.workflow))
+        elif event.HasField("activity_task_scheduled_event_attributes"):
             attrs = event.activity_task_scheduled_event_attributes
             name = attrs.activity_type.name
             input_type = ACTIVITY_TYPES.get(name, (None, None))[0]
@@ -195,6 +218,9 @@ async def records_of(converter: DataConverter, events: Sequence[HistoryEvent]) -
             if result_type is None:
                 continue
             result = await _decode(converter, attrs.result, result_type)
+            if isinstance(result, LoadedWorkflow):
+                records.append(_config_record(at, result))
+                continue
             records.append(
                 ActivityRecord(
                     at=at,
@@ -219,7 +245,10 @@ async def records_of(converter: DataConverter, events: Sequence[HistoryEvent]) -
                 records.append(ActivityRecord(at=at, name=local.name, failure=local.failure))
             elif result_type is not None and local.result is not None:
                 result = await _decode(converter, local.result, result_type)
-                records.append(ActivityRecord(at=at, name=local.name, result=result))
+                if isinstance(result, LoadedWorkflow):
+                    records.append(_config_record(at, result))
+                else:
+                    records.append(ActivityRecord(at=at, name=local.name, result=result))
         elif event.HasField("workflow_properties_modified_event_attributes"):
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
             if "decision" in fields:

@@ -22,6 +22,9 @@ from jidoka.outcomes import Outcome
 
 PER = 1_000_000
 """Prices are per million tokens."""
+UNKNOWN_CURRENCY = "(currency unknown)"
+"""Said after an amount when the WORKFLOW.md that priced it cannot be read here: a "$" could
+be a lie about a line priced in euros."""
 
 
 class Spend(StrEnum):

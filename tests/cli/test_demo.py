@@ -37,6 +37,7 @@ from jidoka.review import RequestState, ReviewVerdict
 from jidoka.workflow_file import load_workflow
 from tests.support.paths import JIDOKA
 from tests.support.ports import free_port
+from tests.support.report_page import Page, assert_heights_relative
 from tests.support.workerproc import child_environ
 
 EXPECTED = {
@@ -101,6 +102,28 @@ def test_the_demo_runs_from_anywhere_and_ends_as_written(tmp_path: Path) -> None
     assert "changes/DEMO-1.md now says: Change made by the scripted agent (attempt 2)." in (
         done.stderr
     )
+
+    # The demo ends by writing the line's report: one page, its charts drawn from the run.
+    report = tmp_path / "demo" / "report.html"
+    assert f"the report, one self-contained page: {report}" in done.stderr
+    assert "the prices are illustrative" in done.stderr
+    page = Page(report.read_text(encoding="utf-8"))
+    assert page.forbidden == []
+    assert [b.label for b in page.charts["chart-value-waste"].bars] == ["value", "waste"]
+    # Every halt the demo makes, once each (the record and the line's are one stop).
+    stops = {ended[name][1] for name in EXPECTED if ended[name][0] == "halted"}
+    assert len(page.charts["chart-stops"].bars) == len(stops) == 5
+    assert {b.label for b in page.charts["chart-stops"].bars} == {
+        "no_progress",
+        "halt_production",
+        "budget_exceeded",
+        "hook_timeout",
+        "protected_paths",
+    }
+    assert page.charts["chart-stops"].cumulative[-1] == 100.0
+    wasted = {b.label for b in page.charts["chart-waste-by-outcome"].bars}
+    assert {"budget_exceeded", "no_progress", "verify_failed", "awaiting_answers"} <= wasted
+    assert_heights_relative(page.charts["chart-waste-by-outcome"])
 
 
 # -- the scripted reviewer and the run it holds open, without a server (fast) ------------------

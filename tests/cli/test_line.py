@@ -14,6 +14,7 @@ from jidoka.outcomes import Phase
 from tests.support.cli import cli_env, interrupt, jidoka, read_until
 from tests.support.linekit import eventually, factory, make_line, start_line, wait_for_phase
 from tests.support.paths import JIDOKA
+from tests.support.ports import UI_PORT
 from workflows.line import LineWorkflow
 
 
@@ -48,7 +49,17 @@ async def test_operator_commands_drive_a_running_line(
         code, out, _ = await jidoka("why", "O-1", *line, env=env)
         assert code == 0
         assert "Why halted (no_progress)?" in out and "Rule: done gate" in out
-        assert "verdict DONE; 0 commit(s)" in out and "/workflows/" in out
+        assert "verdict DONE; 0 commit(s)" in out
+        # The test's server was not started by jidoka: its UI is not guessed, but named.
+        target = env["TEMPORAL_ADDRESS"]
+        assert f"Web UI: unknown (the Temporal server at {target} was not started by" in out
+        named = {**env, "JIDOKA_UI_URL": f"http://localhost:{UI_PORT}"}
+        code, out, _ = await jidoka("why", "O-1", *line, env=named)
+        assert code == 0
+        workflow_id = kit.workflow_id("O-1")
+        assert (
+            f"Web UI: http://localhost:{UI_PORT}/namespaces/default/workflows/{workflow_id}" in out
+        )
 
         code, out, _ = await jidoka(
             "line", "resume", *line, "--root-cause", "agent lied", "--operator", "ops", env=env
