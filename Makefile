@@ -30,6 +30,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/pyright --pythonpath $(PY)
 
+# Two pytest processes, each with its own dev server, time-skipping server and secrets scan:
+# most tests wait on servers and subprocesses, so two halve the wall time on two cores.
+# PYTEST_ARGS="-n 0" runs them in one process.
+PYTEST_ARGS ?= -n 2
+
 pytest: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

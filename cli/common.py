@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import CliError
@@ -194,9 +195,11 @@ def web_ui(client: Client) -> WebUi:
     return web_ui_for(target, explicit=os.environ.get(UI_URL_VARIABLE), record=record)
 
 
-async def client_or_fail() -> Client:
+async def client_or_fail(runtime: Runtime | None = None) -> Client:
+    """The client of the configured cluster. ``runtime``: the process's SDK runtime when it
+    exports metrics (``jidoka run`` with ``JIDOKA_METRICS_BIND``)."""
     try:
-        return await connect()
+        return await connect(runtime=runtime)
     except RuntimeError as error:
         raise CliError(
             f"cannot reach Temporal at {temporal_address()}: {str(error).splitlines()[0]}",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from cli.common import (
@@ -41,7 +42,9 @@ from cli.common import (
 )
 from cli.errors import CliError, SubParsers
 from cli.line_view import read_line_status
+from cli.money import attempts_total_text
 from cli.render import ISSUE_HEADERS, halt_line, issue_row, resume_commands
+from jidoka.config import PricingConfig
 from jidoka.models import LoadedWorkflow, RunningEntry
 from jidoka.outcomes import Phase
 from jidoka.payloads import IssueStatus, LineStatus, ResumeRequest, ResumeResult
@@ -56,7 +59,7 @@ from runtime.devserver import (
 )
 from runtime.temporal import register_search_attributes
 from starter import start_line
-from worker import SettingsError, WorkerSettings, running_worker
+from worker import SettingsError, WorkerSettings, metrics_runtime, running_worker
 
 if TYPE_CHECKING:
     from worker import WorkerSettings
@@ -109,7 +112,11 @@ class Connection:
 
 @contextlib.asynccontextmanager
 async def temporal_for(
-    loaded: LoadedWorkflow, port: int, ui_port: int, say: TextIO
+    loaded: LoadedWorkflow,
+    port: int,
+    ui_port: int,
+    say: TextIO,
+    runtime: Runtime | None = None,
 ) -> AsyncGenerator[Connection, None]:
     """A cluster when TEMPORAL_ADDRESS is set; else a local server, started if none runs.
 
@@ -117,7 +124,7 @@ async def temporal_for(
     ``jidoka server``, or a Temporal server jidoka did not start (said plainly). An orphan
     (its jidoka is gone) or another run's embedded server is refused with what to do."""
     if os.environ.get("TEMPORAL_ADDRESS"):
-        client = await client_or_fail()
+        client = await client_or_fail(runtime)
         await _ensure_search_attributes(client, say)
         yield Connection(
             client=client, ui_url=web_ui(client).url, where=os.environ["TEMPORAL_ADDRESS"]
@@ -146,13 +153,13 @@ async def temporal_for(
             ui_url = settings.ui_url
         else:
             raise CliError(holder.busy_message())
-        client = await _connect_or_fail(settings.address)
+        client = await _connect_or_fail(settings.address, runtime)
         await _ensure_search_attributes(client, say)
         yield Connection(client=client, ui_url=ui_url, where=where)
         return
     try:
         async with embedded_server(settings, owner="jidoka run") as server:
-            client = await _connect_or_fail(server.settings.address)
+            client = await _connect_or_fail(server.settings.address, runtime)
             yield Connection(
                 client=client,
                 ui_url=settings.ui_url,
@@ -162,9 +169,9 @@ async def temporal_for(
         raise CliError(error.message, detail=error.detail) from None
 
 
-async def _connect_or_fail(address: str) -> Client:
+async def _connect_or_fail(address: str, runtime: Runtime | None = None) -> Client:
     try:
-        return await connect_when_ready(address)
+        return await connect_when_ready(address, runtime=runtime)
     except RuntimeError as error:
         raise CliError(
             f"cannot reach Temporal at {address}: {str(error).splitlines()[0]}"
@@ -235,8 +242,13 @@ async def _run_line(
     hold_open: HoldOpen | None = None,
     at_end: AtEnd | None = None,
 ) -> int:
-    async with temporal_for(loaded, args.port, args.ui_port, say) as connection:
+    # JIDOKA_METRICS_BIND: this process's worker exports the SDK's and Jidoka's metrics, as
+    # `jidoka worker` does (docs/metrics.md).
+    runtime = metrics_runtime(settings.metrics_bind) if settings.metrics_bind else None
+    async with temporal_for(loaded, args.port, args.ui_port, say, runtime) as connection:
         print(f"jidoka: line {loaded.config.line} on {connection.where}", file=say)
+        if settings.metrics_bind:
+            print(f"jidoka: metrics on http://{settings.metrics_bind}/metrics", file=say)
         if connection.ui_url:
             print(f"jidoka: Web UI {connection.ui_url}/namespaces/default/workflows", file=say)
         async with running_worker(connection.client, settings):
@@ -273,10 +285,14 @@ async def _run_line(
                 issues = await issue_statuses(connection.client, status)
             except RPCError as error:
                 raise CliError(f"cannot read the line's status: {error.message}") from None
+            pricing = loaded.config.pricing
             if args.json:
-                print(json.dumps(summary_json(status, issues), indent=2, default=str), flush=True)
+                print(
+                    json.dumps(summary_json(status, issues, pricing), indent=2, default=str),
+                    flush=True,
+                )
             else:
-                print(summary_text(status, issues), flush=True)
+                print(summary_text(status, issues, pricing), flush=True)
             if connection.ui_url:
                 print(
                     f"jidoka: Web UI {connection.ui_url}/namespaces/default/workflows"
@@ -430,7 +446,17 @@ async def issue_statuses(client: Client, status: LineStatus) -> list[IssueStatus
     return sorted(statuses, key=lambda s: s.identifier or s.issue_id)
 
 
-def summary_text(status: LineStatus, issues: list[IssueStatus]) -> str:
+def spent_text(issues: list[IssueStatus], pricing: PricingConfig) -> str:
+    """What the issues of the run cost together, a lower bound while some attempt's is
+    unknown."""
+    known = sum(s.counters.cost for s in issues)
+    unknown = sum(s.counters.cost_unknown for s in issues)
+    return attempts_total_text(known, unknown, pricing.currency)
+
+
+def summary_text(
+    status: LineStatus, issues: list[IssueStatus], pricing: PricingConfig | None = None
+) -> str:
     state = "HALTED" if status.halted else "running" if not status.idle else "idle"
     in_review = sum(1 for s in issues if s.phase is Phase.IN_REVIEW)
     if in_review:
@@ -448,6 +474,8 @@ def summary_text(status: LineStatus, issues: list[IssueStatus]) -> str:
         )
         lines.append(f"halt: {halt_line(halt)}{resolved}")
     lines.append(f"tokens: {status.fleet.tokens_total:,}")
+    if pricing is not None:
+        lines.append(f"cost: {spent_text(issues, pricing)}")
     lines += next_steps(status, issues)
     return "\n".join(lines)
 
@@ -480,8 +508,11 @@ def next_steps(status: LineStatus, issues: list[IssueStatus]) -> list[str]:
     return ["", "Next steps:", *[f"  {step}" for step in steps]] if steps else []
 
 
-def summary_json(status: LineStatus, issues: list[IssueStatus]) -> dict[str, object]:
+def summary_json(
+    status: LineStatus, issues: list[IssueStatus], pricing: PricingConfig | None = None
+) -> dict[str, object]:
     return {
+        "currency": pricing.currency if pricing is not None else None,
         "line": status.model_dump(mode="json"),
         "issues": [
             {
@@ -493,6 +524,9 @@ def summary_json(status: LineStatus, issues: list[IssueStatus]) -> dict[str, obj
                 "evidence": s.last_evidence.model_dump(mode="json") if s.last_evidence else None,
                 "halt": s.halt.model_dump(mode="json") if s.halt else None,
                 "tokens": s.counters.tokens.total_tokens,
+                # The known part, and how many attempts' cost is unknown (never a false zero).
+                "cost": s.counters.cost if pricing is not None else None,
+                "cost_unknown_attempts": s.counters.cost_unknown if pricing is not None else None,
                 "workflow_id": s.workflow_id,
                 "ship": s.ship.model_dump(mode="json") if s.ship else None,
             }

@@ -30,6 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from runtime.temporal import connect, search_attribute_flags, temporal_cli_path
 
@@ -414,12 +415,15 @@ async def embedded_server(
         stop_dev_server(server)
 
 
-async def connect_when_ready(address: str, timeout_s: float = 30.0) -> Client:
-    """Connect, retrying while a just-started server finishes booting."""
+async def connect_when_ready(
+    address: str, timeout_s: float = 30.0, runtime: Runtime | None = None
+) -> Client:
+    """Connect, retrying while a just-started server finishes booting. ``runtime``: the
+    process's SDK runtime when it exports metrics."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
-            return await connect(address=address)
+            return await connect(address=address, runtime=runtime)
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
                 raise

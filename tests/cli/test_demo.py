@@ -82,6 +82,9 @@ def test_the_demo_runs_from_anywhere_and_ends_as_written(tmp_path: Path) -> None
     ended = {i["identifier"]: (i["phase"], i["outcome"]) for i in summary["issues"]}
     assert ended == EXPECTED
     assert "a fresh line in" in done.stderr and "Traceback" not in done.stderr
+    # The demo's line is priced: every issue's cost is known, in the summary as in the report.
+    assert summary["currency"] == "USD"
+    assert all(i["cost"] > 0 and i["cost_unknown_attempts"] == 0 for i in summary["issues"])
 
     # The review loop: every ship was merged by the scripted reviewer, DEMO-1 after exactly
     # one rework round whose new commit answers the reviewer's request.

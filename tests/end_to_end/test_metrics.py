@@ -28,6 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,13 @@ from temporalio.worker import Replayer
 
 from activities.agent.slots import AgentSlots
 from activities.metrics import watch_slots
+from cli.report import build_report
 from jidoka import metrics
 from jidoka.keys import line_workflow_id
 from jidoka.models import AttemptRecord, TokenUsage
 from jidoka.outcomes import HaltCategory, HaltSource, Outcome, Phase
 from jidoka.payloads import HaltRequest, IssueStatus, LineWorkflowInput
+from jidoka.report import Window
 from tests.histories import load, recorded
 from tests.support.linekit import LineKit, eventually, issue_status, line_status, make_line
 from tests.support.ports import free_port
@@ -195,6 +198,11 @@ async def test_the_worker_exports_the_lines_own_figures(client: Client, tmp_path
         shipped = await issue_status(client.get_workflow_handle(kit.workflow_id("M-1")))
         halted = await issue_status(client.get_workflow_handle(kit.workflow_id("M-2")))
         samples = await scraped(port)
+        # The report of the same line, read from its histories while the worker answers.
+        now = datetime.now(UTC)
+        report = await build_report(
+            client, kit.line, Window(since=now - timedelta(hours=1), until=now), now=now
+        )
         await line.terminate("test over")
 
     assert shipped.phase is Phase.SHIPPED and shipped.last_outcome is Outcome.SHIPPED
@@ -255,6 +263,23 @@ async def test_the_worker_exports_the_lines_own_figures(client: Client, tmp_path
     assert total(samples, metrics.SLOTS_CAPACITY.name) == 2
     assert total(samples, metrics.SLOTS_IN_USE.name) == 0
     assert total(samples, metrics.SLOT_WAITERS.name) == 0
+
+    # `jidoka report --json` tells the same figures from the histories.
+    spend = report.spend
+    assert spend.total.tokens == total(samples, metrics.TOKENS.name, **ours) == reported
+    assert spend.value.tokens == total(samples, metrics.TOKENS.name, outcome="shipped", **ours)
+    assert spend.waste_by_outcome and all(
+        entry.spend.tokens
+        == total(samples, metrics.TOKENS.name, outcome=entry.outcome.value, **ours)
+        for entry in spend.waste_by_outcome
+    )
+    assert spend.total.cost.amount is not None
+    assert round(spend.total.cost.amount * 1_000_000) == total(samples, metrics.COST.name, **ours)
+    assert report.throughput.shipped == total(samples, metrics.SHIPS.name, **ours) == 1
+    assert {bar.label: bar.count for bar in report.stops.by_category} == {
+        "no_progress": total(samples, metrics.HALTS.name, category="no_progress", **ours),
+        "halt_production": total(samples, metrics.HALTS.name, category="halt_production", **ours),
+    }
 
     # Only the catalog's names and labels, never an issue.
     catalog = {m.name: m for m in metrics.ALL}
