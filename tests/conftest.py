@@ -64,11 +64,28 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
         scan.mark_test(nodeid)
 
 
+_WORKER_SUMMARIES: list[str] = []
+"""Under pytest-xdist: what each worker process's scan read (each scans its own tests)."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist: a worker ended; keep its scan's summary."""
+    del error
+    output = getattr(node, "workeroutput", None)
+    if isinstance(output, dict):
+        lines = output.get("secret_scan")
+        if isinstance(lines, list):
+            _WORKER_SUMMARIES.extend(str(line) for line in lines)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """What the secrets scan read, and how long it took: its cost stays in sight."""
     for scan in _SCAN:
         for line in scan.summary:
             terminalreporter.write_line(line)
+    for line in _WORKER_SUMMARIES:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -131,7 +148,13 @@ async def ts_env(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Keep pytest's status for the exit below. A pytest-xdist worker also hands its scan's
+    summary to the controlling process (xdist sends ``workeroutput`` after this hook), which
+    prints it: the scans run in the workers, the terminal is the controller's."""
     session.config.stash[_EXIT_STATUS] = int(exitstatus)
+    output = getattr(session.config, "workeroutput", None)
+    if isinstance(output, dict):
+        output["secret_scan"] = [line for scan in _SCAN for line in scan.summary]
 
 
 @pytest.hookimpl(trylast=True)
