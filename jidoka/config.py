@@ -201,10 +201,14 @@ class GitLabTrackerConfig(TrackerStates):
     @field_validator("project", mode="before")
     @classmethod
     def _numeric_id(cls, value: object) -> object:
-        """YAML reads ``project: 1234`` as an int; the id is kept as text like a path."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
+        return gitlab_project_text(value)
+
+
+def gitlab_project_text(value: object) -> object:
+    """YAML reads ``project: 1234`` as an int; the id is kept as text like a path."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def label_scope(label: str) -> str | None:
@@ -479,8 +483,8 @@ class MergeMode(StrEnum):
 
 
 class ReviewGitHub(Section):
-    """Where a Linear line's work is reviewed: the GitHub repository its pull requests are
-    opened in (a GitHub line reviews in its own tracker's repository)."""
+    """Where a Linear or Jira line's work is reviewed: the GitHub repository its pull requests
+    are opened in (a GitHub line reviews in its own tracker's repository)."""
 
     repo: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
     api_key: SecretRef = "$GITHUB_TOKEN"
@@ -488,6 +492,26 @@ class ReviewGitHub(Section):
     base: NonEmpty | None = None
     """Base branch of the pull requests (default: ``workspace.base_branch``)."""
     draft: bool = False
+
+
+class ReviewGitLab(Section):
+    """Where a Linear or Jira line's work is reviewed: the GitLab project its merge requests
+    are opened in (a GitLab line reviews in its own tracker's project)."""
+
+    project: Annotated[str, StringConstraints(pattern=GITLAB_PROJECT_PATTERN)]
+    """``group/sub/app`` (the project's path, as in its URL) or the numeric project id."""
+    base_url: NonEmpty = "https://gitlab.com"
+    """The instance (self-managed: ``https://gitlab.example.com``); the API is
+    ``<base_url>/api/v4``. Its host is the only one git is offered the token for."""
+    api_key: SecretRef = "$GITLAB_TOKEN"
+    target: NonEmpty | None = None
+    """Target branch of the merge requests (default: ``workspace.base_branch``)."""
+    draft: bool = False
+
+    @field_validator("project", mode="before")
+    @classmethod
+    def _numeric_id(cls, value: object) -> object:
+        return gitlab_project_text(value)
 
 
 class ReviewConfig(Section):
@@ -509,7 +533,10 @@ class ReviewConfig(Section):
     required_checks: list[NonEmpty] = Field(default_factory=list[str])
     """Checks that must pass at the shipped head; empty: every check reported there."""
     github: ReviewGitHub | None = None
-    """A Linear line only: the GitHub repository its pull requests live in."""
+    """A Linear or Jira line only: the GitHub repository its pull requests live in."""
+    gitlab: ReviewGitLab | None = None
+    """A Linear or Jira line only: the GitLab project its merge requests live in (exactly one
+    of ``github`` and ``gitlab`` there)."""
 
     @field_validator("max_time")
     @classmethod
@@ -619,4 +646,6 @@ def secret_env_names(config: WorkflowConfig) -> list[str]:
     if config.review is not None and config.review.github is not None:
         names.append(config.review.github.api_key[1:])
         names.append("GH_TOKEN")
+    if config.review is not None and config.review.gitlab is not None:
+        names.append(config.review.gitlab.api_key[1:])
     return sorted(set(names))

@@ -1094,24 +1094,43 @@ def _review_problems(tracker: TrackerStates, review: ReviewConfig) -> list[Probl
     if problem is not None:
         return [Problem(path="review.state", message=problem)]
     without_pull_requests = isinstance(tracker, LinearTrackerConfig | JiraTrackerConfig)
-    if without_pull_requests and review.github is None:
-        return [
+    if without_pull_requests:
+        if review.github is None and review.gitlab is None:
+            return [
+                Problem(
+                    path="review",
+                    message=f"{tracker.kind.value} has no pull requests: name where the work is "
+                    "reviewed, review.github (a GitHub repository) or review.gitlab (a GitLab "
+                    "project)",
+                    hint="review.github.repo: owner/name (token: review.github.api_key, "
+                    "$GITHUB_TOKEN by default), or review.gitlab.project: group/app (token: "
+                    "review.gitlab.api_key, $GITLAB_TOKEN by default)",
+                )
+            ]
+        if review.github is not None and review.gitlab is not None:
+            return [
+                Problem(
+                    path="review",
+                    message="review.github and review.gitlab are both set: the work is reviewed "
+                    "in one place, name one of them",
+                )
+            ]
+    else:
+        refused = [
             Problem(
-                path="review.github",
-                message=f"{tracker.kind.value} has no pull requests: name the GitHub repository "
-                "the work is reviewed in",
-                hint="review.github.repo: owner/name (token: review.github.api_key, "
-                "$GITHUB_TOKEN by default)",
+                path=f"review.{forge}",
+                message=f"only a Linear or Jira line names a {name} for review: a GitHub line "
+                "reviews in its own repository, a GitLab line in its own project, and the "
+                "local board is its own forge",
             )
-        ]
-    if not without_pull_requests and review.github is not None:
-        return [
-            Problem(
-                path="review.github",
-                message="only a Linear or Jira line names a GitHub repository for review: a GitHub "
-                "line reviews in its own repository, and the local board is its own forge",
+            for forge, name, value in (
+                ("github", "GitHub repository", review.github),
+                ("gitlab", "GitLab project", review.gitlab),
             )
+            if value is not None
         ]
+        if refused:
+            return refused
     labelled = isinstance(tracker, GitHubTrackerConfig | GitLabTrackerConfig)
     if labelled and _norm(review.state) not in {_norm(state) for state in tracker.state_labels}:
         forge = "GitHub" if isinstance(tracker, GitHubTrackerConfig) else "GitLab"
@@ -1179,7 +1198,18 @@ def _tracker_kind_problems(
             problems.extend(
                 gitlab_mapping_problems(tracker, review_state=review.state if review else None)
             )
-        case LinearTrackerConfig() | LocalTrackerConfig() | JiraTrackerConfig():
+        case LinearTrackerConfig() | JiraTrackerConfig():
+            reviewed_in = review is not None and (review.github or review.gitlab) is not None
+            if reviewed_in and not workspace.push_on_ship:
+                problems.append(
+                    Problem(
+                        path="workspace.push_on_ship",
+                        message=f"a {tracker.kind.value} line with review.github or "
+                        "review.gitlab ships by opening a change request there: the branch "
+                        "must be pushed",
+                    )
+                )
+        case LocalTrackerConfig():
             pass
         case _:
             assert_never(tracker)
@@ -1439,6 +1469,9 @@ def env_reference_names(config: WorkflowConfig) -> list[str]:
             values.append(tracker.api_key)
         case JiraTrackerConfig():
             values += [tracker.email, tracker.api_token]
+    review = config.review
+    if review is not None:
+        values += [forge.api_key for forge in (review.github, review.gitlab) if forge is not None]
     for value in values:
         names.update(pattern.findall(value))
     for value in config.agent.env.values():

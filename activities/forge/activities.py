@@ -2,10 +2,11 @@
 
 A forge is where a shipped issue's change request lives: GitHub's pull requests for a GitHub
 tracker (and for Linear and Jira lines, in ``review.github``), GitLab's merge requests for a
-GitLab tracker, the board itself for the local board (review there is a person's edit). All
-answer the same two questions, so the workflow never knows which one it watches; another
-forge plugs in as one more case of :func:`make_forge`. Errors leave typed, as the tracker
-activities' do: a refused token halts, an outage is retried, nothing leaks a secret.
+GitLab tracker (and for Linear and Jira lines, in ``review.gitlab``), the board itself for the
+local board (review there is a person's edit). All answer the same two questions, so the
+workflow never knows which one it watches; another forge plugs in as one more case of
+:func:`make_forge`. Errors leave typed, as the tracker activities' do: a refused token halts,
+an outage is retried, nothing leaks a secret.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.forge.board import BoardForge
 from activities.forge.github import GitHubForge, review_repository_forge
-from activities.forge.gitlab import GitLabForge
+from activities.forge.gitlab import GitLabForge, review_project_forge
 from activities.secrets import resolve_secret
 from activities.tracker.activities import etag_cache, make_tracker, typed_tracker_errors
 from activities.tracker.local import LocalBoard
@@ -116,15 +117,19 @@ def make_forge(config: WorkflowConfig, review: ReviewConfig) -> Forge:
                 )
             )
         case LinearTrackerConfig() | JiraTrackerConfig():
-            forge = review_repository_forge(config)
-            if forge is None:
-                raise ApplicationError(
-                    f"a {tracker.kind.value} line's review needs review.github (the repository "
-                    "its pull requests live in); WORKFLOW.md refuses it without",
-                    type="ConfigInvalid",
-                    non_retryable=True,
-                )
-            return _PullRequests(forge)
+            pulls = review_repository_forge(config)
+            if pulls is not None:
+                return _PullRequests(pulls)
+            merges = review_project_forge(config)
+            if merges is not None:
+                return _MergeRequests(merges)
+            raise ApplicationError(
+                f"a {tracker.kind.value} line's review needs review.github (the GitHub "
+                "repository its pull requests live in) or review.gitlab (the GitLab project its "
+                "merge requests live in); WORKFLOW.md refuses it without",
+                type="ConfigInvalid",
+                non_retryable=True,
+            )
         case GitLabTrackerConfig():
             return _MergeRequests(
                 GitLabForge(

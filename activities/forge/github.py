@@ -466,8 +466,8 @@ _REVIEW_CACHES: dict[str, ConditionalCache] = {}
 
 
 def review_repository_forge(config: WorkflowConfig) -> GitHubForge | None:
-    """The GitHub repository a Linear line's work is reviewed in (``review.github``), or None
-    for any other line. Its token is resolved here, on the worker, never earlier."""
+    """The GitHub repository a Linear or Jira line's work is reviewed in (``review.github``),
+    or None for any other line. Its token is resolved here, on the worker, never earlier."""
     review = config.review
     if review is None or review.github is None:
         return None

@@ -49,8 +49,16 @@ from activities.forge.text import (
     output_tail,
     positive_int,
 )
+from activities.secrets import resolve_secret
 from activities.tracker.base import TrackerError, TrackerErrorCategory
-from activities.tracker.gitlab import PAGE_SIZE, GitLabApi, api_url, project_path
+from activities.tracker.gitlab import (
+    PAGE_SIZE,
+    GitLabApi,
+    MergeRequestDraft,
+    api_url,
+    open_merge_request,
+    project_path,
+)
 from activities.tracker.http import (
     Clock,
     ConditionalCache,
@@ -63,6 +71,7 @@ from activities.tracker.http import (
     parse_timestamp,
     utc_now,
 )
+from jidoka.config import WorkflowConfig
 from jidoka.review import (
     ChangeRequest,
     Check,
@@ -398,6 +407,11 @@ class GitLabForge:
         )
 
     # -- writes ------------------------------------------------------------------------------
+
+    async def open(self, wanted: MergeRequestDraft) -> str:
+        """Open the merge request of ``wanted.branch``, or reuse the open one (its description
+        brought up to date); its ``web_url``."""
+        return await open_merge_request(self._api, self._project, wanted)
 
     async def merge(self, url_or_iid: str | int, sha: str) -> bool:
         """Merge the merge request if its head is still ``sha``. False when GitLab refuses
@@ -737,3 +751,20 @@ class GitLabForge:
 
 def _pages_for(items: int) -> int:
     return max(1, -(-items // PAGE_SIZE))
+
+
+_REVIEW_CACHES: dict[str, ConditionalCache] = {}
+"""One conditional-request cache per review project per worker process, as the tracker's."""
+
+
+def review_project_forge(config: WorkflowConfig) -> GitLabForge | None:
+    """The GitLab project a Linear or Jira line's work is reviewed in (``review.gitlab``), or
+    None for any other line. Its token is resolved here, on the worker, never earlier."""
+    review = config.review
+    if review is None or review.gitlab is None:
+        return None
+    gitlab = review.gitlab
+    cache = _REVIEW_CACHES.setdefault(f"{gitlab.base_url}/{gitlab.project}", ConditionalCache())
+    return GitLabForge(
+        gitlab.project, resolve_secret(gitlab.api_key), base_url=gitlab.base_url, cache=cache
+    )

@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.forge.github import review_repository_forge
+from activities.forge.gitlab import review_project_forge
 from activities.secrets import Scrubber, resolve_secret
 from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
 from activities.tracker.github import (
@@ -28,7 +29,13 @@ from activities.tracker.github import (
     pull_request_comment,
     pull_request_marker,
 )
-from activities.tracker.gitlab import GitLabTracker
+from activities.tracker.gitlab import (
+    GitLabTracker,
+    MergeRequestDraft,
+    merge_request_comment,
+    merge_request_marker,
+    tracker_issue_reference,
+)
 from activities.tracker.http import ConditionalCache
 from activities.tracker.jira import JiraTracker
 from activities.tracker.linear import LinearTracker
@@ -245,8 +252,9 @@ async def tracker_comment(input: CommentInput) -> bool:
 
 @activity.defn(name="tracker_publish")
 async def tracker_publish(input: PublishInput) -> str | None:
-    """Make the pushed work branch reviewable: a pull request on GitHub, or in the GitHub
-    repository a Linear line is reviewed in (``review.github``); None elsewhere."""
+    """Make the pushed work branch reviewable: a pull request on GitHub, a merge request on
+    GitLab, or the change request in the forge a Linear or Jira line is reviewed in
+    (``review.github``, ``review.gitlab``); None elsewhere."""
     async with tracker_session(input.config) as tracker:
         url = await tracker.publish_branch(
             input.issue,
@@ -259,26 +267,51 @@ async def tracker_publish(input: PublishInput) -> str | None:
 
 
 async def publish_for_review(tracker: TrackerClient, input: PublishInput) -> str | None:
-    """A Linear line with ``review.github``: the pull request opened (or reused) in that
-    repository, and its link commented on the issue once."""
-    forge = review_repository_forge(input.config)
-    if forge is None:
+    """A Linear or Jira line with ``review.github`` or ``review.gitlab``: the pull or merge
+    request opened (or reused) there, and its link commented on the issue once."""
+    opened = await open_for_review(input)
+    if opened is None:
         return None
-    review = input.config.review
-    assert review is not None and review.github is not None
-    try:
-        url = await forge.open(
-            PullRequestDraft(
-                branch=input.branch,
-                base=review.github.base or input.config.workspace.base_branch,
-                title=input.title,
-                body=input.body,
-                draft=review.github.draft,
-            )
-        )
-    finally:
-        await forge.aclose()
-    await tracker.add_comment(
-        input.issue, pull_request_comment(url), pull_request_marker(input.branch)
-    )
+    url, comment, marker = opened
+    await tracker.add_comment(input.issue, comment, marker)
     return url
+
+
+async def open_for_review(input: PublishInput) -> tuple[str, str, str] | None:
+    """The change request opened (or reused) in the review forge: its URL, and the comment
+    linking it on the issue with that comment's marker. None without a review forge."""
+    review = input.config.review
+    base = input.config.workspace.base_branch
+    pulls = review_repository_forge(input.config)
+    if pulls is not None:
+        assert review is not None and review.github is not None
+        try:
+            url = await pulls.open(
+                PullRequestDraft(
+                    branch=input.branch,
+                    base=review.github.base or base,
+                    title=input.title,
+                    body=input.body,
+                    draft=review.github.draft,
+                )
+            )
+        finally:
+            await pulls.aclose()
+        return url, pull_request_comment(url), pull_request_marker(input.branch)
+    merges = review_project_forge(input.config)
+    if merges is not None:
+        assert review is not None and review.gitlab is not None
+        try:
+            url = await merges.open(
+                MergeRequestDraft(
+                    branch=input.branch,
+                    target=review.gitlab.target or base,
+                    title=input.title,
+                    description=tracker_issue_reference(input.body, input.issue),
+                    draft=review.gitlab.draft,
+                )
+            )
+        finally:
+            await merges.aclose()
+        return url, merge_request_comment(url), merge_request_marker(input.branch)
+    return None

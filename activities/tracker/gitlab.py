@@ -607,7 +607,23 @@ def issue_reference(body: str, iid: int) -> str:
     (the first closed state) without the guarded transition, and the review loop, which
     moves the issue itself when it sees the merge, would find it moved by someone else.
     ``Related to`` still links both ways (GitLab notes the mention on the issue)."""
-    line = f"Related to #{iid}"
+    return related_to(body, f"#{iid}")
+
+
+def tracker_issue_reference(body: str, issue: Issue) -> str:
+    """The description of a merge request opened for another tracker's issue (a Linear or
+    Jira line's ``review.gitlab``): ``body`` and a ``Related to <the issue's URL>`` line
+    (its identifier when it has no URL).
+
+    Never ``Closes`` (nor ``Fixes``, ``Resolves``): for the reason :func:`issue_reference`
+    gives, and because GitLab's Jira integration moves a Jira issue named after such a word
+    (``Closes ENG-7``) when the merge request is merged, behind the guarded transition's
+    back as well."""
+    return related_to(body, issue.url or issue.identifier or issue.id)
+
+
+def related_to(body: str, reference: str) -> str:
+    line = f"Related to {reference}"
     return f"{body.rstrip()}\n\n{line}" if body.strip() else line
 
 

@@ -17,14 +17,13 @@ import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from jidoka.outcomes import HaltCategory, Phase
-from jidoka.payloads import IssueResult, IssueStatus, ReviewChanged
+from jidoka.payloads import IssueResult
 from runtime.history import steps
 from tests.histories import assert_replays
 from tests.support.fakes.github_server import (
@@ -36,8 +35,8 @@ from tests.support.fakes.github_server import (
     serve_github,
 )
 from tests.support.linekit import LineKit, eventually, factory, issue_status, make_line
+from tests.support.review_kit import in_review, webhook
 from tests.support.secret_scan import register_secret
-from workflows.issue import IssueWorkflow
 
 REPO = "acme/widgets"
 NUMBER = 7
@@ -99,26 +98,6 @@ def github(kit: LineKit, token: str) -> FakeGitHub:
     )
     fake.head_of = branch_tip(kit.origin)
     return fake
-
-
-async def in_review(handle: WorkflowHandle[Any, Any], rounds: int) -> IssueStatus:
-    status = await eventually(
-        lambda: issue_status(handle),
-        lambda s: (
-            s.phase is Phase.HALTED
-            or (s.phase is Phase.IN_REVIEW and s.review is not None and s.review.rounds == rounds)
-        ),
-        timeout=TIMEOUT,
-        what=f"in review after {rounds} round(s)",
-    )
-    assert status.phase is Phase.IN_REVIEW, status.halt
-    assert status.review is not None
-    return status
-
-
-async def webhook(handle: WorkflowHandle[Any, Any], url: str) -> None:
-    """What a webhook relay sends: the pull request changed, read it now."""
-    await handle.signal(IssueWorkflow.review_changed, ReviewChanged(url=url))
 
 
 def green_and_approved(fake: FakeGitHub, number: int, head: str) -> None:

@@ -17,13 +17,12 @@ import json
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 
 from jidoka.outcomes import Phase
-from jidoka.payloads import IssueResult, IssueStatus, ReviewChanged
+from jidoka.payloads import IssueResult
 from runtime.history import steps
 from tests.histories import assert_replays
 from tests.support.fakes import gitlab_server
@@ -31,15 +30,13 @@ from tests.support.fakes.git_server import GitServer, serve_git
 from tests.support.fakes.gitlab_server import (
     FakeGitLab,
     make_discussion,
-    make_job,
     make_mr_note,
-    make_pipeline,
     make_user,
     serve_gitlab,
 )
 from tests.support.linekit import LineKit, eventually, factory, issue_status, make_line
+from tests.support.review_kit import in_review, pipeline_at, webhook
 from tests.support.secret_scan import register_secret
-from workflows.issue import IssueWorkflow
 
 NUMBER = 7
 TIMEOUT = 60
@@ -87,33 +84,6 @@ def gitlab(token: str, git_server: GitServer) -> FakeGitLab:
     )
     fake.head_of = lambda branch: git_server.sha(f"refs/heads/{branch}")
     return fake
-
-
-async def in_review(handle: WorkflowHandle[Any, Any], rounds: int) -> IssueStatus:
-    status = await eventually(
-        lambda: issue_status(handle),
-        lambda s: (
-            s.phase is Phase.HALTED
-            or (s.phase is Phase.IN_REVIEW and s.review is not None and s.review.rounds == rounds)
-        ),
-        timeout=TIMEOUT,
-        what=f"in review after {rounds} round(s)",
-    )
-    assert status.phase is Phase.IN_REVIEW, status.halt
-    assert status.review is not None
-    return status
-
-
-async def webhook(handle: WorkflowHandle[Any, Any], url: str) -> None:
-    """What a webhook relay sends: the merge request changed, read it now."""
-    await handle.signal(IssueWorkflow.review_changed, ReviewChanged(url=url))
-
-
-def pipeline_at(fake: FakeGitLab, pipeline_id: int, head: str, ci: str, log: str = "") -> None:
-    """A pipeline of the merge request at ``head`` whose one job, ``ci``, ended ``ci``."""
-    pipeline = make_pipeline(pipeline_id, head, status=ci)
-    fake.set_pipeline(1, pipeline, [make_job(pipeline_id + 1, "ci", ci, pipeline=pipeline)])
-    fake.traces[pipeline_id + 1] = log
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from jidoka.config import MergeMode, ReviewConfig
+from jidoka.config import MergeMode, ReviewConfig, secret_env_names
 from jidoka.review import (
     MAX_BRIEF_CHARS,
     MAX_ITEMS,
@@ -32,7 +32,7 @@ from jidoka.review import (
     rework_brief,
     round_tokens_left,
 )
-from jidoka.workflow_file import WorkflowFileError, load_workflow
+from jidoka.workflow_file import WorkflowFileError, env_reference_names, load_workflow
 from tests.support.linekit import make_line
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -399,8 +399,8 @@ def test_a_retry_starts_the_caps_again_and_keeps_the_totals() -> None:
 def test_workflow_md_takes_jira_and_gitlab_lines_and_says_where_review_needs_more(
     tmp_path: Path,
 ) -> None:
-    """Jira has no pull requests: its review needs review.github. GitLab reviews its own merge
-    requests, and review.state is a label there, as on GitHub."""
+    """Jira has no pull requests: its review needs review.github or review.gitlab. GitLab
+    reviews its own merge requests, and review.state is a label there, as on GitHub."""
     jira = {
         "kind": "jira",
         "base_url": "https://acme.atlassian.net",
@@ -445,3 +445,146 @@ def test_workflow_md_takes_jira_and_gitlab_lines_and_says_where_review_needs_mor
     config = load_workflow(kit.workflow_md).config
     assert config.review is not None and config.review.state == "In Review"
     assert config.shipped_state() == "In Review"
+
+
+JIRA = {
+    "kind": "jira",
+    "base_url": "https://acme.atlassian.net",
+    "project_key": "ENG",
+    "active_states": ["To Do", "In Progress"],
+    "terminal_states": ["Done"],
+    "done_state": "Done",
+}
+LINEAR = {
+    "kind": "linear",
+    "project_slug": "eng",
+    "active_states": ["Todo", "In Progress"],
+    "terminal_states": ["Done"],
+    "done_state": "Done",
+}
+GITLAB_TRACKER = {
+    "kind": "gitlab",
+    "project": "acme/widgets",
+    "active_states": ["Todo"],
+    "terminal_states": ["Done"],
+    "done_state": "Done",
+    "state_labels": {"Todo": "jidoka::todo", "In Review": "jidoka::in-review"},
+    "closed_states": ["Done"],
+}
+GITHUB_TRACKER = {
+    "kind": "github",
+    "repo": "acme/widgets",
+    "active_states": ["Todo"],
+    "terminal_states": ["Done"],
+    "done_state": "Done",
+    "state_labels": {"Todo": "jidoka:todo", "In Review": "jidoka:in-review"},
+    "closed_states": {"Done": "completed"},
+}
+
+
+def review_line(
+    tmp_path: Path, tracker: dict[str, object] | None, review: dict[str, object]
+) -> Path:
+    """A line's WORKFLOW.md with ``review`` (``tracker`` None: the local board)."""
+    kit = make_line(tmp_path)
+    if tracker is not None:
+        kit.front_matter["tracker"] = tracker
+        kit.front_matter["verdicts"] = {"DONE": "Done"}
+    kit.front_matter["review"] = review
+    kit.write()
+    return kit.workflow_md
+
+
+def problems_of(workflow_md: Path) -> list[str]:
+    with pytest.raises(WorkflowFileError) as raised:
+        load_workflow(workflow_md)
+    return [p.render() for p in raised.value.problems]
+
+
+@pytest.mark.parametrize("tracker", [JIRA, LINEAR], ids=["jira", "linear"])
+def test_a_jira_or_linear_line_is_reviewed_in_a_gitlab_project(
+    tmp_path: Path, tracker: dict[str, object]
+) -> None:
+    """``review.gitlab`` is the twin of ``review.github``: its defaults, a numeric project id
+    (YAML reads it as a number), and its token a secret of the line that ``jidoka check``
+    looks for."""
+    config = load_workflow(
+        review_line(
+            tmp_path / "path", tracker, {"state": "In Review", "gitlab": {"project": "a/b/c"}}
+        )
+    ).config
+    assert config.review is not None and config.review.github is None
+    gitlab = config.review.gitlab
+    assert gitlab is not None
+    assert (gitlab.project, gitlab.base_url, gitlab.api_key) == (
+        "a/b/c",
+        "https://gitlab.com",
+        "$GITLAB_TOKEN",
+    )
+    assert (gitlab.target, gitlab.draft) == (None, False)
+    assert "GITLAB_TOKEN" in secret_env_names(config)
+    custom = {
+        "project": 1234,
+        "base_url": "https://gitlab.example.com",
+        "api_key": "$REVIEW_GITLAB_TOKEN",
+        "target": "develop",
+        "draft": True,
+    }
+    config = load_workflow(
+        review_line(tmp_path / "id", tracker, {"state": "In Review", "gitlab": custom})
+    ).config
+    assert config.review is not None and config.review.gitlab is not None
+    assert config.review.gitlab.project == "1234"
+    assert config.review.gitlab.target == "develop" and config.review.gitlab.draft
+    assert "REVIEW_GITLAB_TOKEN" in secret_env_names(config)
+    assert "GITLAB_TOKEN" not in secret_env_names(config)
+    assert "REVIEW_GITLAB_TOKEN" in env_reference_names(config)
+
+
+@pytest.mark.parametrize("tracker", [JIRA, LINEAR], ids=["jira", "linear"])
+def test_a_jira_or_linear_review_names_exactly_one_forge(
+    tmp_path: Path, tracker: dict[str, object]
+) -> None:
+    [neither] = problems_of(review_line(tmp_path / "neither", tracker, {"state": "In Review"}))
+    assert neither.startswith("review: ") and "has no pull requests" in neither, neither
+    assert "review.github" in neither and "review.gitlab" in neither, neither
+    both = {
+        "state": "In Review",
+        "github": {"repo": "acme/widgets"},
+        "gitlab": {"project": "acme/widgets"},
+    }
+    [twice] = problems_of(review_line(tmp_path / "both", tracker, both))
+    assert "review.github and review.gitlab are both set" in twice, twice
+
+
+@pytest.mark.parametrize(
+    "tracker", [GITHUB_TRACKER, GITLAB_TRACKER, None], ids=["github", "gitlab", "local"]
+)
+def test_a_line_that_reviews_in_its_own_forge_names_no_gitlab_project(
+    tmp_path: Path, tracker: dict[str, object] | None
+) -> None:
+    gitlab_only = {"state": "In Review", "gitlab": {"project": "acme/widgets"}}
+    [refused] = problems_of(review_line(tmp_path / "gitlab", tracker, gitlab_only))
+    assert refused.startswith("review.gitlab: only a Linear or Jira line names a GitLab project")
+    both = {**gitlab_only, "github": {"repo": "acme/widgets"}}
+    rendered = problems_of(review_line(tmp_path / "both", tracker, both))
+    assert [p.split(":", 1)[0] for p in rendered] == ["review.github", "review.gitlab"], rendered
+
+
+def test_a_review_gitlab_project_is_a_path_or_an_id_and_its_branch_is_pushed(
+    tmp_path: Path,
+) -> None:
+    bad = {"state": "In Review", "gitlab": {"project": "widgets"}}
+    assert any(
+        "review.gitlab.project" in p for p in problems_of(review_line(tmp_path / "a", JIRA, bad))
+    )
+    kit = make_line(tmp_path / "b")
+    kit.front_matter["tracker"] = JIRA
+    kit.front_matter["verdicts"] = {"DONE": "Done"}
+    kit.front_matter["workspace"]["push_on_ship"] = False
+    kit.front_matter["review"] = {"state": "In Review", "gitlab": {"project": "acme/widgets"}}
+    kit.write()
+    [unpushed] = problems_of(kit.workflow_md)
+    assert unpushed.startswith("workspace.push_on_ship: a jira line with review.github or "), (
+        unpushed
+    )
