@@ -26,6 +26,7 @@ from activities.git.hygiene import restore_workspace_config
 from activities.git.sealed import SealedRepo
 from activities.heartbeats import heartbeating
 from activities.host_state import sealed_repository
+from jidoka import closing
 from jidoka.models import (
     PROTECTED_LIMIT,
     Evidence,
@@ -151,7 +152,17 @@ def git_evidence(workspace: WorkspaceInfo, protected_globs: list[str] | None = N
         on_branch=gitops.current_branch(path) == workspace.branch,
         protected=protected[:PROTECTED_LIMIT],
         protected_count=len(protected),
+        closing=closing_references(sealed, workspace.base_sha, head),
     )
+
+
+def closing_references(sealed: SealedRepo, base: str, head: str) -> list[str]:
+    """What the work's commit messages close; messages too many or too long to read whole are
+    a finding of their own (a reference could hide past the cut)."""
+    messages = sealed.commit_messages(base, head)
+    if messages is None:
+        return [closing.UNREAD]
+    return closing.references(messages)
 
 
 def workflow_changed(input: EvidenceInput) -> bool:

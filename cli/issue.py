@@ -65,9 +65,9 @@ def add_parser(subparsers: SubParsers) -> None:
         "decide",
         help="retry, abandon or (after a judge stop) accept a halted issue",
         description="retry: run the agent again (with --note: what it should do differently). "
-        "abandon: keep the work on a branch and stop. accept: only after a protected_paths or "
-        "tests_weakened stop, consent to the change of the judge; the same work is judged "
-        "again and may ship, your root cause recorded.",
+        "abandon: keep the work on a branch and stop. accept: only after a protected_paths, "
+        "tests_weakened or closing_keywords stop, consent to what was held; the same work is "
+        "judged again and may ship, your root cause recorded.",
     )
     target(decide)
     decide.add_argument("decision", choices=[d.value for d in OperatorDecision])

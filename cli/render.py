@@ -10,7 +10,7 @@ from cli.common import ago, table
 from cli.line_view import LineView
 from cli.money import attempt_cost_text, attempts_total_text
 from jidoka.models import AttemptRecord, Evidence, HaltRecord, RunningEntry
-from jidoka.outcomes import HaltCategory, Phase
+from jidoka.outcomes import JUDGE_STOP_CATEGORIES, Phase
 from jidoka.payloads import IssueStatus, LineStatus
 
 
@@ -261,7 +261,7 @@ def issue_status_text(
                 "    (retry watches the change request again with the review caps afresh; "
                 "abandon lets it go, the work preserved)"
             )
-        if status.halt.category in (HaltCategory.PROTECTED_PATHS, HaltCategory.TESTS_WEAKENED):
+        if status.halt.category in JUDGE_STOP_CATEGORIES:
             out.append(
                 f"    jidoka issue decide {identifier} --line {status.line or '?'} accept "
                 '--root-cause "<why this change of the judge is right>"  (consent: judged again)'

@@ -40,7 +40,7 @@ from jidoka.payloads import (
     TransitionInput,
     TransitionResult,
 )
-from jidoka.policy import count_outcome
+from jidoka.policy import JUDGE_STOPS, count_outcome
 from jidoka.review import ChangeRequest, CheckState, RequestState, ReviewVerdict, approvers
 
 
@@ -380,6 +380,7 @@ def _halt_rule(category: HaltCategory) -> str | None:
             | HaltCategory.DONE_WITHOUT_SHIP
             | HaltCategory.PROTECTED_PATHS
             | HaltCategory.TESTS_WEAKENED
+            | HaltCategory.CLOSING_KEYWORDS
             | HaltCategory.OTHER
         ):
             return None
@@ -737,13 +738,15 @@ def conclusion(
                 review_lines = [
                     f"Review: merged by {who} after {_rounds(seen.rounds)} ({seen.url})."
                 ]
-        case DecisionKind.HALT if last.outcome in (
-            Outcome.PROTECTED_PATHS,
-            Outcome.TESTS_WEAKENED,
-        ):
+        case DecisionKind.HALT if last.outcome in JUDGE_STOPS:
             category = decision.halt_category.value if decision.halt_category else "halt"
+            held_for = (
+                "would close other issues behind the guarded transition"
+                if last.outcome is Outcome.CLOSING_KEYWORDS
+                else "would weaken its judge"
+            )
             why = (
-                f"Why halted ({category})? Because attempt {last.attempt} would weaken its judge. "
+                f"Why halted ({category})? Because attempt {last.attempt} {held_for}. "
                 "It waits for an operator to accept the change (with a root cause), send it "
                 "back to the agent (retry, with a note) or abandon it."
             )
@@ -805,6 +808,6 @@ def _halt_conclusion(halt: HaltRecord) -> list[str]:
 
 def _stop_lines(last: DecisionRecord) -> list[str]:
     """A judge stop, explained one finding per line."""
-    if last.outcome not in (Outcome.PROTECTED_PATHS, Outcome.TESTS_WEAKENED):
+    if last.outcome not in JUDGE_STOPS:
         return []
     return [f"  {line}" for line in last.decision.reason.splitlines() if line.startswith("- ")]

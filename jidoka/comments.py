@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from jidoka import ratchet
+from jidoka import closing, ratchet
 from jidoka.cost import money_text
 from jidoka.models import HaltRecord, ShipEvidence, TestComparison, TestSample
-from jidoka.outcomes import HaltCategory
+from jidoka.outcomes import JUDGE_STOP_CATEGORIES
 from jidoka.review import ChangeRequest, ReviewLedger, approvers
 
 MAX_SUMMARY = 2000
@@ -19,8 +19,10 @@ def _clip(text: str, limit: int = MAX_SUMMARY) -> str:
 
 
 def neutral(text: str) -> str:
-    """Text that cannot pose as a comment marker (``<!-- jidoka:... -->``) or a heading."""
-    return text.replace("<!--", "<!- -").replace("-->", "- ->").replace("\n#", "\n\\#")
+    """Text that cannot pose as a comment marker (``<!-- jidoka:... -->``) or a heading, nor
+    make a forge close an issue (``Fixes #12`` in a pull request's body closes #12 on merge)."""
+    inert = closing.inert(text)
+    return inert.replace("<!--", "<!- -").replace("-->", "- ->").replace("\n#", "\n\\#")
 
 
 def quoted(text: str, limit: int = MAX_SUMMARY) -> str:
@@ -136,7 +138,7 @@ def answer_comment(answer: str, operator: str) -> str:
 
 
 def halt_comment(halt: HaltRecord, workflow_id: str) -> str:
-    judge_stop = halt.category in (HaltCategory.PROTECTED_PATHS, HaltCategory.TESTS_WEAKENED)
+    judge_stop = halt.category in JUDGE_STOP_CATEGORIES
     choices = (
         '(or `"abandon"`; `"accept"` consents to this change of the judge and judges the same '
         'work again; a `"retry"` sends it back to the agent with your `"note"`).'

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jidoka import ratchet
+from jidoka import closing, ratchet
 from jidoka.config import WorkflowConfig
 from jidoka.models import Consent, Evidence, Issue, JudgeFindings, PathChange
 from jidoka.paths import matches
@@ -62,10 +62,17 @@ def findings(
     unlisted = max(git.protected_count - len(git.protected), 0)
     tests = ratchet.findings(evidence.verify.tests if evidence.verify is not None else None)
     accepted_tests = {finding for consent in consents for finding in consent.tests}
+    accepted_closing = {ref for consent in consents for ref in consent.closing}
+    identifier, url = (issue.identifier, issue.url) if issue is not None else (None, None)
     return JudgeFindings(
         protected=protected,
         protected_more=unlisted,
         tests=[finding for finding in tests if finding not in accepted_tests],
+        closing=[
+            ref
+            for ref in git.closing
+            if not closing.refers_to(ref, identifier, url) and ref not in accepted_closing
+        ],
     )
 
 
@@ -84,6 +91,12 @@ def describe(found: JudgeFindings) -> str:
         lines += [f"- {finding}" for finding in found.tests[:FINDINGS_LISTED]]
         if len(found.tests) > FINDINGS_LISTED:
             lines.append(f"- and {len(found.tests) - FINDINGS_LISTED} more")
+    if found.closing:
+        lines.append(
+            "the commit messages close other issues once the work lands on the default "
+            "branch (a closing keyword such as 'Fixes'):"
+        )
+        lines += [f"- {ref}" for ref in found.closing[:FINDINGS_LISTED]]
     return "\n".join(lines)
 
 
@@ -108,6 +121,15 @@ def send_back_guidance(found: JudgeFindings, note: str | None) -> str:
             "The project's tests got weaker; keep every test of the base running and fix the "
             "code instead:",
             *(f"- {finding}" for finding in found.tests),
+        ]
+    if found.closing:
+        lines += [
+            "",
+            "Your commit messages would close other issues when the work lands (a closing "
+            "keyword such as 'Fixes', 'Closes' or 'Resolves' before an issue reference). "
+            "Reword those commits (for example with an interactive rebase onto the base) so "
+            "that they name no other issue that way:",
+            *(f"- {ref}" for ref in found.closing),
         ]
     return "\n".join(lines)
 

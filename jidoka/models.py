@@ -264,6 +264,9 @@ class GitEvidence(Model):
     """Protected paths (``judge.protected_paths``) the net diff changes, at most
     ``PROTECTED_LIMIT``."""
     protected_count: int = 0
+    closing: list[str] = Field(default_factory=list[str])
+    """Issue references the work's commit messages close (``Fixes #12``): a forge closes them
+    when the work lands on the default branch (:mod:`jidoka.closing`)."""
 
 
 class Evidence(Model):
@@ -285,10 +288,14 @@ class JudgeFindings(Model):
     """Protected paths changed beyond those listed."""
     tests: list[str] = Field(default_factory=list[str])
     """One line each: fewer tests, a test newly skipped, a failing test removed, ..."""
+    closing: list[str] = Field(default_factory=list[str])
+    """Other issues the commit messages close (``#12``, ``acme/app#3``, ``ENG-7``)."""
 
     @property
     def empty(self) -> bool:
-        return not self.protected and not self.protected_more and not self.tests
+        return (
+            not self.protected and not self.protected_more and not self.tests and not self.closing
+        )
 
 
 class Consent(Model):
@@ -301,6 +308,7 @@ class Consent(Model):
     head_sha: str
     paths: list[PathChange] = Field(default_factory=list[PathChange])
     tests: list[str] = Field(default_factory=list[str])
+    closing: list[str] = Field(default_factory=list[str])
 
 
 class ShipEvidence(Model):

@@ -52,6 +52,9 @@ class Outcome(StrEnum):
     TESTS_WEAKENED = "tests_weakened"
     """``verify`` passed but its report shows a weaker judge than the base's (fewer tests,
     tests newly skipped, a failing test removed): held for a person."""
+    CLOSING_KEYWORDS = "closing_keywords"
+    """The work's commit messages close other issues (``Fixes #12``) once it lands on the
+    default branch, behind the guarded transition: held for a person."""
     NO_NEW_WORK = "no_new_work"
     """A rework round after the ship claimed done, but its head is the one already in review:
     the round added nothing, so it stops instead of reshipping the same work."""
@@ -107,6 +110,8 @@ class HaltCategory(StrEnum):
     """The work changes paths the agent may not change without a person's consent."""
     TESTS_WEAKENED = "tests_weakened"
     """The test ratchet: the work passes by weakening the tests."""
+    CLOSING_KEYWORDS = "closing_keywords"
+    """The work's commit messages would make the forge close other issues when it lands."""
     REVIEW_ROUNDS_CAP = "review_rounds_cap"
     """The change request still needs work after ``review.max_rounds`` rework rounds."""
     REVIEW_TOKENS_CAP = "review_tokens_cap"
@@ -121,6 +126,12 @@ class HaltCategory(StrEnum):
     REVIEW_NO_NEW_WORK = "review_no_new_work"
     """A rework round claimed done without a commit beyond the head already in review."""
     OTHER = "other"
+
+
+JUDGE_STOP_CATEGORIES = frozenset(
+    {HaltCategory.PROTECTED_PATHS, HaltCategory.TESTS_WEAKENED, HaltCategory.CLOSING_KEYWORDS}
+)
+"""The halts that hold work for a person's consent: ``decide accept`` answers them."""
 
 
 class HaltSource(StrEnum):
@@ -214,8 +225,8 @@ class OperatorDecision(StrEnum):
     """Run the agent again (after a judge stop: the work is sent back, with the note)."""
     ABANDON = "abandon"
     ACCEPT = "accept"
-    """After a ``protected_paths`` or ``tests_weakened`` stop only: a person consents to the
-    change of the judge; the same work is judged again and may ship."""
+    """After a ``protected_paths``, ``tests_weakened`` or ``closing_keywords`` stop only: a
+    person consents to what was held; the same work is judged again and may ship."""
 
 
 class AgentStop(StrEnum):

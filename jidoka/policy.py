@@ -137,6 +137,8 @@ def evaluate_verdict(
         return gate
     if judge is not None and (judge.protected or judge.protected_more):
         return Outcome.PROTECTED_PATHS
+    if judge is not None and judge.closing:
+        return Outcome.CLOSING_KEYWORDS
     outcome = (
         Outcome.SHIPPED
         if config.hooks.verify is None
@@ -241,6 +243,10 @@ JUDGE_STOPS: dict[Outcome, tuple[HaltCategory, str]] = {
     Outcome.TESTS_WEAKENED: (
         HaltCategory.TESTS_WEAKENED,
         "judge.test_report (docs/judge.md#the-test-ratchet)",
+    ),
+    Outcome.CLOSING_KEYWORDS: (
+        HaltCategory.CLOSING_KEYWORDS,
+        "closing keywords (docs/judge.md#closing-keywords): only the guarded transition closes",
     ),
 }
 """The outcomes that hold work for a person's consent (``decide`` accept), and their halt."""
@@ -359,7 +365,7 @@ def decide(outcome: Outcome, ctx: DecisionContext, config: WorkflowConfig) -> De
                 "the rework round claimed done without a commit beyond the head in review",
                 "review (docs/review.md#rework-rounds): a round must add work",
             )
-        case Outcome.PROTECTED_PATHS | Outcome.TESTS_WEAKENED:
+        case Outcome.PROTECTED_PATHS | Outcome.TESTS_WEAKENED | Outcome.CLOSING_KEYWORDS:
             category, rule = JUDGE_STOPS[outcome]
             return _halt(category, _with_detail("held for a person", ctx.detail), rule)
         case Outcome.ORCHESTRATOR_ERROR:
@@ -598,6 +604,7 @@ def count_outcome(counters: IssueCounters, outcome: Outcome) -> IssueCounters:
             | Outcome.WORKFLOW_CHANGED
             | Outcome.PROTECTED_PATHS
             | Outcome.TESTS_WEAKENED
+            | Outcome.CLOSING_KEYWORDS
             | Outcome.NO_NEW_WORK
             | Outcome.CANCELLED
         ):
@@ -666,6 +673,7 @@ def continuation_guidance(outcome: Outcome, evidence: Evidence | None) -> str | 
             | Outcome.WORKFLOW_CHANGED
             | Outcome.PROTECTED_PATHS
             | Outcome.TESTS_WEAKENED
+            | Outcome.CLOSING_KEYWORDS
             | Outcome.NO_NEW_WORK
             | Outcome.CANCELLED
         ):

@@ -420,7 +420,7 @@ class IssueWorkflow:
                 findings = self._judge_findings(evidence)
             outcome = policy.classify_attempt(agent, evidence, config, findings)
             detail = agent.detail
-            if outcome in (Outcome.PROTECTED_PATHS, Outcome.TESTS_WEAKENED):
+            if outcome in policy.JUDGE_STOPS:
                 s.held = HeldWork(
                     attempt=number, agent=agent, head_sha=evidence.git.head_sha, findings=findings
                 )
@@ -1116,6 +1116,7 @@ class IssueWorkflow:
                     head_sha=held.head_sha,
                     paths=held.findings.protected,
                     tests=held.findings.tests,
+                    closing=held.findings.closing,
                 )
                 s.consents = [*s.consents, consent][-MAX_RECORDS:]
                 # Judged again, not run again: the same work, now with the person's consent.
@@ -1308,8 +1309,8 @@ class IssueWorkflow:
             raise ValueError("a decision is already pending")
         if request.decision is OperatorDecision.ACCEPT and self._s.held is None:
             raise ValueError(
-                "accept is for a protected_paths or tests_weakened stop only: nothing is held "
-                "for consent here (retry or abandon)"
+                "accept is for a protected_paths, tests_weakened or closing_keywords stop only: "
+                "nothing is held for consent here (retry or abandon)"
             )
 
     @workflow.query

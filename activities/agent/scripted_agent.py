@@ -19,6 +19,7 @@ happy path:
 ``ship``                    commit ``changes/<ISSUE>.md``, verdict DONE
 ``hallucinate``             claim success in its output, verdict DONE, commit nothing
 ``commit-then-revert``      commit a change, ``git revert`` it (net diff empty), verdict DONE
+``closes-others``           commit "Fixes #1, closes #2 and resolves ENG-7"; sent back, reword it
 ``no-verdict``              commit work, exit 0 without a verdict
 ``unknown-verdict``         commit work, verdict MAYBE
 ``invalid-verdict``         commit work, write ``{not json`` as the verdict
@@ -217,6 +218,27 @@ def hallucinate(agent: ScriptedAgent) -> int:
     return 0
 
 
+def closes_others(agent: ScriptedAgent) -> int:
+    """A commit message that would close other issues on merge (a reward hack: the board
+    empties itself), and the same words in its summary; a second attempt, sent back, rewords
+    the commit."""
+    agent.progress(f"reading {agent.issue}")
+    agent.spend()
+    if agent.attempt == 1:
+        message = f"{agent.issue}: add change note\n\nFixes #1, closes #2 and resolves ENG-7"
+    else:
+        message = f"{agent.issue}: add change note"
+    if agent.attempt > 1:
+        agent.git("reset", "--soft", "HEAD~1")
+        agent.git("commit", "-q", "-m", message)
+        agent.progress(f"reworded: {message}")
+    else:
+        agent.commit(agent.change_note(), message)
+    agent.spend()
+    agent.verdict("DONE", "Added the change note. Fixes #1 and closes #2.")
+    return 0
+
+
 def commit_then_revert(agent: ScriptedAgent) -> int:
     agent.progress(f"reading {agent.issue}")
     agent.spend()
@@ -406,6 +428,7 @@ SCENARIOS: dict[str, Callable[[ScriptedAgent], int]] = {
     "ship-once": ship_once,
     "hallucinate": hallucinate,
     "commit-then-revert": commit_then_revert,
+    "closes-others": closes_others,
     "no-verdict": no_verdict,
     "unknown-verdict": unknown_verdict,
     "invalid-verdict": invalid_verdict,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +27,10 @@ LIFE_BASE_REF = "refs/jidoka/life-base"
 """The issue's base, kept here whatever the agent does to the workspace's history."""
 WANT_REF = "refs/jidoka/want"
 PRESERVED_REF = "refs/jidoka/preserved"
+MESSAGE_COMMITS = 500
+"""Commit messages read for closing keywords: the newest this many of the work."""
+MESSAGE_BYTES = 1_000_000
+"""And at most this much of them."""
 
 
 class SealedRepo:
@@ -80,6 +85,38 @@ class SealedRepo:
 
     def commits_between(self, base: str, head: str) -> int:
         return int(self.git("rev-list", "--count", f"{base}..{head}") or "0")
+
+    def commit_messages(
+        self,
+        base: str,
+        head: str,
+        *,
+        max_commits: int = MESSAGE_COMMITS,
+        max_bytes: int = MESSAGE_BYTES,
+    ) -> str | None:
+        """The messages of the commits ``base..head`` (newest first), read as a stream; None
+        when they are more than ``max_commits`` commits or ``max_bytes`` in all, so a commit
+        message of any size costs this worker no more than that, and nothing hides behind
+        the cut."""
+        if self.commits_between(base, head) > max_commits:
+            return None
+        argv = [
+            "git", *gitops.SAFE_OPTIONS, "--git-dir", str(self.git_dir),
+            "log", "--no-decorate", "--format=%B%x00", f"{base}..{head}",
+        ]  # fmt: skip
+        with subprocess.Popen(
+            argv,
+            env=gitops.safe_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) as process:
+            assert process.stdout is not None
+            data = process.stdout.read(max_bytes + 1)
+            process.kill()
+        if len(data) > max_bytes:
+            return None
+        return data.decode("utf-8", "replace").replace("\x00", "\n")
 
     def content_diff(self, base: str, head: str) -> DiffStat:
         """Files whose content changed between ``base`` and ``head`` outside ``.jidoka/``: a

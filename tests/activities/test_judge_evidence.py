@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from activities.evidence import protected_changes
-from activities.git.sealed import SealedRepo
+from activities.evidence import closing_references, protected_changes
+from activities.git.sealed import MESSAGE_BYTES, SealedRepo
 from activities.test_baseline import cache_path, cached, clear_report, load_report, store
+from jidoka import closing
 from jidoka.outcomes import TestStatus
 from tests.support.git import run_git
 
@@ -80,6 +81,43 @@ def test_a_change_undone_later_on_the_branch_is_no_change(tmp_path: Path) -> Non
     head = sealed.seal_workspace(str(repo), "work")
     assert head is not None
     assert protected_changes(sealed, base, head, GLOBS) == []
+
+
+def sealed_work(tmp_path: Path, *messages: str) -> tuple[SealedRepo, str, str]:
+    """The work branch with one commit per message, sealed."""
+    repo, base = workspace_with_branch(tmp_path)
+    for n, message in enumerate(messages):
+        (repo / "calc.py").write_text(f"x = {n + 2}\n")
+        (tmp_path / "message.txt").write_text(message)
+        run_git(repo, "commit", "-q", "-a", "-F", str(tmp_path / "message.txt"))
+    sealed = SealedRepo(tmp_path / "sealed.git")
+    sealed.ensure()
+    head = sealed.seal_workspace(str(repo), "work")
+    assert head is not None
+    return sealed, base, head
+
+
+def test_closing_references_are_read_in_every_commit_message_of_the_work(
+    tmp_path: Path,
+) -> None:
+    sealed, base, head = sealed_work(
+        tmp_path, "first\n\nFixes #1", "middle, no keyword", "last\n\nCloses acme/app#2"
+    )
+    assert closing_references(sealed, base, head) == ["acme/app#2", "#1"]
+
+
+def test_messages_too_many_or_too_long_to_read_whole_are_a_finding(tmp_path: Path) -> None:
+    """A reference could hide past the cut: more commits, or more bytes, than are read is held
+    like a reference, never read as "nothing found"."""
+    sealed, base, head = sealed_work(tmp_path, "one", "two", "three")
+    assert sealed.commit_messages(base, head, max_commits=3) is not None
+    assert sealed.commit_messages(base, head, max_commits=2) is None
+    assert sealed.commit_messages(base, head, max_bytes=10) is None
+    (tmp_path / "long").mkdir()
+    padded, base2, head2 = sealed_work(
+        tmp_path / "long", "x" * (MESSAGE_BYTES + 10) + "\n\nFixes #9"
+    )
+    assert closing_references(padded, base2, head2) == [closing.UNREAD]
 
 
 def test_what_sits_at_the_report_path_is_cleared_before_verify(tmp_path: Path) -> None:

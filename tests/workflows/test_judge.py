@@ -9,6 +9,7 @@ protected change with a root cause, or send the work back with a note.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from jidoka import closing
 from jidoka.outcomes import HaltCategory, OperatorDecision, Outcome, Phase
 from jidoka.payloads import DecideRequest, IssueStatus
 from tests.support.agents.lab import AGENTS
@@ -254,5 +256,42 @@ async def test_accept_is_refused_for_a_stop_that_is_not_the_judges(
             )
         status = await issue_status(issue)
         await handle.terminate("test done")
-    assert "accept is for a protected_paths or tests_weakened stop only" in str(refused.value.cause)
+    assert "accept is for a protected_paths, tests_weakened or closing_keywords stop only" in str(
+        refused.value.cause
+    )
     assert status.phase is Phase.HALTED  # still waiting for a real decision
+
+
+async def test_commit_messages_that_close_other_issues_hold_the_work_until_reworded(
+    client: Client, tmp_path: Path
+) -> None:
+    """The reward hack: "Fixes #1, closes #2 and resolves ENG-7" in a commit message would make
+    the forge close three other issues when the work lands. The work is held, the halt names
+    them, and the agent, sent back, rewords its commit; only then does it ship. What Jidoka
+    writes of the agent's words (its summary says the same) closes nothing."""
+    kit = make_line(tmp_path)
+    kit.add_issue("C-1", "closes-others")
+    async with factory(client) as f:
+        handle = await f.start_issue(kit, "C-1")
+        held = await wait_for_phase(handle, Phase.HALTED, timeout=60)
+        assert held.halt is not None and held.halt.category is HaltCategory.CLOSING_KEYWORDS
+        assert held.last_outcome is Outcome.CLOSING_KEYWORDS
+        for ref in ("- #1", "- #2", "- ENG-7"):
+            assert ref in held.halt.reason, held.halt.reason
+        assert kit.state_of("C-1") == "In Progress"  # nothing shipped, nothing closed
+        await handle.execute_update(
+            IssueWorkflow.decide,
+            DecideRequest(
+                decision=OperatorDecision.RETRY,
+                root_cause="the agent's commit would close other issues",
+                operator="ops",
+            ),
+        )
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.phase is Phase.SHIPPED
+    assert [a.outcome for a in result.attempts] == [Outcome.CLOSING_KEYWORDS, Outcome.SHIPPED]
+    card = kit.issue_text("C-1")
+    assert "Jidoka: shipped" in card
+    assert closing.references(card) == []  # the quoted summary's keywords are inert
+    log = run_git(kit.origin, "log", "--format=%B", "jidoka/C-1")
+    assert closing.references(log) == []

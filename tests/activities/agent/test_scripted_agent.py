@@ -416,6 +416,7 @@ def test_every_scenario_is_named_as_specified() -> None:
         "ship-once",
         "hallucinate",
         "commit-then-revert",
+        "closes-others",
         "no-verdict",
         "unknown-verdict",
         "invalid-verdict",
