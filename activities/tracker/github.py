@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.http import (
     ApiClient,
     Clock,
@@ -53,6 +53,7 @@ from activities.tracker.labels import (
     label_priority,
     listings,
 )
+from activities.tracker.remote import RemoteTracker
 from jidoka.config import GitHubTrackerConfig
 from jidoka.models import BlockerRef, Issue
 
@@ -284,7 +285,7 @@ async def github_pages(
         pages += 1
 
 
-class GitHubTracker(TrackerClient):
+class GitHubTracker(RemoteTracker[ApiClient, GitHubTrackerConfig]):
     def __init__(
         self,
         config: GitHubTrackerConfig,
@@ -312,18 +313,7 @@ class GitHubTracker(TrackerClient):
     def __repr__(self) -> str:
         return f"GitHubTracker(repo={self._config.repo!r}, endpoint={self._config.endpoint!r})"
 
-    @property
-    def rate_limit(self) -> RateLimitSnapshot | None:
-        """The core budget as last reported (``X-RateLimit-*``), for the line's gate."""
-        return self._api.rate_limit
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
-
     # -- reads -------------------------------------------------------------------------------
-
-    async def fetch_candidate_issues(self) -> list[Issue]:
-        return await self.fetch_issues_by_states(self._config.active_states)
 
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
         wanted = self._states.wanted(states)

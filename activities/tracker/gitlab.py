@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from activities.jsontext import loads
-from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.github import marker_tag
 from activities.tracker.http import (
     MESSAGE_CHARS,
@@ -70,6 +70,7 @@ from activities.tracker.labels import (
     label_priority,
     listings,
 )
+from activities.tracker.remote import RemoteTracker
 from jidoka.config import (
     GitLabTrackerConfig,
 )
@@ -632,7 +633,7 @@ def related_to(body: str, reference: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class GitLabTracker(TrackerClient):
+class GitLabTracker(RemoteTracker[GitLabApi, GitLabTrackerConfig]):
     def __init__(
         self,
         config: GitLabTrackerConfig,
@@ -662,18 +663,7 @@ class GitLabTracker(TrackerClient):
             f"GitLabTracker(project={self._config.project!r}, base_url={self._config.base_url!r})"
         )
 
-    @property
-    def rate_limit(self) -> RateLimitSnapshot | None:
-        """The budget as last reported (``RateLimit-*``), for the line's gate."""
-        return self._api.rate_limit
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
-
     # -- reads -------------------------------------------------------------------------------
-
-    async def fetch_candidate_issues(self) -> list[Issue]:
-        return await self.fetch_issues_by_states(self._config.active_states)
 
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
         wanted = self._states.wanted(states)

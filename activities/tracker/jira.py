@@ -60,7 +60,7 @@ from urllib.parse import quote
 
 import httpx
 
-from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.http import (
     MESSAGE_CHARS,
     ApiClient,
@@ -78,6 +78,7 @@ from activities.tracker.http import (
     parse_timestamp,
     utc_now,
 )
+from activities.tracker.remote import RemoteTracker
 from jidoka.config import JiraTrackerConfig
 from jidoka.models import DESCRIPTION_LIMIT, BlockerRef, Issue
 
@@ -1051,7 +1052,7 @@ class _Transition:
     to: str
 
 
-class JiraTracker(TrackerClient):
+class JiraTracker(RemoteTracker[ApiClient, JiraTrackerConfig]):
     def __init__(
         self,
         config: JiraTrackerConfig,
@@ -1103,18 +1104,7 @@ class JiraTracker(TrackerClient):
             f"deployment={self._config.deployment!r})"
         )
 
-    @property
-    def rate_limit(self) -> RateLimitSnapshot | None:
-        """Jira's budget as last reported (``X-RateLimit-*``), for the line's gate."""
-        return self._api.rate_limit
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
-
     # -- reads -------------------------------------------------------------------------------
-
-    async def fetch_candidate_issues(self) -> list[Issue]:
-        return await self.fetch_issues_by_states(self._config.active_states)
 
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
         names = list(dict.fromkeys(s.strip() for s in states if s.strip()))

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from activities.tracker.base import TrackerClient, TrackerError, TrackerErrorCategory
+from activities.tracker.base import TrackerError, TrackerErrorCategory
 from activities.tracker.http import (
     ApiClient,
     Clock,
@@ -35,6 +35,7 @@ from activities.tracker.http import (
     parse_timestamp,
     utc_now,
 )
+from activities.tracker.remote import RemoteTracker
 from jidoka.config import LinearTrackerConfig
 from jidoka.models import BlockerRef, Issue
 
@@ -311,7 +312,7 @@ Connection = Callable[[dict[str, object]], object]
 """Picks the paginated connection out of a query's ``data``."""
 
 
-class LinearTracker(TrackerClient):
+class LinearTracker(RemoteTracker[ApiClient, LinearTrackerConfig]):
     def __init__(
         self,
         config: LinearTrackerConfig,
@@ -346,18 +347,7 @@ class LinearTracker(TrackerClient):
             f"endpoint={self._config.endpoint!r})"
         )
 
-    @property
-    def rate_limit(self) -> RateLimitSnapshot | None:
-        """The tighter of Linear's request and complexity budgets, as last reported."""
-        return self._api.rate_limit
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
-
     # -- reads -------------------------------------------------------------------------------
-
-    async def fetch_candidate_issues(self) -> list[Issue]:
-        return await self.fetch_issues_by_states(self._config.active_states)
 
     async def fetch_issues_by_states(self, states: Sequence[str]) -> list[Issue]:
         names = list(dict.fromkeys(s for s in states if s.strip()))
