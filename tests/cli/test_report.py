@@ -19,8 +19,8 @@ from cli.errors import CliError
 from cli.report import parse_window, summary_line
 from cli.report_html import render_html
 from cli.report_read import issues_query, result_facts
-from jidoka.models import AttemptRecord, IssueCounters, TokenUsage
-from jidoka.outcomes import AgentStop, Outcome, Phase
+from jidoka.models import AttemptRecord, HaltRecord, IssueCounters, TokenUsage
+from jidoka.outcomes import AgentStop, HaltCategory, HaltScope, HaltSource, Outcome, Phase
 from jidoka.payloads import IssueResult
 from jidoka.report import FactsSource, IssueFacts, LineReport, Window, line_report
 from tests.cli.histories import load
@@ -345,3 +345,32 @@ def test_the_console_summary_line() -> None:
     assert "first-time-through 67%, 5 stops; spent ≥ $0.73" in text
     empty = line_report("t", [], [], WINDOW, generated_at=WINDOW.until)
     assert summary_line(empty) == "line t: no issue was active in the window"
+
+
+def test_words_from_trackers_agents_and_operators_stay_text_in_the_page() -> None:
+    """Titles come from trackers, halt reasons from agents (a HALT verdict's words), root
+    causes from operators: none of them may become markup in a page opened in a browser."""
+    hostile = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    facts = [
+        issue("X", FactsSource.RESULT, phase=Phase.HALTED, title=hostile, started_at=at(1)),
+        *issues(),
+    ]
+    halts = [
+        *line_halts(),
+        HaltRecord(
+            category=HaltCategory.HALT_PRODUCTION,
+            reason=hostile,
+            source=HaltSource.AGENT,
+            scope=HaltScope.LINE,
+            issue_identifier=hostile,
+            at=at(20),
+            resolved_at=at(21),
+            root_cause=hostile,
+        ),
+    ]
+    report = line_report(hostile, facts, halts, WINDOW, generated_at=WINDOW.until, currency="USD")
+    html = render_html(report)
+    page = Page(html)
+    assert page.forbidden == []
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
