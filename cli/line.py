@@ -26,6 +26,7 @@ from cli.errors import CliError, SubParsers
 from cli.line_view import LineView, read_line_view
 from cli.money import currency_of
 from cli.render import line_status_text
+from cli.terminal import control
 from jidoka.config import WorkflowConfig
 from jidoka.outcomes import HaltCategory, HaltSource
 from jidoka.payloads import HaltRequest, ResumeRequest, ResumeResult
@@ -164,7 +165,9 @@ def run_watch(args: argparse.Namespace) -> int:
         while True:
             view = await line_view(client, handle, config)
             frame = view_text(view)
-            print(clear + frame if clear else f"{frame}\n", flush=True)
+            if clear:
+                control(clear)
+            print(frame if clear else f"{frame}\n", flush=True)
             await asyncio.sleep(args.interval)
 
     try:

@@ -22,6 +22,7 @@ from temporalio.runtime import (
 
 from cli import check, demo, issue, line, report, run, server, why
 from cli.errors import CliError
+from cli.terminal import inert_streams
 from jidoka import __version__
 
 
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     route_core_logs()
     quiet_cancellations()
     try:
-        with document_stdout(bool(getattr(args, "json", False))):
+        with document_stdout(bool(getattr(args, "json", False))), inert_streams():
             return handler(args)
     except CliError as error:
         print(f"jidoka: {error.message}", file=sys.stderr)
