@@ -60,6 +60,10 @@ class TrackerError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class MalformedRecordError(Exception):
+    """An issue payload that cannot be normalised: left out of lists, an error by id."""
+
+
 class TrackerClient(abc.ABC):
     """One tracker, scoped to one line's project/board/repository."""
 

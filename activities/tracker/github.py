@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar, assert_never
@@ -37,6 +37,7 @@ from activities.tracker.http import (
     as_list,
     as_object,
     clean_labels,
+    gather_bounded,
     non_empty_str,
     parse_epoch,
     parse_int,
@@ -341,7 +342,7 @@ class GitHubTracker(RemoteTracker[ApiClient, GitHubTrackerConfig]):
                 raise
             return self._decode_strict(raw)
 
-        results = await _gather_bounded([one(n) for n in numbers], BY_ID_CONCURRENCY)
+        results = await gather_bounded([one(n) for n in numbers], BY_ID_CONCURRENCY)
         return with_blocker_states([issue for issue in results if issue is not None])
 
     async def fetch_issue(self, issue_id: str) -> Issue:
@@ -679,22 +680,3 @@ def _label_key(entry: object) -> str | None:
     obj = as_object(entry)
     name = obj.get("name") if obj is not None else entry
     return name.strip().lower() if isinstance(name, str) else None
-
-
-async def _gather_bounded(jobs: Sequence[Awaitable[T]], limit: int) -> list[T]:
-    """Run ``jobs`` at most ``limit`` at a time; the first failure cancels the rest, so a
-    by-id read is all or nothing (a refresh is atomic)."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Awaitable[T]) -> T:
-        async with gate:
-            return await job
-
-    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

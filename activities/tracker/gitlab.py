@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -53,6 +53,7 @@ from activities.tracker.http import (
     as_list,
     as_object,
     clean_labels,
+    gather_bounded,
     non_empty_str,
     parse_epoch,
     parse_int,
@@ -855,7 +856,7 @@ class GitLabTracker(RemoteTracker[GitLabApi, GitLabTrackerConfig]):
             )
             return issue.model_copy(update={"blocked_by": blockers}) if blockers else issue
 
-        return await _gather_bounded([one(i, r) for i, r in found], LINKS_CONCURRENCY)
+        return await gather_bounded([one(i, r) for i, r in found], LINKS_CONCURRENCY)
 
     async def _blockers(self, iid: int, project_id: int | None) -> list[BlockerRef]:
         try:
@@ -897,22 +898,3 @@ class GitLabTracker(RemoteTracker[GitLabApi, GitLabTrackerConfig]):
 def _issue_iid(issue_id: str) -> int | None:
     text = issue_id.strip().lstrip("#")
     return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
-
-
-async def _gather_bounded(jobs: Sequence[Awaitable[T]], limit: int) -> list[T]:
-    """Run ``jobs`` at most ``limit`` at a time; the first failure cancels the rest, so a read
-    is all or nothing."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Awaitable[T]) -> T:
-        async with gate:
-            return await job
-
-    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

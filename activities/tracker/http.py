@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -605,3 +605,25 @@ def as_object(value: object) -> dict[str, object] | None:
 
 def as_list(value: object) -> list[object] | None:
     return cast("list[object]", value) if isinstance(value, list) else None
+
+
+T = TypeVar("T")
+
+
+async def gather_bounded(jobs: Sequence[Awaitable[T]], limit: int) -> list[T]:
+    """Run ``jobs`` at most ``limit`` at a time (providers punish bursts of concurrent
+    requests); the first failure cancels the rest, so a read of many is all or nothing."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(job: Awaitable[T]) -> T:
+        async with gate:
+            return await job
+
+    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -52,7 +52,7 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -60,7 +60,7 @@ from urllib.parse import quote
 
 import httpx
 
-from activities.tracker.base import TrackerError, TrackerErrorCategory
+from activities.tracker.base import MalformedRecordError, TrackerError, TrackerErrorCategory
 from activities.tracker.http import (
     MESSAGE_CHARS,
     ApiClient,
@@ -72,6 +72,7 @@ from activities.tracker.http import (
     as_list,
     as_object,
     clean_labels,
+    gather_bounded,
     non_empty_str,
     parse_epoch,
     parse_int,
@@ -892,10 +893,6 @@ def markdown_to_wiki(text: str, marker: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class MalformedRecordError(Exception):
-    """An issue that cannot be normalised: left out of lists, an error by id."""
-
-
 def _name_of(value: object) -> str | None:
     obj = as_object(value)
     return non_empty_str(obj.get("name")) if obj is not None else None
@@ -1346,7 +1343,7 @@ class JiraTracker(RemoteTracker[ApiClient, JiraTrackerConfig]):
                     return None
                 raise
 
-        found = await _gather_bounded([one(i) for i in ids], BY_ID_CONCURRENCY)
+        found = await gather_bounded([one(i) for i in ids], BY_ID_CONCURRENCY)
         return [raw for raw in found if raw is not None]
 
     async def _get_issue(self, issue_id: str) -> object:
@@ -1408,22 +1405,3 @@ class JiraTracker(RemoteTracker[ApiClient, JiraTrackerConfig]):
             TrackerErrorCategory.MISSING_PAGINATION_CURSOR,
             f"more than {MAX_COMMENT_PAGES} pages of comments",
         )
-
-
-async def _gather_bounded(jobs: Sequence[Awaitable[T]], limit: int) -> list[T]:
-    """Run ``jobs`` at most ``limit`` at a time; the first failure cancels the rest, so a
-    by-id read is all or nothing."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Awaitable[T]) -> T:
-        async with gate:
-            return await job
-
-    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from activities.tracker.base import MalformedRecordError
 from activities.tracker.http import as_object
 
 logger = logging.getLogger("jidoka.tracker.labels")
@@ -41,10 +42,6 @@ class StatePlacement:
     """As configured (the trackers' label filters and writes are exact)."""
     reason: str | None = None
     """GitHub's ``state_reason`` of a closed state."""
-
-
-class MalformedRecordError(Exception):
-    """An issue payload that cannot be normalised: left out of lists, an error by id."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from activities.tracker.base import TrackerError, TrackerErrorCategory
+from activities.tracker.base import MalformedRecordError, TrackerError, TrackerErrorCategory
 from activities.tracker.http import (
     ApiClient,
     Clock,
@@ -190,10 +190,6 @@ def marker_tag(marker: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Normalisation (pure)
 # --------------------------------------------------------------------------------------------
-
-
-class MalformedRecordError(Exception):
-    """An issue node that cannot be normalised: left out of lists, an error by id."""
 
 
 def _priority(value: object) -> int | None:
